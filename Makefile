@@ -1,0 +1,33 @@
+# Two commands do all set-up: `make dev` runs bookchat, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint bench-ratelimit bench-retrieval clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bookchat needs Python 3.11+")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/bookchat dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy common web workers bench
+
+bench-ratelimit: $(STAMP)
+	$(BIN)/python -m bench.ratelimit $(ARGS)
+
+bench-retrieval: $(STAMP)
+	$(BIN)/python -m bench.retrieval $(ARGS)
+
+clean:
+	rm -rf $(VENV) var
