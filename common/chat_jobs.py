@@ -1,0 +1,195 @@
+"""Chat jobs: submission with idempotency, reads, cancellation and the worker's transitions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound
+from common.models import ChatJob, Conversation, JobStatus, utcnow
+from common.schemas import ChatJobCreate
+
+_ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+
+
+def request_fingerprint(request: ChatJobCreate) -> str:
+    """A stable hash of the request body, to tell a replay from a reused key."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _conversation_for(session: Session, user_id: uuid.UUID, request: ChatJobCreate) -> Conversation:
+    if request.conversation_id is None:
+        conversation = Conversation(user_id=user_id, title=request.message[:80])
+        session.add(conversation)
+        return conversation
+    conversation = session.get(Conversation, request.conversation_id)
+    if conversation is None or conversation.user_id != user_id:
+        raise NotFound(f"conversation {request.conversation_id} not found")
+    conversation.updated_at = utcnow()
+    return conversation
+
+
+def _find_by_key(session: Session, user_id: uuid.UUID, key: str) -> ChatJob | None:
+    return session.scalar(
+        select(ChatJob).where(ChatJob.user_id == user_id, ChatJob.idempotency_key == key)
+    )
+
+
+def _replay(existing: ChatJob, fingerprint: str) -> tuple[ChatJob, bool]:
+    if existing.request_hash != fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
+    return existing, True
+
+
+def submit_chat_job(
+    session: Session, user_id: uuid.UUID, request: ChatJobCreate, idempotency_key: str | None
+) -> tuple[ChatJob, bool]:
+    """Create a queued job (or return the one this key made); True when it is a replay."""
+    fingerprint = request_fingerprint(request)
+    if idempotency_key:
+        existing = _find_by_key(session, user_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint)
+    conversation = _conversation_for(session, user_id, request)
+    job = ChatJob(
+        user_id=user_id,
+        conversation=conversation,
+        message=request.message,
+        selected_text=request.selected_text,
+        page_url=request.page_url,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        citations=[],
+    )
+    session.add(job)
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent request with the same key won the race.
+        session.rollback()
+        existing = _find_by_key(session, user_id, idempotency_key or "")
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint)
+    return job, False
+
+
+def get_chat_job(session: Session, user_id: uuid.UUID, job_id: uuid.UUID) -> ChatJob:
+    """The user's job; someone else's job is indistinguishable from a missing one."""
+    job = session.get(ChatJob, job_id)
+    if job is None or job.user_id != user_id:
+        raise NotFound(f"chat job {job_id} not found")
+    return job
+
+
+def cancel_chat_job(session: Session, user_id: uuid.UUID, job_id: uuid.UUID) -> ChatJob:
+    """Cancel a queued or running job; cancelling a cancelled job is a no-op."""
+    job = get_chat_job(session, user_id, job_id)
+    if job.status == JobStatus.CANCELLED.value:
+        return job
+    result: Any = session.execute(
+        update(ChatJob)
+        .where(ChatJob.id == job_id, ChatJob.status.in_(_ACTIVE))
+        .values(status=JobStatus.CANCELLED.value, completed_at=utcnow())
+    )
+    session.refresh(job)
+    if result.rowcount == 0 and job.status != JobStatus.CANCELLED.value:
+        raise JobNotCancellable(f"chat job {job_id} is already {job.status}")
+    return job
+
+
+def claim_chat_job(session: Session, job_id: uuid.UUID, lease_seconds: int) -> ChatJob | None:
+    """Atomically take a queued job (or one whose lease ran out); None if not ours to run."""
+    now = utcnow()
+    result: Any = session.execute(
+        update(ChatJob)
+        .where(
+            ChatJob.id == job_id,
+            or_(
+                ChatJob.status == JobStatus.QUEUED.value,
+                (ChatJob.status == JobStatus.IN_PROGRESS.value)
+                & (ChatJob.lease_expires_at < now),
+            ),
+        )
+        .values(
+            status=JobStatus.IN_PROGRESS.value,
+            attempts=ChatJob.attempts + 1,
+            started_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+    )
+    if result.rowcount == 0:
+        return None
+    return session.get(ChatJob, job_id, populate_existing=True)
+
+
+def finish_chat_job(session: Session, job_id: uuid.UUID, **values: Any) -> bool:
+    """Record the outcome of a running job; False if it was cancelled meanwhile."""
+    result: Any = session.execute(
+        update(ChatJob)
+        .where(ChatJob.id == job_id, ChatJob.status == JobStatus.IN_PROGRESS.value)
+        .values(completed_at=utcnow(), lease_expires_at=None, **values)
+    )
+    return bool(result.rowcount)
+
+
+def complete_chat_job(
+    session: Session,
+    job_id: uuid.UUID,
+    answer: str,
+    citations: list[dict[str, Any]],
+    model: str,
+    usage: dict[str, Any] | None,
+) -> bool:
+    """Mark a running job completed with its answer."""
+    return finish_chat_job(
+        session,
+        job_id,
+        status=JobStatus.COMPLETED.value,
+        answer=answer,
+        citations=citations,
+        model=model,
+        usage=usage,
+    )
+
+
+def fail_chat_job(session: Session, job_id: uuid.UUID, code: str, message: str) -> bool:
+    """Mark a running job failed with an error the user sees."""
+    return finish_chat_job(
+        session, job_id, status=JobStatus.FAILED.value, error_code=code, error_message=message
+    )
+
+
+def fail_queued_chat_job(session: Session, job_id: uuid.UUID, code: str, message: str) -> None:
+    """Mark a job that never reached a worker failed."""
+    session.execute(
+        update(ChatJob)
+        .where(ChatJob.id == job_id, ChatJob.status == JobStatus.QUEUED.value)
+        .values(status=JobStatus.FAILED.value, error_code=code, error_message=message,
+                completed_at=utcnow())  # fmt: skip
+    )
+
+
+def conversation_history(session: Session, job: ChatJob, turns: int) -> list[tuple[str, str]]:
+    """The last completed (question, answer) turns before this job in its conversation."""
+    if turns <= 0:
+        return []
+    rows = session.scalars(
+        select(ChatJob)
+        .where(
+            ChatJob.conversation_id == job.conversation_id,
+            ChatJob.created_at < job.created_at,
+            ChatJob.status == JobStatus.COMPLETED.value,
+        )
+        .order_by(ChatJob.created_at.desc())
+        .limit(turns)
+    ).all()
+    return [(row.message, row.answer or "") for row in reversed(rows)]

@@ -1,0 +1,70 @@
+"""bookchat's own error classes; the web layer maps them to problem+json in one place."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BookchatError(Exception):
+    """Base class: carries an HTTP status, a stable code and a human title."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extensions = extensions
+
+
+class InvalidInput(BookchatError):
+    status, code, title = 400, "invalid_input", "Invalid input"
+
+
+class MalformedJSON(InvalidInput):
+    code, title = "malformed_json", "Malformed JSON body"
+
+
+class Unauthorized(BookchatError):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+
+class InvalidCredentials(Unauthorized):
+    code, title = "invalid_credentials", "Invalid email or password"
+
+
+class Forbidden(BookchatError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(BookchatError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(BookchatError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class EmailTaken(Conflict):
+    code, title = "email_taken", "Email already registered"
+
+
+class JobNotCancellable(Conflict):
+    code, title = "job_not_cancellable", "Job already finished"
+
+
+class PayloadTooLarge(BookchatError):
+    status, code, title = 413, "payload_too_large", "Request body too large"
+
+
+class UnsupportedMediaType(BookchatError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class IdempotencyKeyReused(BookchatError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
+
+
+class ServiceUnavailable(BookchatError):
+    status, code, title = 503, "service_unavailable", "Service unavailable"

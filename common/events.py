@@ -1,0 +1,81 @@
+"""A job's event log in a Redis Stream: the worker appends, readers resume by event id."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+TERMINAL_EVENTS = frozenset({"done", "error"})
+_MAX_EVENTS = 20_000
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    id: str
+    event: str
+    data: dict[str, Any]
+
+    def to_sse(self) -> str:
+        """The event as a Server-Sent Events frame."""
+        return f"id: {self.id}\nevent: {self.event}\ndata: {json.dumps(self.data)}\n\n"
+
+
+def stream_key(job_id: uuid.UUID) -> str:
+    """Redis key of the job's event stream."""
+    return f"bookchat:job:{job_id}:events"
+
+
+def cancel_key(job_id: uuid.UUID) -> str:
+    """Redis key that tells a running worker to stop the job."""
+    return f"bookchat:job:{job_id}:cancel"
+
+
+class JobEvents:
+    """Append to and read from per-job event streams."""
+
+    def __init__(self, client: redis.Redis, retention_seconds: int = 86400) -> None:
+        self.client = client
+        self.retention_seconds = retention_seconds
+
+    def publish(self, job_id: uuid.UUID, event: str, data: dict[str, Any]) -> str:
+        """Append one event and keep the stream alive for the retention period."""
+        key = stream_key(job_id)
+        pipe = self.client.pipeline()
+        pipe.xadd(key, {"event": event, "data": json.dumps(data)}, maxlen=_MAX_EVENTS)
+        pipe.expire(key, self.retention_seconds)
+        event_id, _ = pipe.execute()
+        return str(event_id)
+
+    def read(
+        self, job_id: uuid.UUID, after: str = "0-0", block_ms: int | None = None, count: int = 500
+    ) -> list[JobEvent]:
+        """Events after the given id, waiting up to `block_ms` for the first one."""
+        response: Any = self.client.xread(
+            {stream_key(job_id): after}, count=count, block=block_ms
+        )
+        events: list[JobEvent] = []
+        for _key, entries in response or []:
+            for event_id, fields in entries:
+                events.append(JobEvent(event_id, fields["event"], json.loads(fields["data"])))
+        return events
+
+    def last_id(self, job_id: uuid.UUID) -> str:
+        """Id of the newest event, or "0-0" when there is none."""
+        entries: Any = self.client.xrevrange(stream_key(job_id), count=1)
+        return str(entries[0][0]) if entries else "0-0"
+
+    def exists(self, job_id: uuid.UUID) -> bool:
+        """Whether the job's stream is still kept."""
+        return bool(self.client.exists(stream_key(job_id)))
+
+    def request_cancel(self, job_id: uuid.UUID) -> None:
+        """Flag the job so its worker stops at the next delta."""
+        self.client.set(cancel_key(job_id), "1", ex=self.retention_seconds)
+
+    def cancel_requested(self, job_id: uuid.UUID) -> bool:
+        """Whether someone asked to cancel the job."""
+        return bool(self.client.exists(cancel_key(job_id)))

@@ -1,0 +1,61 @@
+"""The Celery application shared by web (to send) and workers (to run): queues and reliability."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Celery
+from kombu import Queue
+
+from common.redis_client import resolve_redis_url
+from common.settings import Settings
+
+CHAT_QUEUE = "chat"
+INGEST_QUEUE = "ingest"
+REPROCESS_QUEUE = "reprocess"
+ALL_QUEUES = (CHAT_QUEUE, INGEST_QUEUE, REPROCESS_QUEUE)
+
+CHAT_ANSWER_TASK = "chat.answer"
+INGEST_TREE_TASK = "ingest.tree"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app configured for at-least-once delivery of idempotent, id-only tasks."""
+    broker = resolve_redis_url(settings)
+    app = Celery("bookchat", broker=broker, set_as_current=False)
+    app.conf.update(
+        task_queues=[Queue(name) for name in ALL_QUEUES],
+        task_default_queue=CHAT_QUEUE,
+        task_routes={"chat.*": {"queue": CHAT_QUEUE}, "ingest.*": {"queue": INGEST_QUEUE}},
+        task_serializer="json",
+        accept_content=["json"],
+        # State lives in database rows; Celery results would only grow Redis.
+        task_ignore_result=True,
+        result_backend=None,
+        # A task is acknowledged after it ran, and redelivered if its worker dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.chat_job_time_limit_seconds + 30,
+        task_soft_time_limit=settings.chat_job_time_limit_seconds,
+        broker_transport_options={
+            # Above the longest task plus any retry countdown, or tasks run twice.
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 5,
+        },
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app
+
+
+def enqueue_chat_job(celery: Celery, job_id: uuid.UUID) -> None:
+    """Send the chat job's id to the chat queue (call only after the row is committed)."""
+    celery.send_task(CHAT_ANSWER_TASK, args=[str(job_id)], queue=CHAT_QUEUE)
+
+
+def enqueue_ingest(celery: Celery, path: str, *, full: bool = False) -> None:
+    """Send a textbook folder to the ingest queue."""
+    celery.send_task(INGEST_TREE_TASK, args=[path], kwargs={"full": full}, queue=INGEST_QUEUE)

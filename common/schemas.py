@@ -1,0 +1,157 @@
+"""Pydantic models of the HTTP API: request validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_MESSAGE_CHARS = 4000
+MAX_SELECTED_TEXT_CHARS = 20_000
+MAX_PASSWORD_CHARS = 1024
+MIN_PASSWORD_CHARS = 8
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SignupRequest(StrictModel):
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=320, examples=["ada@example.com"])
+    password: str = Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class LoginRequest(StrictModel):
+    email: str = Field(max_length=320)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str | None = None
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    object: Literal["user"] = "user"
+    email: str
+    name: str | None
+    role: str
+    created_at: datetime
+
+
+class ChatJobCreate(StrictModel):
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    conversation_id: uuid.UUID | None = None
+    selected_text: str | None = Field(default=None, max_length=MAX_SELECTED_TEXT_CHARS)
+    page_url: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("selected_text", "page_url")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class IdempotencyHeader(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None, alias="Idempotency-Key", min_length=1, max_length=255
+    )
+
+
+class JobPath(BaseModel):
+    job_id: uuid.UUID
+
+
+class WaitQuery(BaseModel):
+    wait: float = Field(default=0, ge=0, le=30, description="Long-poll up to N seconds")
+
+
+class Citation(BaseModel):
+    n: int
+    title: str
+    heading: str
+    url: str
+    source: str
+    snippet: str
+    score: float
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class ChatJobOut(BaseModel):
+    id: uuid.UUID
+    object: Literal["chat.job"] = "chat.job"
+    status: Literal["queued", "in_progress", "completed", "failed", "cancelled"]
+    conversation_id: uuid.UUID
+    message: str
+    selected_text: str | None
+    page_url: str | None
+    answer: str | None
+    citations: list[Citation]
+    model: str | None
+    usage: dict[str, Any] | None
+    error: JobError | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class ConversationPath(BaseModel):
+    conversation_id: uuid.UUID
+
+
+class ListQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    after: uuid.UUID | None = Field(default=None, description="Cursor: id of the last item seen")
+
+
+class ConversationOut(BaseModel):
+    id: uuid.UUID
+    object: Literal["conversation"] = "conversation"
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageOut(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str | None
+    job_id: uuid.UUID
+    status: str
+    citations: list[Citation] = []
+    created_at: datetime
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut]
+
+
+class ConversationList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ConversationOut]
+    first_id: uuid.UUID | None
+    last_id: uuid.UUID | None
+    has_more: bool
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str
+    code: str
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,111 @@
+"""Typed settings for every bookchat process, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+
+class Settings(BaseSettings):
+    """All configuration; each unset service falls back to an embedded default."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Environment = "development"
+    var_dir: Path = Path("var")
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # Database: SQLite under var/ unless DATABASE_URL is set.
+    database_url: str | None = None
+
+    # Redis (broker, events, limiter): a private redis-server unless REDIS_URL is set.
+    redis_url: str | None = None
+
+    # Qdrant: local mode under var/qdrant unless QDRANT_URL is set.
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = "textbook"
+
+    # LLM: the offline extractive answerer unless OPENAI_API_KEY is set.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    chat_model: str = "gpt-4o-mini"
+    chat_max_tokens: int = Field(default=600, ge=16, le=16000)
+    openai_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # Retrieval and the textbook ingested on first start.
+    textbook_path: Path = Path("examples/textbook")
+    textbook_base_url: str = "/"
+    retrieval_k: int = Field(default=5, ge=1, le=20)
+
+    # Auth.
+    jwt_secret_key: SecretStr | None = None
+    access_token_minutes: int = Field(default=60, ge=1)
+    refresh_token_days: int = Field(default=30, ge=1)
+    admin_emails: list[str] = Field(default_factory=list)
+
+    # Chat jobs.
+    chat_job_time_limit_seconds: int = Field(default=180, ge=10)
+    history_turns: int = Field(default=4, ge=0, le=20)
+    event_retention_seconds: int = Field(default=86400, ge=60)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("JWT_SECRET_KEY", self.jwt_secret_key),
+                ("DATABASE_URL", self.database_url),
+                ("REDIS_URL", self.redis_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"production needs {', '.join(missing)} to be set")
+        secret = self.jwt_secret_key.get_secret_value() if self.jwt_secret_key else ""
+        if len(secret) < 32:
+            raise ValueError("JWT_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under var/."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'bookchat.db').resolve()}"
+
+    @property
+    def qdrant_path(self) -> Path:
+        """Folder of the local-mode Qdrant store."""
+        return self.var_dir / "qdrant"
+
+    @property
+    def uses_openai(self) -> bool:
+        """Whether answers come from an OpenAI-compatible model rather than the extractive one."""
+        return self.openai_api_key is not None
+
+    def jwt_secret(self) -> str:
+        """The JWT signing key; in development a random one persisted under var/."""
+        if self.jwt_secret_key:
+            return self.jwt_secret_key.get_secret_value()
+        key_file = self.var_dir / "jwt-secret"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

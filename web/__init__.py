@@ -1,0 +1,39 @@
+"""The bookchat HTTP API: a thin Flask app that validates, records and enqueues."""
+
+from __future__ import annotations
+
+import logging
+
+from flask_openapi3 import Info, OpenAPI
+
+from common.schemas import MAX_MESSAGE_CHARS, MAX_SELECTED_TEXT_CHARS
+from common.settings import Settings, get_settings
+from web import problems, resources, security
+from web.api import auth, chat_jobs, conversations, health
+
+# Room for the largest valid chat job plus JSON overhead; bigger bodies are refused early.
+MAX_BODY_BYTES = 4 * (MAX_MESSAGE_CHARS + MAX_SELECTED_TEXT_CHARS) + 16_384
+
+
+def create_app(settings: Settings | None = None) -> OpenAPI:
+    """Build the Flask app from settings."""
+    settings = settings or get_settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(title="bookchat", version="0.1.0",
+                  description="Queue-backed RAG chat for online textbooks."),
+        security_schemes=security.SECURITY_SCHEMES,
+        validation_error_status=422,
+        validation_error_callback=problems.validation_problem,
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+    )  # fmt: skip
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    problems.init_app(app)
+    security.init_app(app, settings)
+    resources.init_app(app, resources.WebResources.create(settings))
+    for blueprint in (health.bp, auth.bp, chat_jobs.bp, conversations.bp):
+        app.register_api(blueprint)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return app

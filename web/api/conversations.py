@@ -1,0 +1,46 @@
+"""A user's conversations and their messages."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+
+from common.conversations import get_conversation, list_conversations
+from common.schemas import (
+    ConversationDetail,
+    ConversationList,
+    ConversationPath,
+    ListQuery,
+    Problem,
+)
+from web.resources import db
+from web.security import BEARER, current_user_id, login_required
+from web.serializers import conversation_body, conversation_detail_body
+
+bp = APIBlueprint(
+    "conversations", __name__, url_prefix="/v1/conversations",
+    abp_tags=[Tag(name="conversations")], abp_security=BEARER,
+)  # fmt: skip
+
+
+@bp.get("", responses={200: ConversationList, 401: Problem, 404: Problem, 422: Problem})
+@login_required
+def index(query: ListQuery) -> Response:
+    """The user's conversations, most recent first, paginated with `after`."""
+    rows, has_more = list_conversations(db(), current_user_id(), query.limit, query.after)
+    data = [conversation_body(row) for row in rows]
+    return jsonify({
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    })  # fmt: skip
+
+
+@bp.get("/<conversation_id>", responses={200: ConversationDetail, 401: Problem, 404: Problem})
+@login_required
+def show(path: ConversationPath) -> Response:
+    """One conversation with its messages."""
+    conversation = get_conversation(db(), current_user_id(), path.conversation_id)
+    return jsonify(conversation_detail_body(conversation))

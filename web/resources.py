@@ -1,0 +1,82 @@
+"""What the web process holds: settings, the database, Redis, and a Celery client to send tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from flask import Flask, Response, current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.db import make_engine, make_session_factory
+from common.events import JobEvents
+from common.queue import make_celery
+from common.redis_client import make_redis
+from common.settings import Settings
+
+
+@dataclass
+class WebResources:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    events: JobEvents
+    celery: Celery
+
+    @classmethod
+    def create(cls, settings: Settings) -> WebResources:
+        """Build connections (lazily connected) from settings."""
+        engine = make_engine(settings)
+        client = make_redis(settings)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            redis=client,
+            events=JobEvents(client, settings.event_retention_seconds),
+            celery=make_celery(settings),
+        )
+
+    def close(self) -> None:
+        """Release pools."""
+        self.engine.dispose()
+        self.redis.close()
+
+
+def resources() -> WebResources:
+    """The current app's resources."""
+    res: WebResources = current_app.extensions["bookchat"]
+    return res
+
+
+def db() -> Session:
+    """This request's database session, opened on first use."""
+    if "db" not in g:
+        g.db = resources().sessions()
+    session: Session = g.db
+    return session
+
+
+def _commit_session(response: Response) -> Response:
+    # Commit before the response leaves, so a failed commit is a 500 and not a lie.
+    session: Session | None = g.get("db")
+    if session is not None and response.status_code < 400:
+        session.commit()
+    return response
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def init_app(app: Flask, res: WebResources) -> None:
+    """Attach resources and the per-request session lifecycle."""
+    app.extensions["bookchat"] = res
+    app.after_request(_commit_session)
+    app.teardown_request(_close_session)

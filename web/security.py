@@ -1,0 +1,104 @@
+"""JWT set-up and the small helpers views use: current_user_id() and @admin_required."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from flask import Flask, Response
+from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, get_jwt
+from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+
+from common.errors import Forbidden
+from common.models import Role, User
+from common.settings import Settings
+from web.problems import problem
+
+P = ParamSpec("P")
+R = TypeVar("R")
+BEARER = [{"bearer": []}]
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+
+
+def issue_tokens(user: User, settings: Settings, with_refresh: bool = True) -> dict[str, Any]:
+    """Access (and refresh) tokens for the user; `sub` is the user id, `role` a claim."""
+    claims = {"role": user.role}
+    body: dict[str, Any] = {
+        "access_token": create_access_token(str(user.id), additional_claims=claims),
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_minutes * 60,
+    }
+    if with_refresh:
+        body["refresh_token"] = create_refresh_token(str(user.id), additional_claims=claims)
+    return body
+
+
+def current_user_id() -> uuid.UUID:
+    """The authenticated user's id (call after verify_jwt_in_request)."""
+    return uuid.UUID(str(get_jwt_identity()))
+
+
+def login_required(view: Callable[P, R]) -> Callable[P, R]:
+    """Require a valid access token."""
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        verify_jwt_in_request()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(view: Callable[P, R]) -> Callable[P, R]:
+    """Require a valid access token with the admin role."""
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        verify_jwt_in_request()
+        if get_jwt().get("role") != Role.ADMIN.value:
+            raise Forbidden("this endpoint is for administrators")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _unauthorized(reason: str) -> Response:
+    return problem(401, "unauthorized", "Authentication required", reason,
+                   {"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
+def _invalid_token(reason: str) -> Response:
+    return problem(401, "invalid_token", "Invalid token", reason,
+                   {"WWW-Authenticate": 'Bearer error="invalid_token"'})  # fmt: skip
+
+
+def _expired(_header: dict[str, Any], payload: dict[str, Any]) -> Response:
+    kind = payload.get("type", "access")
+    return problem(401, "token_expired", "Token expired", f"the {kind} token has expired",
+                   {"WWW-Authenticate": 'Bearer error="invalid_token"'})  # fmt: skip
+
+
+def _token_rejected(_header: dict[str, Any], payload: dict[str, Any]) -> Response:
+    return problem(401, "invalid_token", "Invalid token",
+                   f"a {payload.get('type', 'different')} token cannot be used here")  # fmt: skip
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Configure flask-jwt-extended with problem+json error responses."""
+    app.config.update(
+        JWT_SECRET_KEY=settings.jwt_secret(),
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=settings.access_token_minutes),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=settings.refresh_token_days),
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ERROR_MESSAGE_KEY="detail",
+    )
+    jwt = JWTManager(app)
+    jwt.unauthorized_loader(_unauthorized)
+    jwt.invalid_token_loader(_invalid_token)
+    jwt.expired_token_loader(_expired)
+    jwt.revoked_token_loader(_token_rejected)
+    jwt.needs_fresh_token_loader(_token_rejected)
+    jwt.user_lookup_error_loader(_token_rejected)

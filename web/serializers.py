@@ -1,0 +1,59 @@
+"""Rows to API bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.models import ChatJob, Conversation
+from common.schemas import ChatJobOut, ConversationDetail, ConversationOut, JobError, MessageOut
+
+
+def chat_job_body(job: ChatJob) -> dict[str, Any]:
+    """The public view of a chat job."""
+    error = None
+    if job.error_code:
+        error = JobError(code=job.error_code, message=job.error_message or job.error_code)
+    return ChatJobOut(
+        id=job.id,
+        status=job.job_status.value,
+        conversation_id=job.conversation_id,
+        message=job.message,
+        selected_text=job.selected_text,
+        page_url=job.page_url,
+        answer=job.answer,
+        citations=job.citations or [],
+        model=job.model,
+        usage=job.usage,
+        error=error,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        completed_at=job.completed_at,
+    ).model_dump(mode="json")
+
+
+def conversation_body(conversation: Conversation) -> dict[str, Any]:
+    """A conversation without its messages."""
+    return ConversationOut.model_validate(conversation, from_attributes=True).model_dump(mode="json")
+
+
+def conversation_detail_body(conversation: Conversation) -> dict[str, Any]:
+    """A conversation with its messages: each job is a user turn and an assistant turn."""
+    messages: list[MessageOut] = []
+    for job in conversation.jobs:
+        messages.append(
+            MessageOut(role="user", content=job.message, job_id=job.id, status=job.status,
+                       created_at=job.created_at)  # fmt: skip
+        )
+        messages.append(
+            MessageOut(role="assistant", content=job.answer, job_id=job.id, status=job.status,
+                       citations=job.citations or [],
+                       created_at=job.completed_at or job.created_at)  # fmt: skip
+        )
+    return ConversationDetail(
+        id=conversation.id,
+        title=conversation.title,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        messages=messages,
+    ).model_dump(mode="json")
