@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from common.redis_client import resolve_redis_url
 from common.settings import Settings
@@ -24,7 +24,7 @@ def make_celery(settings: Settings) -> Celery:
     broker = resolve_redis_url(settings)
     app = Celery("bookchat", broker=broker, set_as_current=False)
     app.conf.update(
-        task_queues=[Queue(name) for name in ALL_QUEUES],
+        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in ALL_QUEUES],
         task_default_queue=CHAT_QUEUE,
         task_routes={"chat.*": {"queue": CHAT_QUEUE}, "ingest.*": {"queue": INGEST_QUEUE}},
         task_serializer="json",
@@ -56,6 +56,8 @@ def enqueue_chat_job(celery: Celery, job_id: uuid.UUID) -> None:
     celery.send_task(CHAT_ANSWER_TASK, args=[str(job_id)], queue=CHAT_QUEUE)
 
 
-def enqueue_ingest(celery: Celery, path: str, *, full: bool = False) -> None:
+def enqueue_ingest(celery: Celery, path: str, *, full: bool = False, run_id: str = "") -> None:
     """Send a textbook folder to the ingest queue."""
-    celery.send_task(INGEST_TREE_TASK, args=[path], kwargs={"full": full}, queue=INGEST_QUEUE)
+    celery.send_task(
+        INGEST_TREE_TASK, args=[path], kwargs={"full": full, "run_id": run_id}, queue=INGEST_QUEUE
+    )

@@ -125,10 +125,11 @@ def _finish(response: Response, record: RequestRecord, headers: dict[str, str]) 
 
 @bp.errorhandler(InvalidRequest)
 def _invalid_request(error: InvalidRequest) -> Response:
+    config = _state().config
     record = RequestRecord(t=time.time(), endpoint=request.path)
     response = error_response(400, error.message, "invalid_request_error",
                               "invalid_request_error", error.param)
-    return _finish(response, record, {})
+    return _finish(response, record, _state().limiter.headers(config.rpm, config.tpm))
 
 
 def _json_body() -> dict[str, Any]:

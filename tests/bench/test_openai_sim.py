@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
@@ -58,6 +60,12 @@ def ask(client: openai.OpenAI, content: str = "hello", **kwargs: Any) -> Any:
     return client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": content}], **kwargs
     )
+
+
+def body_message(error: openai.APIStatusError) -> str:
+    """Return the provider's error message from the response body."""
+    assert isinstance(error.body, dict)
+    return str(error.body["message"])
 
 
 def http_json(url: str, method: str = "GET", body: Any = None) -> Any:
@@ -134,7 +142,7 @@ def test_stream_wire_format_ends_with_done() -> None:
     app = create_app(SimConfig(ttft_s=0.0))
     response = app.test_client().post(
         "/v1/chat/completions",
-        json={"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
     )
     body = response.get_data(as_text=True)
     assert response.mimetype == "text/event-stream"
@@ -180,7 +188,7 @@ def test_rpm_exhaustion_returns_429_with_headers(start: Starter) -> None:
     headers = error.response.headers
     assert error.code == "rate_limit_exceeded"
     assert error.type == "requests"
-    assert error.message.startswith(
+    assert body_message(error).startswith(
         "Rate limit reached for gpt-4o-mini in organization org-sim on requests per min (RPM): "
         "Limit 2, Used 2, Requested 1. Please try again in "
     )
@@ -198,8 +206,37 @@ def test_tpm_exhaustion_reports_tokens(start: Starter) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         ask(client, max_tokens=600)
     assert caught.value.type == "tokens"
-    assert "on tokens per min (TPM): Limit 1000, Used 602, Requested 602." in caught.value.message
+    message = body_message(caught.value)
+    assert "on tokens per min (TPM): Limit 1000, Used " in message
+    assert "Requested 602. Please try again in " in message
     assert int(caught.value.response.headers["retry-after-ms"]) > 0
+
+
+def test_concurrent_requests_respect_rpm(start: Starter) -> None:
+    sim = start(rpm=20)
+    client = client_for(sim)
+
+    def attempt(_: int) -> int:
+        try:
+            ask(client, max_tokens=5)
+        except openai.RateLimitError:
+            return 429
+        return 200
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(attempt, range(40)))
+    # One more request may refill (1 per 3 s) while the burst runs.
+    assert statuses.count(200) in (20, 21)
+    assert sum(r["admitted"] for r in sim.log()) == statuses.count(200)
+
+
+def test_invalid_request_is_400(start: Starter) -> None:
+    sim = start(rpm=10)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client_for(sim).chat.completions.create(model="gpt-4o-mini", messages=[])
+    assert caught.value.param == "messages"
+    assert caught.value.response.headers["x-ratelimit-remaining-requests"] == "10"
+    assert sim.log()[0]["status"] == 400 and not sim.log()[0]["admitted"]
 
 
 def test_request_too_large_is_not_retryable(start: Starter) -> None:
@@ -207,7 +244,7 @@ def test_request_too_large_is_not_retryable(start: Starter) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         ask(client, max_tokens=200)
     assert caught.value.code == "rate_limit_exceeded"
-    assert caught.value.message.startswith(
+    assert body_message(caught.value).startswith(
         "Request too large for gpt-4o-mini in organization org-sim on tokens per min (TPM): "
         "Limit 100, Requested 202."
     )
@@ -220,7 +257,7 @@ def test_insufficient_quota(start: Starter) -> None:
         ask(client_for(start(insufficient_quota=True)))
     assert caught.value.code == "insufficient_quota"
     assert caught.value.type == "insufficient_quota"
-    assert caught.value.message.startswith("You exceeded your current quota")
+    assert body_message(caught.value).startswith("You exceeded your current quota")
 
 
 def test_fail_next_sequence_then_success(start: Starter) -> None:

@@ -1,0 +1,110 @@
+"""The `bookchat` command: dev | web | worker | ingest | ask | migrate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from common.settings import get_settings
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from workers.app import create_worker_app  # the CLI sits above both web and workers
+
+    settings = get_settings()
+    # Local-mode Qdrant allows one process per folder, so the embedded default uses threads.
+    pool = args.pool or ("prefork" if settings.qdrant_url else "threads")
+    app = create_worker_app(settings)
+    app.worker_main([
+        "worker", "--loglevel", args.loglevel, "--queues", args.queues,
+        "--concurrency", str(args.concurrency), "--pool", pool, "--without-gossip",
+        "--without-mingle", "--hostname", args.hostname,
+    ])  # fmt: skip
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    from common.processes import child_env, web_command
+
+    settings = get_settings()
+    command = web_command(settings, host=args.host, threads=args.threads)
+    os.execve(command[0], command, child_env(settings))
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from common.processes import run_dev
+
+    return run_dev(get_settings(), concurrency=args.concurrency)
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from common.migrate import upgrade_database
+
+    upgrade_database(get_settings())
+    print("database is up to date")
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from common.ingest_runs import run_ingest_via_queue
+
+    return run_ingest_via_queue(get_settings(), args.path, full=args.full, timeout=args.timeout)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from common.ask import ask_via_queue
+
+    return ask_via_queue(get_settings(), args.question, timeout=args.timeout, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="bookchat", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run everything locally (API, worker, embedded services)")
+    dev.add_argument("--concurrency", type=int, default=4)
+    dev.set_defaults(run=_dev)
+
+    web = sub.add_parser("web", help="run the HTTP API under gunicorn")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--threads", type=int, default=32)
+    web.set_defaults(run=_web)
+
+    worker = sub.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("--queues", default="chat,ingest,reprocess")
+    worker.add_argument("--concurrency", type=int, default=4)
+    worker.add_argument("--pool", choices=["threads", "prefork", "solo"], default=None)
+    worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--hostname", default="bookchat@%h")
+    worker.set_defaults(run=_worker)
+
+    ingest = sub.add_parser("ingest", help="ingest a textbook folder through the ingest queue")
+    ingest.add_argument("path")
+    ingest.add_argument("--full", action="store_true", help="rebuild instead of incremental")
+    ingest.add_argument("--timeout", type=float, default=900)
+    ingest.set_defaults(run=_ingest)
+
+    ask = sub.add_parser("ask", help="ask a question through the queue and print the answer")
+    ask.add_argument("question")
+    ask.add_argument("--timeout", type=float, default=120)
+    ask.add_argument("--json", action="store_true", help="print the finished job as JSON")
+    ask.set_defaults(run=_ask)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `bookchat` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Answer generation: the offline extractive answerer and OpenAI-compatible models."""

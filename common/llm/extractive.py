@@ -1,0 +1,101 @@
+"""The offline answerer: quotes the passage sentences that best match the question, with citations."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from common.llm.base import Answer, AnswerRequest, DeltaSink
+from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
+from common.retrieval.sparse import tokenize
+
+MODEL_NAME = "extractive"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"(])")
+_MARKUP = re.compile(r"[*_`#>|]+")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    passage_number: int
+    text: str
+    score: float
+
+
+def split_sentences(text: str) -> list[str]:
+    """Prose sentences of a passage, leaving out code blocks, tables and headings."""
+    prose: list[str] = []
+    in_code = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_code = not in_code
+            continue
+        if in_code or not stripped or stripped.startswith(("#", "|", ":::", "<", "import ")):
+            prose.append("")
+            continue
+        prose.append(_MARKUP.sub("", _LINK.sub(r"\1", stripped)).strip(" -"))
+    paragraphs = " ".join(line if line else "\n" for line in prose).split("\n")
+    sentences: list[str] = []
+    for paragraph in paragraphs:
+        sentences.extend(s.strip() for s in _SENTENCE_END.split(paragraph.strip()) if s.strip())
+    return [s for s in sentences if 4 <= len(s.split()) <= 80]
+
+
+def _score(sentence: str, weights: dict[str, float], rank: int) -> float:
+    terms = set(tokenize(sentence))
+    overlap = sum(weight for term, weight in weights.items() if term in terms)
+    if overlap == 0:
+        return 0.0
+    defines = bool(re.search(r"\b(is|are|means|refers to)\b", sentence))
+    return overlap * (1.25 if defines else 1.0) / (1 + 0.15 * rank)
+
+
+class ExtractiveAnswerer:
+    """Grounded answers without a language model: the best-matching sentences, cited."""
+
+    def __init__(self, max_sentences: int = 3) -> None:
+        self.max_sentences = max_sentences
+
+    def _weights(self, request: AnswerRequest) -> dict[str, float]:
+        # Terms rarer across the passages say more about what the reader wants.
+        question = Counter(tokenize(request.question))
+        documents = [set(tokenize(p.text)) for p in request.passages]
+        weights = {}
+        for term in question:
+            df = sum(term in doc for doc in documents)
+            weights[term] = 1.0 + math.log((1 + len(documents)) / (1 + df))
+        return weights
+
+    def _select(self, request: AnswerRequest) -> list[_Candidate]:
+        weights = self._weights(request)
+        candidates = [
+            _Candidate(n, sentence, _score(sentence, weights, rank))
+            for rank, (n, passage) in enumerate(enumerate(request.passages, start=1))
+            for sentence in split_sentences(passage.text)
+        ]
+        best = sorted((c for c in candidates if c.score > 0), key=lambda c: -c.score)
+        if not best or best[0].score < 0.5 * sum(weights.values()) / max(len(weights), 1):
+            return []
+        chosen: list[_Candidate] = []
+        for candidate in best:
+            if candidate.score < 0.4 * best[0].score or len(chosen) == self.max_sentences:
+                break
+            if all(candidate.text != c.text for c in chosen):
+                chosen.append(candidate)
+        # Keep the book's own order: by passage, then by position in the passage.
+        return sorted(chosen, key=lambda c: (c.passage_number, candidates.index(c)))
+
+    def generate(self, request: AnswerRequest, on_delta: DeltaSink) -> Answer:
+        """Compose the answer and stream it word by word."""
+        chosen = self._select(request) if tokenize(request.question) else []
+        if chosen:
+            text = " ".join(f"{c.text} [{c.passage_number}]" for c in chosen)
+        else:
+            text = NOT_IN_SELECTION if request.from_selection else NOT_IN_BOOK
+        words = text.split(" ")
+        for i in range(0, len(words), 4):
+            on_delta(" ".join(words[i : i + 4]) + (" " if i + 4 < len(words) else ""))
+        return Answer(text=text, model=MODEL_NAME, usage=None)

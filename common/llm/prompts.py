@@ -1,0 +1,42 @@
+"""Prompts for OpenAI-compatible models."""
+
+from __future__ import annotations
+
+from common.llm.base import AnswerRequest
+
+NOT_IN_BOOK = "The textbook does not cover this question."
+NOT_IN_SELECTION = "The selected text does not answer this question."
+
+_BOOK_RULES = (
+    "You are the teaching assistant of an online textbook. Answer the reader's question using "
+    "only the numbered passages below. Cite every claim with its passage number in square "
+    "brackets, like [1] or [2][3]. Be concise and clear. If the passages do not contain the "
+    f'answer, reply exactly: "{NOT_IN_BOOK}" and nothing else; never use outside knowledge.'
+)
+_SELECTION_RULES = (
+    "You are the teaching assistant of an online textbook. The reader selected a piece of text "
+    "on the page and asks about it. Answer using only the selected text, passage [1], and cite "
+    "it as [1]. If the selected text does not contain the answer, reply exactly: "
+    f'"{NOT_IN_SELECTION}" and nothing else.'
+)
+
+
+def format_passages(request: AnswerRequest) -> str:
+    """The passages as a numbered list the model cites from."""
+    blocks = []
+    for n, passage in enumerate(request.passages, start=1):
+        where = " > ".join(passage.heading_path) or passage.heading
+        blocks.append(f"[{n}] {passage.title} — {where}\n{passage.text.strip()}")
+    return "\n\n".join(blocks)
+
+
+def build_messages(request: AnswerRequest) -> list[dict[str, str]]:
+    """Chat messages: rules and passages, the recent conversation, then the question."""
+    rules = _SELECTION_RULES if request.from_selection else _BOOK_RULES
+    system = f"{rules}\n\nPassages:\n\n{format_passages(request) or '(none found)'}"
+    messages = [{"role": "system", "content": system}]
+    for question, answer in request.history:
+        messages.append({"role": "user", "content": question})
+        messages.append({"role": "assistant", "content": answer})
+    messages.append({"role": "user", "content": request.question})
+    return messages

@@ -1,0 +1,1 @@
+"""bookchat's Celery workers: answer chat jobs and ingest textbooks."""

@@ -1,0 +1,102 @@
+"""Answering one chat job: claim it, retrieve, generate with streamed deltas, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from common.chat_jobs import claim_chat_job, complete_chat_job, conversation_history, fail_chat_job
+from common.db import session_scope
+from common.llm.base import AnswerRequest, GenerationStopped, LLMError
+from common.models import JobStatus
+from common.retrieval.passages import Passage
+from workers.resources import WorkerResources
+
+log = logging.getLogger(__name__)
+SELECTION_SOURCE = "selection"
+
+
+@dataclass(frozen=True)
+class _JobInput:
+    message: str
+    selected_text: str | None
+    page_url: str | None
+    history: list[tuple[str, str]]
+    attempt: int
+
+
+def _claim(res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
+    with session_scope(res.sessions) as session:
+        lease = res.settings.chat_job_time_limit_seconds + 60
+        job = claim_chat_job(session, job_id, lease)
+        if job is None:
+            return None
+        history = conversation_history(session, job, res.settings.history_turns)
+        return _JobInput(job.message, job.selected_text, job.page_url, history, job.attempts)
+
+
+def selection_passage(selected_text: str, page_url: str | None) -> Passage:
+    """The reader's selection as the only passage to answer from."""
+    return Passage(
+        source=SELECTION_SOURCE, title="Selected text", heading="Selected text",
+        url=page_url or "", text=selected_text, score=1.0,
+    )  # fmt: skip
+
+
+def retrieval_query(job: _JobInput) -> str:
+    """The question, plus the previous question so follow-ups keep their subject."""
+    if job.history:
+        return f"{job.history[-1][0]} {job.message}"
+    return job.message
+
+
+def retrieve(res: WorkerResources, job: _JobInput) -> list[Passage]:
+    """Passages to answer from: the selection, or the best textbook sections."""
+    if job.selected_text:
+        return [selection_passage(job.selected_text, job.page_url)]
+    return res.index.search(retrieval_query(job), k=res.settings.retrieval_k)
+
+
+def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
+    """Run one chat job to completion; safe to call again for the same job."""
+    job = _claim(res, job_id)
+    if job is None:
+        log.info("chat job %s is not runnable (finished, cancelled or leased)", job_id)
+        return
+    events = res.events
+    events.publish(job_id, "status", {"status": JobStatus.IN_PROGRESS.value,
+                                      "attempt": job.attempt})  # fmt: skip
+
+    def on_delta(text: str) -> None:
+        if events.cancel_requested(job_id):
+            raise GenerationStopped()
+        events.publish(job_id, "delta", {"text": text})
+
+    try:
+        passages = retrieve(res, job)
+        request = AnswerRequest(job.message, passages, job.history,
+                                from_selection=bool(job.selected_text), page_url=job.page_url)  # fmt: skip
+        answer = res.answerer.generate(request, on_delta)
+    except GenerationStopped:
+        log.info("chat job %s was cancelled while generating", job_id)
+        return
+    except LLMError as exc:
+        record_failure(res, job_id, exc.code, exc.message)
+        return
+    citations = [p.citation(n) for n, p in enumerate(passages, start=1)]
+    with session_scope(res.sessions) as session:
+        recorded = complete_chat_job(session, job_id, answer.text, citations, answer.model,
+                                     answer.usage)  # fmt: skip
+    if recorded:
+        events.publish(job_id, "citations", {"citations": citations})
+        events.publish(job_id, "done", {"status": JobStatus.COMPLETED.value,
+                                        "model": answer.model, "usage": answer.usage})  # fmt: skip
+
+
+def record_failure(res: WorkerResources, job_id: uuid.UUID, code: str, message: str) -> None:
+    """Mark the running job failed and tell its stream."""
+    with session_scope(res.sessions) as session:
+        recorded = fail_chat_job(session, job_id, code, message)
+    if recorded:
+        res.events.publish(job_id, "error", {"code": code, "message": message})

@@ -1,0 +1,54 @@
+"""What a worker process holds, built once and lazily: database, Redis, Qdrant, the answerer."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.db import make_engine, make_session_factory
+from common.events import JobEvents
+from common.llm.base import Answerer
+from common.llm.extractive import ExtractiveAnswerer
+from common.llm.openai_answerer import OpenAIAnswerer, make_openai_client
+from common.redis_client import make_redis
+from common.retrieval.store import TextbookIndex, make_qdrant
+from common.settings import Settings
+
+
+class WorkerResources:
+    """Connections shared by the tasks of one worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """Database session factory."""
+        return make_session_factory(make_engine(self.settings))
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """Redis client for events and heartbeats."""
+        return make_redis(self.settings)
+
+    @cached_property
+    def events(self) -> JobEvents:
+        """Per-job event streams."""
+        return JobEvents(self.redis, self.settings.event_retention_seconds)
+
+    @cached_property
+    def index(self) -> TextbookIndex:
+        """The textbook index (this process owns the local-mode folder)."""
+        index = TextbookIndex(make_qdrant(self.settings), self.settings.qdrant_collection)
+        index.ensure_collection()
+        return index
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        """GPT-4o-mini (or compatible) with a key, else the offline extractive answerer."""
+        if self.settings.uses_openai:
+            client = make_openai_client(self.settings)
+            return OpenAIAnswerer(client, self.settings.chat_model, self.settings.chat_max_tokens)
+        return ExtractiveAnswerer()

@@ -1,0 +1,51 @@
+"""Celery tasks: thin wrappers that take ids, call plain functions and record failures."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+
+from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK
+from workers.chat import record_failure, answer_chat_job
+from common.ingest_runs import save_report
+from workers.ingest import IngestReport, ingest_tree
+from workers.resources import WorkerResources
+
+log = logging.getLogger(__name__)
+
+
+def register_tasks(app: Celery, res: WorkerResources) -> None:
+    """Define bookchat's tasks on the app, bound to this process's resources."""
+
+    @app.task(name=CHAT_ANSWER_TASK, acks_late=True, reject_on_worker_lost=True)
+    def answer(job_id: str) -> None:
+        job = uuid.UUID(job_id)
+        try:
+            answer_chat_job(res, job)
+        except SoftTimeLimitExceeded:
+            record_failure(res, job, "timeout", "answering took too long")
+        except Exception:
+            record_failure(res, job, "internal_error", "the answer could not be produced")
+            raise
+
+    @app.task(name=INGEST_TREE_TASK, acks_late=True, reject_on_worker_lost=True,
+              soft_time_limit=1800, time_limit=1900)  # fmt: skip
+    def ingest(path: str, full: bool = False, run_id: str = "") -> None:
+        started = time.monotonic()
+
+        def progress(status: str, report: IngestReport) -> None:
+            if run_id:
+                body = {"status": status, "path": path, **asdict(report),
+                        "seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+                save_report(res.redis, run_id, body)
+
+        report = ingest_tree(res.index, Path(path), res.settings.textbook_base_url,
+                             on_file=lambda _source, r: progress("in_progress", r))  # fmt: skip
+        progress("completed", report)
+        log.info("ingested %s: %s", path, report)
