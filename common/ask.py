@@ -13,12 +13,12 @@ from common.accounts import create_user
 from common.chat_jobs import submit_chat_job
 from common.db import make_engine, make_session_factory, session_scope
 from common.events import TERMINAL_EVENTS, JobEvents
+from common.migrate import upgrade_database
 from common.models import ChatJob, User
 from common.queue import enqueue_chat_job, make_celery
 from common.redis_client import make_redis
 from common.schemas import ChatJobCreate
 from common.settings import Settings
-from common.migrate import upgrade_database
 
 CLI_USER_EMAIL = "cli@bookchat.local"
 

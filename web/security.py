@@ -9,8 +9,14 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, Response
-from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, get_jwt
-from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    get_jwt_identity,
+    verify_jwt_in_request,
+)
 
 from common.errors import Forbidden
 from common.models import Role, User

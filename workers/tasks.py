@@ -11,9 +11,9 @@ from pathlib import Path
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK
-from workers.chat import record_failure, answer_chat_job
 from common.ingest_runs import save_report
+from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK
+from workers.chat import answer_chat_job, record_failure
 from workers.ingest import IngestReport, ingest_tree
 from workers.resources import WorkerResources
 

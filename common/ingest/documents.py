@@ -123,8 +123,9 @@ def parse_markdown(
     max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
 ) -> Document:
     """Parse the text of the page at `source` (POSIX path relative to the docs root)."""
-    content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if len(text.encode("utf-8")) > max_bytes:
+    encoded = text.encode("utf-8")
+    content_hash = hashlib.sha256(encoded).hexdigest()
+    if len(encoded) > max_bytes:
         raise DocumentError(source, f"text is over the {max_bytes}-byte cap")
     # markdown-it only breaks lines on "\n", so normalise first to keep its line maps aligned.
     lines = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -159,9 +160,7 @@ def parse_markdown(
 def heading_anchor(text: str) -> str:
     """Slug a heading's plain text like github-slugger (used by Docusaurus), without dedup."""
     kept = (
-        ch
-        for ch in text.strip().lower()
-        if ch in "-_ " or unicodedata.category(ch)[0] in "LMN"
+        ch for ch in text.strip().lower() if ch in "-_ " or unicodedata.category(ch)[0] in "LMN"
     )
     return "".join(kept).replace(" ", "-")
 

@@ -53,6 +53,13 @@ def _score(sentence: str, weights: dict[str, float], rank: int) -> float:
     return overlap * (1.25 if defines else 1.0) / (1 + 0.15 * rank)
 
 
+def _cite(sentence: str, n: int) -> str:
+    """Put the citation marker before the sentence's closing punctuation."""
+    if sentence[-1] in ".!?":
+        return f"{sentence[:-1]} [{n}]{sentence[-1]}"
+    return f"{sentence} [{n}]"
+
+
 class ExtractiveAnswerer:
     """Grounded answers without a language model: the best-matching sentences, cited."""
 
@@ -92,7 +99,7 @@ class ExtractiveAnswerer:
         """Compose the answer and stream it word by word."""
         chosen = self._select(request) if tokenize(request.question) else []
         if chosen:
-            text = " ".join(f"{c.text} [{c.passage_number}]" for c in chosen)
+            text = " ".join(_cite(c.text, c.passage_number) for c in chosen)
         else:
             text = NOT_IN_SELECTION if request.from_selection else NOT_IN_BOOK
         words = text.split(" ")

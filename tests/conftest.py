@@ -1,0 +1,138 @@
+"""Shared fixtures: real Redis, real databases, real worker processes, the OpenAI simulator."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bench.openai_sim import SimConfig, SimulatorHandle, start_simulator
+from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+from tests.support.stack import Stack, make_settings, start_stack
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_redis_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server private to this test session (the embedded default's own binary)."""
+    var_dir = tmp_path_factory.mktemp("redis")
+    url = ensure_embedded_redis(var_dir)
+    yield url.rsplit("/", 1)[0]
+    stop_embedded_redis(var_dir)
+
+
+@pytest.fixture
+def redis_url(redis_base_url: str) -> str:
+    """Redis database 0, shared: tests keep apart through unique ids in their keys."""
+    return f"{redis_base_url}/0"
+
+
+def _new_redis_db(base: str) -> str:
+    # Each stack gets its own database so their Celery queues never mix.
+    number = next(_redis_databases)
+    assert number < 16, "too many stacks for Redis' 16 databases"
+    return f"{base}/{number}"
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the local PostgreSQL, or skip when none is reachable."""
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable at " + POSTGRES_URL)
+    schema = f"bookchat_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Each database bookchat supports: SQLite always, PostgreSQL when reachable."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'bookchat.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
+    """SQLite, the extractive answerer, and one real worker that ingested the sample book."""
+    var_dir = tmp_path_factory.mktemp("stack")
+    running = start_stack(make_settings(var_dir, _new_redis_db(redis_base_url)))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def idle_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
+    """The API with no worker: jobs stay queued."""
+    var_dir = tmp_path_factory.mktemp("idle")
+    running = start_stack(make_settings(var_dir, _new_redis_db(redis_base_url)), with_worker=False)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorHandle]:
+    """The OpenAI-compatible simulator on 127.0.0.1."""
+    with start_simulator(SimConfig(ttft_s=0.01)) as handle:
+        yield handle
+
+
+@pytest.fixture
+def sim(simulator: SimulatorHandle) -> Iterator[SimulatorHandle]:
+    """The simulator with its default behaviour restored after the test."""
+    simulator.reset()
+    yield simulator
+    simulator.update_config(**SimConfig(ttft_s=0.01).to_dict())
+    simulator.reset()
+
+
+@pytest.fixture(scope="session")
+def openai_stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
+) -> Iterator[Stack]:
+    """Like `stack`, but answers come from the OpenAI SDK talking to the simulator."""
+    var_dir = tmp_path_factory.mktemp("openai")
+    settings = make_settings(
+        var_dir, _new_redis_db(redis_base_url),
+        openai_api_key="sk-test", openai_base_url=f"{simulator.url}/v1",
+        openai_timeout_seconds=5.0,
+    )  # fmt: skip
+    running = start_stack(settings)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, postgres_url: str
+) -> Iterator[Stack]:
+    """The whole path on PostgreSQL."""
+    var_dir = tmp_path_factory.mktemp("pg")
+    running = start_stack(make_settings(var_dir, _new_redis_db(redis_base_url), postgres_url))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    """The repository root."""
+    return Path(__file__).resolve().parents[1]

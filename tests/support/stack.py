@@ -1,0 +1,154 @@
+"""A running bookchat for tests: the app from the factory and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+from flask_openapi3 import OpenAPI
+
+from common.heartbeat import live_workers
+from common.ingest_runs import load_report
+from common.migrate import upgrade_database
+from common.queue import enqueue_ingest, make_celery
+from common.redis_client import make_redis
+from common.settings import Settings
+from web import create_app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_TEXTBOOK = REPO_ROOT / "examples" / "textbook"
+JWT_TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def make_settings(var_dir: Path, redis_url: str, database_url: str | None = None,
+                  **overrides: Any) -> Settings:  # fmt: skip
+    """Explicit settings that ignore the developer's environment and .env."""
+    values: dict[str, Any] = {
+        "environment": "test",
+        "var_dir": var_dir,
+        "redis_url": redis_url,
+        "database_url": database_url,
+        "qdrant_url": None,
+        "openai_api_key": None,
+        "openai_base_url": None,
+        "jwt_secret_key": JWT_TEST_SECRET,
+        "textbook_path": SAMPLE_TEXTBOOK,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as environment variables for a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "QDRANT_"))}
+    values = {
+        "ENVIRONMENT": settings.environment,
+        "VAR_DIR": str(settings.var_dir),
+        "REDIS_URL": settings.redis_url,
+        "DATABASE_URL": settings.database_url,
+        "JWT_SECRET_KEY": JWT_TEST_SECRET,
+        "TEXTBOOK_PATH": str(settings.textbook_path),
+        "OPENAI_API_KEY": settings.openai_api_key.get_secret_value()
+        if settings.openai_api_key else None,
+        "OPENAI_BASE_URL": settings.openai_base_url,
+        "OPENAI_TIMEOUT_SECONDS": str(settings.openai_timeout_seconds),
+        "PORT": str(settings.port),
+    }
+    env.update({k: v for k, v in values.items() if v is not None})
+    return env
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    app: OpenAPI
+    worker: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _users: int = field(default=0)
+
+    @property
+    def client(self) -> FlaskClient:
+        """A test client of the app."""
+        return self.app.test_client()
+
+    def signup(self, name: str = "reader") -> dict[str, str]:
+        """A new account's Authorization header."""
+        email = f"{name}-{uuid.uuid4().hex[:10]}@example.com"
+        response = self.client.post("/v1/auth/signup", json={"email": email, "password": "pw-" * 4})
+        assert response.status_code == 201, response.get_json()
+        return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+    def submit(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+        """Submit a chat job and return its body."""
+        response = self.client.post("/v1/chat/jobs", json=body, headers=headers)
+        assert response.status_code == 202, response.get_json()
+        return dict(response.get_json())
+
+    def wait(self, headers: dict[str, str], job_id: str, timeout: float = 60) -> dict[str, Any]:
+        """Long-poll until the job is finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.client.get(f"/v1/chat/jobs/{job_id}?wait=10", headers=headers).get_json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                return dict(job)
+        raise AssertionError(f"job {job_id} did not finish; worker log: {self.worker_log()}")
+
+    def worker_log(self) -> str:
+        """The tail of the worker's output, for assertion messages."""
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text()[-4000:]
+        return ""
+
+    def ingest(self, path: Path, timeout: float = 120) -> dict[str, Any]:
+        """Ingest a folder through the worker and return the run's report."""
+        run_id = uuid.uuid4().hex
+        enqueue_ingest(make_celery(self.settings), str(path), run_id=run_id)
+        client = make_redis(self.settings)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            report = load_report(client, run_id)
+            if report and report["status"] == "completed":
+                return report
+            time.sleep(0.1)
+        raise AssertionError(f"ingest did not finish; worker log: {self.worker_log()}")
+
+    def stop(self) -> None:
+        """Stop the worker and release the app's pools."""
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+        self.app.extensions["bookchat"].close()
+
+
+def start_stack(settings: Settings, with_worker: bool = True, concurrency: int = 2) -> Stack:
+    """Migrate, build the app, and start a worker process that has ingested the sample book."""
+    upgrade_database(settings)
+    stack = Stack(settings=settings, app=create_app(settings))
+    if not with_worker:
+        return stack
+    hostname = f"test-{uuid.uuid4().hex[:8]}@bookchat"
+    stack.log_path = settings.var_dir / "worker.log"
+    with stack.log_path.open("wb") as log:
+        stack.worker = subprocess.Popen(
+            [sys.executable, "-m", "common.cli", "worker", "--queues", "chat,ingest",
+             "--concurrency", str(concurrency), "--hostname", hostname, "--loglevel", "INFO"],
+            env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+        )  # fmt: skip
+    client = make_redis(settings)
+    deadline = time.monotonic() + 60
+    while not any(w["name"] == hostname for w in live_workers(client)):
+        if stack.worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not start: {stack.worker_log()}")
+        time.sleep(0.1)
+    stack.ingest(SAMPLE_TEXTBOOK)
+    return stack
