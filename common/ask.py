@@ -50,15 +50,29 @@ def ask_via_queue(settings: Settings, question: str, *, timeout: float, as_json:
 
 def _report(job: ChatJob, finished: bool, as_json: bool) -> int:
     if as_json:
-        print(json.dumps({"id": str(job.id), "status": job.status, "answer": job.answer,
-                          "citations": job.citations, "model": job.model,
-                          "error": job.error_code}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "id": str(job.id),
+                    "status": job.status,
+                    "answer": job.answer,
+                    "citations": job.citations,
+                    "model": job.model,
+                    "error": job.error_code,
+                },
+                indent=2,
+            )
+        )
     elif not finished:
-        print(f"\nno answer yet (job {job.id} is {job.status}); is a worker running?", file=sys.stderr)
+        print(
+            f"\nno answer yet (job {job.id} is {job.status}); is a worker running?", file=sys.stderr
+        )
     elif job.status == "completed":
         print("\n")
         for citation in job.citations:
-            print(f"[{citation['n']}] {citation['title']} — {citation['heading']} ({citation['url']})")
+            print(
+                f"[{citation['n']}] {citation['title']} — {citation['heading']} ({citation['url']})"
+            )
     else:
         print(f"\njob {job.status}: {job.error_message or ''}", file=sys.stderr)
     return 0 if job.status == "completed" else 1

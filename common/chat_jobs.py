@@ -30,11 +30,11 @@ def _conversation_for(session: Session, user_id: uuid.UUID, request: ChatJobCrea
         conversation = Conversation(user_id=user_id, title=request.message[:80])
         session.add(conversation)
         return conversation
-    conversation = session.get(Conversation, request.conversation_id)
-    if conversation is None or conversation.user_id != user_id:
+    existing = session.get(Conversation, request.conversation_id)
+    if existing is None or existing.user_id != user_id:
         raise NotFound(f"conversation {request.conversation_id} not found")
-    conversation.updated_at = utcnow()
-    return conversation
+    existing.updated_at = utcnow()
+    return existing
 
 
 def _find_by_key(session: Session, user_id: uuid.UUID, key: str) -> ChatJob | None:
@@ -115,8 +115,7 @@ def claim_chat_job(session: Session, job_id: uuid.UUID, lease_seconds: int) -> C
             ChatJob.id == job_id,
             or_(
                 ChatJob.status == JobStatus.QUEUED.value,
-                (ChatJob.status == JobStatus.IN_PROGRESS.value)
-                & (ChatJob.lease_expires_at < now),
+                (ChatJob.status == JobStatus.IN_PROGRESS.value) & (ChatJob.lease_expires_at < now),
             ),
         )
         .values(
@@ -173,8 +172,12 @@ def fail_queued_chat_job(session: Session, job_id: uuid.UUID, code: str, message
     session.execute(
         update(ChatJob)
         .where(ChatJob.id == job_id, ChatJob.status == JobStatus.QUEUED.value)
-        .values(status=JobStatus.FAILED.value, error_code=code, error_message=message,
-                completed_at=utcnow())  # fmt: skip
+        .values(
+            status=JobStatus.FAILED.value,
+            error_code=code,
+            error_message=message,
+            completed_at=utcnow(),
+        )
     )
 
 

@@ -16,11 +16,23 @@ def _worker(args: argparse.Namespace) -> int:
     # Local-mode Qdrant allows one process per folder, so the embedded default uses threads.
     pool = args.pool or ("prefork" if settings.qdrant_url else "threads")
     app = create_worker_app(settings)
-    app.worker_main([
-        "worker", "--loglevel", args.loglevel, "--queues", args.queues,
-        "--concurrency", str(args.concurrency), "--pool", pool, "--without-gossip",
-        "--without-mingle", "--hostname", args.hostname,
-    ])  # fmt: skip
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel",
+            args.loglevel,
+            "--queues",
+            args.queues,
+            "--concurrency",
+            str(args.concurrency),
+            "--pool",
+            pool,
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            args.hostname,
+        ]
+    )
     return 0
 
 

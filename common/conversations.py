@@ -19,8 +19,7 @@ def list_conversations(
     if after is not None:
         cursor = get_conversation(session, user_id, after)
         query = query.where(
-            tuple_(Conversation.updated_at, Conversation.id)
-            < tuple_(cursor.updated_at, cursor.id)
+            tuple_(Conversation.updated_at, Conversation.id) < tuple_(cursor.updated_at, cursor.id)
         )
     rows = session.scalars(
         query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit + 1)
@@ -28,7 +27,9 @@ def list_conversations(
     return list(rows[:limit]), len(rows) > limit
 
 
-def get_conversation(session: Session, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+def get_conversation(
+    session: Session, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation:
     """The user's conversation, or NotFound."""
     conversation = session.get(Conversation, conversation_id)
     if conversation is None or conversation.user_id != user_id:

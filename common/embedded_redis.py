@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
 import shutil
@@ -68,17 +69,25 @@ def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0) -> str:
         subprocess.run(
             [
                 find_redis_server(),
-                "--bind", "127.0.0.1",
-                "--port", str(port),
-                "--dir", str(run_dir),
-                "--appendonly", "yes",
-                "--save", "",
-                "--daemonize", "yes",
-                "--pidfile", str(run_dir / "redis.pid"),
-                "--logfile", str(run_dir / "redis.log"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(run_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(run_dir / "redis.pid"),
+                "--logfile",
+                str(run_dir / "redis.log"),
             ],
             check=True,
-        )  # fmt: skip
+        )
         url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + timeout
         while not _responds(url):
@@ -95,8 +104,7 @@ def stop_embedded_redis(var_dir: Path) -> None:
     if not port_file.exists():
         return
     url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
-    try:
+    # Shutdown closes the connection under us, or the server was already down.
+    with contextlib.suppress(redis.ConnectionError):
         redis.Redis.from_url(url, socket_timeout=2).shutdown()
-    except redis.ConnectionError:
-        pass  # shutdown closes the connection under us, or it was already down
     port_file.unlink(missing_ok=True)

@@ -54,9 +54,7 @@ class JobEvents:
         self, job_id: uuid.UUID, after: str = "0-0", block_ms: int | None = None, count: int = 500
     ) -> list[JobEvent]:
         """Events after the given id, waiting up to `block_ms` for the first one."""
-        response: Any = self.client.xread(
-            {stream_key(job_id): after}, count=count, block=block_ms
-        )
+        response: Any = self.client.xread({stream_key(job_id): after}, count=count, block=block_ms)
         events: list[JobEvent] = []
         for _key, entries in response or []:
             for event_id, fields in entries:

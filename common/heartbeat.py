@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -34,10 +35,9 @@ def start_heartbeat(
 
     def run() -> None:
         while not stop.is_set():
-            try:
+            # If Redis is briefly away, readiness says so; keep beating.
+            with contextlib.suppress(redis.RedisError):
                 beat(client, name, queues)
-            except redis.RedisError:
-                pass  # Redis is briefly away; readiness will say so
             stop.wait(INTERVAL_SECONDS)
         client.delete(_PREFIX + name)
 

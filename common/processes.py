@@ -19,17 +19,37 @@ from common.settings import Settings
 def web_command(settings: Settings, host: str = "127.0.0.1", threads: int = 32) -> list[str]:
     """Gunicorn with threads, so long-polls and event streams don't block other requests."""
     return [
-        sys.executable, "-m", "gunicorn",
-        "--worker-class", "gthread", "--workers", "1", "--threads", str(threads),
-        "--bind", f"{host}:{settings.port}", "--timeout", "120",
-        "--access-logfile", "-", "web:create_app()",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        "1",
+        "--threads",
+        str(threads),
+        "--bind",
+        f"{host}:{settings.port}",
+        "--timeout",
+        "120",
+        "--access-logfile",
+        "-",
+        "web:create_app()",
+    ]
 
 
 def worker_command(queues: Sequence[str], concurrency: int) -> list[str]:
     """The `bookchat worker` command line for a child process."""
-    return [sys.executable, "-m", "common.cli", "worker", "--queues", ",".join(queues),
-            "--concurrency", str(concurrency)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "common.cli",
+        "worker",
+        "--queues",
+        ",".join(queues),
+        "--concurrency",
+        str(concurrency),
+    ]
 
 
 def child_env(settings: Settings) -> dict[str, str]:

@@ -112,10 +112,12 @@ def openai_stack(
     """Like `stack`, but answers come from the OpenAI SDK talking to the simulator."""
     var_dir = tmp_path_factory.mktemp("openai")
     settings = make_settings(
-        var_dir, _new_redis_db(redis_base_url),
-        openai_api_key="sk-test", openai_base_url=f"{simulator.url}/v1",
+        var_dir,
+        _new_redis_db(redis_base_url),
+        openai_api_key="sk-test",
+        openai_base_url=f"{simulator.url}/v1",
         openai_timeout_seconds=5.0,
-    )  # fmt: skip
+    )
     running = start_stack(settings)
     yield running
     running.stop()

@@ -20,14 +20,17 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     settings = settings or get_settings()
     app = OpenAPI(
         __name__,
-        info=Info(title="bookchat", version="0.1.0",
-                  description="Queue-backed RAG chat for online textbooks."),
+        info=Info(
+            title="bookchat",
+            version="0.1.0",
+            description="Queue-backed RAG chat for online textbooks.",
+        ),
         security_schemes=security.SECURITY_SCHEMES,
         validation_error_status=422,
         validation_error_callback=problems.validation_problem,
         doc_prefix="/docs",
         doc_url="/openapi.json",
-    )  # fmt: skip
+    )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     problems.init_app(app)

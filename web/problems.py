@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, g, json, request
 from pydantic import ValidationError
@@ -27,7 +27,11 @@ def request_id() -> str:
 
 
 def problem(
-    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response:
     """A problem+json response."""
@@ -68,12 +72,14 @@ def _handle_bookchat_error(exc: BookchatError) -> Response:
 
 def _handle_http_exception(exc: HTTPException) -> Response:
     if exc.response is not None and exc.response.mimetype == PROBLEM_JSON:
-        return exc.response  # already a problem, e.g. from request validation
+        return cast(Response, exc.response)  # already a problem, e.g. from request validation
     status = exc.code or 500
     if status == 413:
         return _handle_bookchat_error(PayloadTooLarge())
     code = (exc.name or "error").lower().replace(" ", "_")
-    headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
+    headers = (
+        {"Allow": ", ".join(allowed)} if (allowed := getattr(exc, "valid_methods", None)) else {}
+    )
     return problem(status, code, exc.name or "Error", exc.description or "", headers)
 
 

@@ -17,6 +17,7 @@ from flask_jwt_extended import (
     get_jwt_identity,
     verify_jwt_in_request,
 )
+from flask_openapi3.types import SecuritySchemesDict
 
 from common.errors import Forbidden
 from common.models import Role, User
@@ -25,8 +26,10 @@ from web.problems import problem
 
 P = ParamSpec("P")
 R = TypeVar("R")
-BEARER = [{"bearer": []}]
-SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+SECURITY_SCHEMES: SecuritySchemesDict = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+}
 
 
 def issue_tokens(user: User, settings: Settings, with_refresh: bool = True) -> dict[str, Any]:
@@ -72,24 +75,39 @@ def admin_required(view: Callable[P, R]) -> Callable[P, R]:
 
 
 def _unauthorized(reason: str) -> Response:
-    return problem(401, "unauthorized", "Authentication required", reason,
-                   {"WWW-Authenticate": "Bearer"})  # fmt: skip
+    return problem(
+        401, "unauthorized", "Authentication required", reason, {"WWW-Authenticate": "Bearer"}
+    )
 
 
 def _invalid_token(reason: str) -> Response:
-    return problem(401, "invalid_token", "Invalid token", reason,
-                   {"WWW-Authenticate": 'Bearer error="invalid_token"'})  # fmt: skip
+    return problem(
+        401,
+        "invalid_token",
+        "Invalid token",
+        reason,
+        {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
 def _expired(_header: dict[str, Any], payload: dict[str, Any]) -> Response:
     kind = payload.get("type", "access")
-    return problem(401, "token_expired", "Token expired", f"the {kind} token has expired",
-                   {"WWW-Authenticate": 'Bearer error="invalid_token"'})  # fmt: skip
+    return problem(
+        401,
+        "token_expired",
+        "Token expired",
+        f"the {kind} token has expired",
+        {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
 def _token_rejected(_header: dict[str, Any], payload: dict[str, Any]) -> Response:
-    return problem(401, "invalid_token", "Invalid token",
-                   f"a {payload.get('type', 'different')} token cannot be used here")  # fmt: skip
+    return problem(
+        401,
+        "invalid_token",
+        "Invalid token",
+        f"a {payload.get('type', 'different')} token cannot be used here",
+    )
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -34,7 +34,9 @@ def chat_job_body(job: ChatJob) -> dict[str, Any]:
 
 def conversation_body(conversation: Conversation) -> dict[str, Any]:
     """A conversation without its messages."""
-    return ConversationOut.model_validate(conversation, from_attributes=True).model_dump(mode="json")
+    return ConversationOut.model_validate(conversation, from_attributes=True).model_dump(
+        mode="json"
+    )
 
 
 def conversation_detail_body(conversation: Conversation) -> dict[str, Any]:
@@ -42,13 +44,23 @@ def conversation_detail_body(conversation: Conversation) -> dict[str, Any]:
     messages: list[MessageOut] = []
     for job in conversation.jobs:
         messages.append(
-            MessageOut(role="user", content=job.message, job_id=job.id, status=job.status,
-                       created_at=job.created_at)  # fmt: skip
+            MessageOut(
+                role="user",
+                content=job.message,
+                job_id=job.id,
+                status=job.status,
+                created_at=job.created_at,
+            )
         )
         messages.append(
-            MessageOut(role="assistant", content=job.answer, job_id=job.id, status=job.status,
-                       citations=job.citations or [],
-                       created_at=job.completed_at or job.created_at)  # fmt: skip
+            MessageOut(
+                role="assistant",
+                content=job.answer,
+                job_id=job.id,
+                status=job.status,
+                citations=job.citations or [],
+                created_at=job.completed_at or job.created_at,
+            )
         )
     return ConversationDetail(
         id=conversation.id,

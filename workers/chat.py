@@ -39,9 +39,13 @@ def _claim(res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
 def selection_passage(selected_text: str, page_url: str | None) -> Passage:
     """The reader's selection as the only passage to answer from."""
     return Passage(
-        source=SELECTION_SOURCE, title="Selected text", heading="Selected text",
-        url=page_url or "", text=selected_text, score=1.0,
-    )  # fmt: skip
+        source=SELECTION_SOURCE,
+        title="Selected text",
+        heading="Selected text",
+        url=page_url or "",
+        text=selected_text,
+        score=1.0,
+    )
 
 
 def retrieval_query(job: _JobInput) -> str:
@@ -65,8 +69,9 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
         log.info("chat job %s is not runnable (finished, cancelled or leased)", job_id)
         return
     events = res.events
-    events.publish(job_id, "status", {"status": JobStatus.IN_PROGRESS.value,
-                                      "attempt": job.attempt})  # fmt: skip
+    events.publish(
+        job_id, "status", {"status": JobStatus.IN_PROGRESS.value, "attempt": job.attempt}
+    )
 
     def on_delta(text: str) -> None:
         if events.cancel_requested(job_id):
@@ -75,8 +80,13 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
 
     try:
         passages = retrieve(res, job)
-        request = AnswerRequest(job.message, passages, job.history,
-                                from_selection=bool(job.selected_text), page_url=job.page_url)  # fmt: skip
+        request = AnswerRequest(
+            job.message,
+            passages,
+            job.history,
+            from_selection=bool(job.selected_text),
+            page_url=job.page_url,
+        )
         answer = res.answerer.generate(request, on_delta)
     except GenerationStopped:
         log.info("chat job %s was cancelled while generating", job_id)
@@ -86,12 +96,16 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
         return
     citations = [p.citation(n) for n, p in enumerate(passages, start=1)]
     with session_scope(res.sessions) as session:
-        recorded = complete_chat_job(session, job_id, answer.text, citations, answer.model,
-                                     answer.usage)  # fmt: skip
+        recorded = complete_chat_job(
+            session, job_id, answer.text, citations, answer.model, answer.usage
+        )
     if recorded:
         events.publish(job_id, "citations", {"citations": citations})
-        events.publish(job_id, "done", {"status": JobStatus.COMPLETED.value,
-                                        "model": answer.model, "usage": answer.usage})  # fmt: skip
+        events.publish(
+            job_id,
+            "done",
+            {"status": JobStatus.COMPLETED.value, "model": answer.model, "usage": answer.usage},
+        )
 
 
 def record_failure(res: WorkerResources, job_id: uuid.UUID, code: str, message: str) -> None:

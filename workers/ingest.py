@@ -52,12 +52,17 @@ def _index_chunks(raw: bytes, source: str, base_url: str, document_hash: str) ->
     document = parse_markdown(text, source, base_url)
     return [
         IndexedChunk(
-            source=source, index=chunk.index, title=chunk.title, url=chunk.url,
-            heading_path=chunk.heading_path, text=chunk.text,
-            content_hash=chunk.content_hash, document_hash=document_hash,
+            source=source,
+            index=chunk.index,
+            title=chunk.title,
+            url=chunk.url,
+            heading_path=chunk.heading_path,
+            text=chunk.text,
+            content_hash=chunk.content_hash,
+            document_hash=document_hash,
         )
         for chunk in chunk_document(document)
-    ]  # fmt: skip
+    ]
 
 
 def ingest_tree(

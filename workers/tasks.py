@@ -34,18 +34,31 @@ def register_tasks(app: Celery, res: WorkerResources) -> None:
             record_failure(res, job, "internal_error", "the answer could not be produced")
             raise
 
-    @app.task(name=INGEST_TREE_TASK, acks_late=True, reject_on_worker_lost=True,
-              soft_time_limit=1800, time_limit=1900)  # fmt: skip
+    @app.task(
+        name=INGEST_TREE_TASK,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        soft_time_limit=1800,
+        time_limit=1900,
+    )
     def ingest(path: str, full: bool = False, run_id: str = "") -> None:
         started = time.monotonic()
 
         def progress(status: str, report: IngestReport) -> None:
             if run_id:
-                body = {"status": status, "path": path, **asdict(report),
-                        "seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+                body = {
+                    "status": status,
+                    "path": path,
+                    **asdict(report),
+                    "seconds": round(time.monotonic() - started, 3),
+                }
                 save_report(res.redis, run_id, body)
 
-        report = ingest_tree(res.index, Path(path), res.settings.textbook_base_url,
-                             on_file=lambda _source, r: progress("in_progress", r))  # fmt: skip
+        report = ingest_tree(
+            res.index,
+            Path(path),
+            res.settings.textbook_base_url,
+            on_file=lambda _source, r: progress("in_progress", r),
+        )
         progress("completed", report)
         log.info("ingested %s: %s", path, report)

@@ -65,14 +65,17 @@ def error_response(
 def injected_error(status: int, model: str) -> Response:
     """Return the provider-like error for an injected HTTP status."""
     if status == 400:
-        return error_response(400, "Simulated invalid request.", "invalid_request_error",
-                              "invalid_request_error")
+        return error_response(
+            400, "Simulated invalid request.", "invalid_request_error", "invalid_request_error"
+        )
     if status == 401:
         return error_response(401, _BAD_KEY, "invalid_request_error", "invalid_api_key")
     if status == 429:
-        message = (f"Rate limit reached for {model} in organization {_state().config.organization}"
-                   " on requests per min (RPM): Limit 1, Used 1, Requested 1. "
-                   "Please try again in 200ms.")
+        message = (
+            f"Rate limit reached for {model} in organization {_state().config.organization}"
+            " on requests per min (RPM): Limit 1, Used 1, Requested 1. "
+            "Please try again in 200ms."
+        )
         response = error_response(429, message, "requests", "rate_limit_exceeded")
         response.headers.update(retry_after_headers(0.2))
         return response
@@ -127,8 +130,9 @@ def _finish(response: Response, record: RequestRecord, headers: dict[str, str]) 
 def _invalid_request(error: InvalidRequest) -> Response:
     config = _state().config
     record = RequestRecord(t=time.time(), endpoint=request.path)
-    response = error_response(400, error.message, "invalid_request_error",
-                              "invalid_request_error", error.param)
+    response = error_response(
+        400, error.message, "invalid_request_error", "invalid_request_error", error.param
+    )
     return _finish(response, record, _state().limiter.headers(config.rpm, config.tpm))
 
 
@@ -156,8 +160,10 @@ def chat_completions() -> Response:
     t = time.time()
     body = _json_body()
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(
-        isinstance(m, dict) for m in messages
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) for m in messages)
     ):
         raise InvalidRequest("messages must be a non-empty array of objects.", "messages")
     state = _state()
@@ -165,8 +171,13 @@ def chat_completions() -> Response:
     requested_max = _max_tokens(body)
     max_tokens = requested_max if requested_max is not None else state.config.default_max_tokens
     prompt_tokens = sum(estimate_tokens(message_text(m.get("content"))) for m in messages)
-    record = RequestRecord(t=t, endpoint="/v1/chat/completions", prompt_tokens=prompt_tokens,
-                           max_tokens=max_tokens, cost_tokens=prompt_tokens + max_tokens)
+    record = RequestRecord(
+        t=t,
+        endpoint="/v1/chat/completions",
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        cost_tokens=prompt_tokens + max_tokens,
+    )
     error, headers = _gate(record, model)
     if error is not None:
         return _finish(error, record, headers)
@@ -175,29 +186,51 @@ def chat_completions() -> Response:
     if requested_max is not None and estimate_tokens(text) > requested_max:
         text, finish_reason = text[: requested_max * 4], "length"
     record.completion_tokens = estimate_tokens(text)
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": record.completion_tokens,
-             "total_tokens": prompt_tokens + record.completion_tokens}
-    base = {"id": f"chatcmpl-sim{uuid.uuid4().hex[:24]}", "created": int(t), "model": model,
-            "system_fingerprint": "fp_sim"}
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": record.completion_tokens,
+        "total_tokens": prompt_tokens + record.completion_tokens,
+    }
+    base = {
+        "id": f"chatcmpl-sim{uuid.uuid4().hex[:24]}",
+        "created": int(t),
+        "model": model,
+        "system_fingerprint": "fp_sim",
+    }
     if body.get("stream"):
         options = body.get("stream_options") or {}
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
         stream = _stream_chunks(state, base, text, finish_reason, usage if include_usage else None)
-        response = Response(stream, mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache"})
+        response = Response(
+            stream, mimetype="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
         return _finish(response, record, headers)
 
     state.sleep(state.config.ttft_s + record.completion_tokens * state.config.per_token_s)
-    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None,
-                               "annotations": []}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text,
+        "refusal": None,
+        "annotations": [],
+    }
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
-    payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage,
-               "service_tier": "default"}
+    payload = {
+        **base,
+        "object": "chat.completion",
+        "choices": [choice],
+        "usage": usage,
+        "service_tier": "default",
+    }
     return _finish(jsonify(payload), record, headers)
 
 
-def _stream_chunks(state: SimState, base: dict[str, Any], text: str, finish_reason: str,
-                   usage: dict[str, int] | None) -> Iterator[str]:
+def _stream_chunks(
+    state: SimState,
+    base: dict[str, Any],
+    text: str,
+    finish_reason: str,
+    usage: dict[str, int] | None,
+) -> Iterator[str]:
     """Yield SSE events: role, one chunk per ~token, finish, optional usage, [DONE]."""
     extra = {"usage": None} if usage is not None else {}
 
@@ -233,8 +266,9 @@ def embeddings() -> Response:
         raise InvalidRequest("dimensions must be a positive integer.", "dimensions")
     model = str(body.get("model") or "text-embedding-3-small")
     prompt_tokens = sum(estimate_tokens(s) for s in inputs)
-    record = RequestRecord(t=t, endpoint="/v1/embeddings", prompt_tokens=prompt_tokens,
-                           cost_tokens=prompt_tokens)
+    record = RequestRecord(
+        t=t, endpoint="/v1/embeddings", prompt_tokens=prompt_tokens, cost_tokens=prompt_tokens
+    )
     error, headers = _gate(record, model)
     if error is not None:
         return _finish(error, record, headers)
@@ -246,8 +280,12 @@ def embeddings() -> Response:
         if as_base64:
             vector = base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
-    payload = {"object": "list", "data": data, "model": model,
-               "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}
+    payload = {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
     return _finish(jsonify(payload), record, headers)
 
 
@@ -256,8 +294,9 @@ def models() -> Response:
     """List the simulated models; not rate limited."""
     state = _state()
     ids = [state.config.model, "text-embedding-3-small"]
-    data = [{"id": i, "object": "model", "created": 1700000000, "owned_by": "openai-sim"}
-            for i in ids]
+    data = [
+        {"id": i, "object": "model", "created": 1700000000, "owned_by": "openai-sim"} for i in ids
+    ]
     record = RequestRecord(t=time.time(), endpoint="/v1/models", admitted=True)
     headers = state.limiter.headers(state.config.rpm, state.config.tpm)
     return _finish(jsonify({"object": "list", "data": data}), record, headers)

@@ -44,7 +44,12 @@ class SimConfig:
 
 
 _NON_NEGATIVE = {
-    "rpm", "tpm", "ttft_s", "per_token_s", "default_max_tokens", "timeout_sleep_s",
+    "rpm",
+    "tpm",
+    "ttft_s",
+    "per_token_s",
+    "default_max_tokens",
+    "timeout_sleep_s",
 }
 _PROBABILITIES = {"error_500_rate", "error_503_rate", "timeout_rate"}
 

@@ -106,11 +106,19 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
     p.add_argument("--quiet", action="store_true", help="no access log line per request")
     args = p.parse_args(argv)
     config = SimConfig(
-        model=args.model, rpm=args.rpm, tpm=args.tpm, ttft_s=args.ttft,
-        per_token_s=args.per_token, embedding_dim=args.embedding_dim,
-        error_500_rate=args.error_500_rate, error_503_rate=args.error_503_rate,
-        timeout_rate=args.timeout_rate, timeout_sleep_s=args.timeout_sleep,
-        insufficient_quota=args.insufficient_quota, seed=args.seed, log_path=args.log_path,
+        model=args.model,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        ttft_s=args.ttft,
+        per_token_s=args.per_token,
+        embedding_dim=args.embedding_dim,
+        error_500_rate=args.error_500_rate,
+        error_503_rate=args.error_503_rate,
+        timeout_rate=args.timeout_rate,
+        timeout_sleep_s=args.timeout_sleep,
+        insufficient_quota=args.insufficient_quota,
+        seed=args.seed,
+        log_path=args.log_path,
     )
     return args, config
 

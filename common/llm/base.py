@@ -38,7 +38,7 @@ class GenerationStopped(Exception):
 
 
 class LLMError(Exception):
-    """A provider failure with a stable code the user sees; `retryable` says if trying again helps."""
+    """A provider failure with a code the user sees; `retryable` says whether to try again."""
 
     def __init__(self, code: str, message: str, *, retryable: bool) -> None:
         super().__init__(message)

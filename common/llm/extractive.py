@@ -1,4 +1,4 @@
-"""The offline answerer: quotes the passage sentences that best match the question, with citations."""
+"""The offline answerer: quotes the passage sentences that best match the question, cited."""
 
 from __future__ import annotations
 

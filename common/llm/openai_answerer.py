@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import openai
 
@@ -33,15 +33,24 @@ def classify_error(exc: openai.OpenAIError) -> LLMError:
         if code == "insufficient_quota":
             return LLMError(code, "the language model account has no quota left", retryable=False)
         if exc.status_code in (401, 403):
-            return LLMError("llm_auth_failed", "the language model rejected our key", retryable=False)
+            return LLMError(
+                "llm_auth_failed", "the language model rejected our key", retryable=False
+            )
         if exc.status_code >= 500:
-            return LLMError("llm_unavailable", "the language model had a server error", retryable=True)
-        return LLMError("llm_bad_request", f"the language model refused the request: {exc.message}",
-                        retryable=False)  # fmt: skip
+            return LLMError(
+                "llm_unavailable", "the language model had a server error", retryable=True
+            )
+        return LLMError(
+            "llm_bad_request",
+            f"the language model refused the request: {exc.message}",
+            retryable=False,
+        )
     if isinstance(exc, openai.APITimeoutError):
         return LLMError("llm_timeout", "the language model timed out", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
-        return LLMError("llm_unreachable", "the language model could not be reached", retryable=True)
+        return LLMError(
+            "llm_unreachable", "the language model could not be reached", retryable=True
+        )
     return LLMError("llm_error", str(exc), retryable=False)
 
 
@@ -61,7 +70,7 @@ class OpenAIAnswerer:
         try:
             stream = self.client.chat.completions.create(
                 model=self.model,
-                messages=build_messages(request),  # type: ignore[arg-type]
+                messages=cast(Any, build_messages(request)),
                 max_tokens=self.max_tokens,
                 temperature=0.2,
                 stream=True,
@@ -70,8 +79,9 @@ class OpenAIAnswerer:
             for chunk in stream:
                 model = chunk.model or model
                 if chunk.usage is not None:
-                    usage = chunk.usage.model_dump(include={"prompt_tokens", "completion_tokens",
-                                                            "total_tokens"})  # fmt: skip
+                    usage = chunk.usage.model_dump(
+                        include={"prompt_tokens", "completion_tokens", "total_tokens"}
+                    )
                 for choice in chunk.choices:
                     if choice.delta.content:
                         parts.append(choice.delta.content)

@@ -95,9 +95,12 @@ class TextbookIndex:
         with self._lock:
             while True:
                 points, offset = self.client.scroll(
-                    self.alias, limit=512, offset=offset,
-                    with_payload=["source", "document_hash"], with_vectors=False,
-                )  # fmt: skip
+                    self.alias,
+                    limit=512,
+                    offset=offset,
+                    with_payload=["source", "document_hash"],
+                    with_vectors=False,
+                )
                 for point in points:
                     payload = point.payload or {}
                     hashes[payload["source"]] = payload["document_hash"]
@@ -141,9 +144,13 @@ class TextbookIndex:
         query_filter = _match("prefixes", path_prefix.strip("/")) if path_prefix else None
         with self._lock:
             response = self.client.query_points(
-                self.alias, query=_sparse(vector), using=SPARSE_VECTOR,
-                limit=k, query_filter=query_filter, with_payload=True,
-            )  # fmt: skip
+                self.alias,
+                query=_sparse(vector),
+                using=SPARSE_VECTOR,
+                limit=k,
+                query_filter=query_filter,
+                with_payload=True,
+            )
         return [_passage(point.payload or {}, point.score) for point in response.points]
 
 
@@ -152,7 +159,9 @@ def _sparse(vector: Any) -> models.SparseVector:
 
 
 def _match(key: str, value: str) -> models.Filter:
-    return models.Filter(must=[models.FieldCondition(key=key, match=models.MatchValue(value=value))])
+    return models.Filter(
+        must=[models.FieldCondition(key=key, match=models.MatchValue(value=value))]
+    )
 
 
 def _payload(chunk: IndexedChunk) -> dict[str, Any]:
@@ -180,4 +189,3 @@ def _passage(payload: dict[str, Any], score: float) -> Passage:
         score=float(score),
         heading_path=tuple(payload.get("heading_path", ())),
     )
-

@@ -82,7 +82,9 @@ def test_chat_completion_quotes_passages_and_reports_usage(start: Starter) -> No
     sim = start(rpm=100, tpm=100_000)
     messages = [{"role": "system", "content": PASSAGES}, {"role": "user", "content": QUESTION}]
     raw = client_for(sim).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=messages, max_tokens=200  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=messages,
+        max_tokens=200,  # type: ignore[arg-type]
     )
     completion = raw.parse()
     text = completion.choices[0].message.content or ""
@@ -123,7 +125,9 @@ def test_streaming_matches_non_streaming_and_ends_with_usage(start: Starter) -> 
     expected = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
     chunks = list(
         client.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, stream=True,
+            model="gpt-4o-mini",
+            messages=messages,
+            stream=True,
             stream_options={"include_usage": True},
         )
     )

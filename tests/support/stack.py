@@ -27,8 +27,9 @@ SAMPLE_TEXTBOOK = REPO_ROOT / "examples" / "textbook"
 JWT_TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
-def make_settings(var_dir: Path, redis_url: str, database_url: str | None = None,
-                  **overrides: Any) -> Settings:  # fmt: skip
+def make_settings(
+    var_dir: Path, redis_url: str, database_url: str | None = None, **overrides: Any
+) -> Settings:
     """Explicit settings that ignore the developer's environment and .env."""
     values: dict[str, Any] = {
         "environment": "test",
@@ -56,7 +57,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "JWT_SECRET_KEY": JWT_TEST_SECRET,
         "TEXTBOOK_PATH": str(settings.textbook_path),
         "OPENAI_API_KEY": settings.openai_api_key.get_secret_value()
-        if settings.openai_api_key else None,
+        if settings.openai_api_key
+        else None,
         "OPENAI_BASE_URL": settings.openai_base_url,
         "OPENAI_TIMEOUT_SECONDS": str(settings.openai_timeout_seconds),
         "PORT": str(settings.port),
@@ -140,10 +142,25 @@ def start_stack(settings: Settings, with_worker: bool = True, concurrency: int =
     stack.log_path = settings.var_dir / "worker.log"
     with stack.log_path.open("wb") as log:
         stack.worker = subprocess.Popen(
-            [sys.executable, "-m", "common.cli", "worker", "--queues", "chat,ingest",
-             "--concurrency", str(concurrency), "--hostname", hostname, "--loglevel", "INFO"],
-            env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "common.cli",
+                "worker",
+                "--queues",
+                "chat,ingest",
+                "--concurrency",
+                str(concurrency),
+                "--hostname",
+                hostname,
+                "--loglevel",
+                "INFO",
+            ],
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
     client = make_redis(settings)
     deadline = time.monotonic() + 60
     while not any(w["name"] == hostname for w in live_workers(client)):

@@ -8,8 +8,9 @@ from typing import Any
 from tests.support.stack import Stack
 
 
-def read_events(stack: Stack, headers: dict[str, str], job_id: str,
-                last_event_id: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def read_events(
+    stack: Stack, headers: dict[str, str], job_id: str, last_event_id: str | None = None
+) -> list[dict[str, Any]]:
     """Parse the job's SSE stream until it closes."""
     if last_event_id:
         headers = {**headers, "Last-Event-ID": last_event_id}
@@ -22,8 +23,9 @@ def read_events(stack: Stack, headers: dict[str, str], job_id: str,
             line.split(": ", 1) for line in frame.splitlines() if ": " in line and line[0] != ":"
         )
         if "event" in fields:
-            events.append({"id": fields["id"], "event": fields["event"],
-                           "data": json.loads(fields["data"])})  # fmt: skip
+            events.append(
+                {"id": fields["id"], "event": fields["event"], "data": json.loads(fields["data"])}
+            )
     return events
 
 

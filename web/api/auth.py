@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_jwt_extended import jwt_required
 from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.types import ResponseDict
 
 from common.accounts import authenticate, create_user, get_user
 from common.errors import Unauthorized
@@ -14,7 +15,7 @@ from web.resources import db, resources
 from web.security import BEARER, current_user_id, issue_tokens, login_required
 
 bp = APIBlueprint("auth", __name__, url_prefix="/v1", abp_tags=[Tag(name="accounts")])
-_ERRORS = {401: Problem, 409: Problem, 422: Problem}
+_ERRORS: ResponseDict = {401: Problem, 409: Problem, 422: Problem}
 
 
 def _user_out(user: User) -> dict[str, object]:

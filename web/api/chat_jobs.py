@@ -7,6 +7,7 @@ import uuid
 
 from flask import Response, jsonify, request, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.types import ResponseDict
 from redis import RedisError
 
 from common.chat_jobs import (
@@ -26,10 +27,13 @@ from web.serializers import chat_job_body
 
 log = logging.getLogger(__name__)
 bp = APIBlueprint(
-    "chat_jobs", __name__, url_prefix="/v1/chat/jobs",
-    abp_tags=[Tag(name="chat jobs")], abp_security=BEARER,
-)  # fmt: skip
-_ERRORS = {401: Problem, 404: Problem, 422: Problem}
+    "chat_jobs",
+    __name__,
+    url_prefix="/v1/chat/jobs",
+    abp_tags=[Tag(name="chat jobs")],
+    abp_security=BEARER,
+)
+_ERRORS: ResponseDict = {401: Problem, 404: Problem, 422: Problem}
 
 
 @bp.post("", responses={202: ChatJobOut, 400: Problem, 503: Problem, **_ERRORS})
@@ -44,7 +48,9 @@ def submit(body: ChatJobCreate, header: IdempotencyHeader) -> tuple[Response, in
             enqueue_chat_job(res.celery, job.id)
         except Exception as exc:  # the broker is unreachable: do not leave an orphan job
             log.exception("could not enqueue chat job %s", job.id)
-            fail_queued_chat_job(session, job.id, "queue_unavailable", "the job could not be queued")
+            fail_queued_chat_job(
+                session, job.id, "queue_unavailable", "the job could not be queued"
+            )
             session.commit()
             raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
         _publish_queued(job.id)

@@ -18,9 +18,12 @@ from web.security import BEARER, current_user_id, login_required
 from web.serializers import conversation_body, conversation_detail_body
 
 bp = APIBlueprint(
-    "conversations", __name__, url_prefix="/v1/conversations",
-    abp_tags=[Tag(name="conversations")], abp_security=BEARER,
-)  # fmt: skip
+    "conversations",
+    __name__,
+    url_prefix="/v1/conversations",
+    abp_tags=[Tag(name="conversations")],
+    abp_security=BEARER,
+)
 
 
 @bp.get("", responses={200: ConversationList, 401: Problem, 404: Problem, 422: Problem})
@@ -29,13 +32,15 @@ def index(query: ListQuery) -> Response:
     """The user's conversations, most recent first, paginated with `after`."""
     rows, has_more = list_conversations(db(), current_user_id(), query.limit, query.after)
     data = [conversation_body(row) for row in rows]
-    return jsonify({
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    })  # fmt: skip
+    return jsonify(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
 
 
 @bp.get("/<conversation_id>", responses={200: ConversationDetail, 401: Problem, 404: Problem})
