@@ -1,0 +1,239 @@
+"""Chat jobs against each real database: submission, idempotency, claims, outcomes, history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.accounts import create_user
+from common.chat_jobs import (
+    cancel_chat_job,
+    claim_chat_job,
+    complete_chat_job,
+    conversation_history,
+    fail_chat_job,
+    submit_chat_job,
+)
+from common.db import make_engine, make_session_factory
+from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound
+from common.migrate import upgrade_database
+from common.models import ChatJob, Conversation, JobStatus, User, utcnow
+from common.schemas import ChatJobCreate
+from tests.support.stack import make_settings
+
+LEASE = 60
+
+
+@pytest.fixture(scope="module")
+def engine(
+    database_url: str, redis_base_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """An engine on a database migrated once for this module."""
+    settings = make_settings(tmp_path_factory.mktemp("jobs"), f"{redis_base_url}/0", database_url)
+    upgrade_database(settings)
+    built = make_engine(settings)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """One session per test, rolled back afterwards so tests leave nothing behind."""
+    factory: sessionmaker[Session] = make_session_factory(engine)
+    with factory() as opened:
+        yield opened
+        opened.rollback()
+
+
+@pytest.fixture
+def user(session: Session) -> User:
+    """A fresh reader."""
+    return create_user(session, f"r-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None, [])
+
+
+def submit(
+    session: Session, user: User, message: str = "What is a node?", key: str | None = None, **kw: object
+) -> ChatJob:
+    """Submit a job and return it (asserting it is not a replay)."""
+    job, replayed = submit_chat_job(session, user.id, ChatJobCreate(message=message, **kw), key)
+    assert replayed is False
+    return job
+
+
+def reread(session: Session, job_id: uuid.UUID) -> ChatJob:
+    """The job as the database holds it now, not as the identity map remembers it."""
+    session.expire_all()
+    job = session.get(ChatJob, job_id)
+    assert job is not None
+    return job
+
+
+def test_submit_creates_a_conversation_and_a_queued_job(session: Session, user: User) -> None:
+    job = submit(session, user, "What is a ROS 2 topic?", page_url="/ros2/topics")
+
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.QUEUED.value
+    assert stored.attempts == 0
+    assert stored.user_id == user.id
+    assert stored.page_url == "/ros2/topics"
+    assert stored.citations == []
+    conversation = session.get(Conversation, stored.conversation_id)
+    assert conversation is not None
+    assert conversation.user_id == user.id
+    assert conversation.title == "What is a ROS 2 topic?"
+
+
+def test_idempotent_replay_returns_the_same_job(session: Session, user: User) -> None:
+    request = ChatJobCreate(message="Explain QoS")
+    first, first_replayed = submit_chat_job(session, user.id, request, "key-1")
+    again, replayed = submit_chat_job(session, user.id, ChatJobCreate(message="Explain QoS"), "key-1")
+
+    assert (first_replayed, replayed) == (False, True)
+    assert again.id == first.id
+    assert session.query(ChatJob).filter(ChatJob.user_id == user.id).count() == 1
+
+
+def test_same_key_with_a_different_body_is_refused(session: Session, user: User) -> None:
+    submit(session, user, "Explain QoS", key="key-2")
+
+    with pytest.raises(IdempotencyKeyReused):
+        submit_chat_job(session, user.id, ChatJobCreate(message="Explain DDS"), "key-2")
+
+
+def test_someone_elses_conversation_is_not_found(session: Session, user: User) -> None:
+    other = create_user(session, f"o-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None, [])
+    theirs = submit(session, other, "Private question")
+
+    with pytest.raises(NotFound):
+        submit_chat_job(
+            session,
+            user.id,
+            ChatJobCreate(message="Peek", conversation_id=theirs.conversation_id),
+            None,
+        )
+
+
+def test_a_job_is_claimed_only_once(session: Session, user: User) -> None:
+    job = submit(session, user)
+
+    claimed = claim_chat_job(session, job.id, LEASE)
+    second = claim_chat_job(session, job.id, LEASE)
+
+    assert claimed is not None
+    assert claimed.status == JobStatus.IN_PROGRESS.value
+    assert claimed.attempts == 1
+    assert claimed.started_at is not None and claimed.lease_expires_at is not None
+    assert claimed.lease_expires_at > utcnow() + timedelta(seconds=LEASE - 10)
+    assert second is None
+
+
+def test_an_expired_lease_can_be_claimed_again(session: Session, user: User) -> None:
+    job = submit(session, user)
+    assert claim_chat_job(session, job.id, LEASE) is not None
+    session.execute(
+        update(ChatJob)
+        .where(ChatJob.id == job.id)
+        .values(lease_expires_at=utcnow() - timedelta(seconds=5))
+    )
+
+    reclaimed = claim_chat_job(session, job.id, LEASE)
+
+    assert reclaimed is not None
+    assert reclaimed.attempts == 2
+    assert reread(session, job.id).attempts == 2
+    assert claim_chat_job(session, job.id, LEASE) is None
+
+
+def test_completing_a_cancelled_job_changes_nothing(session: Session, user: User) -> None:
+    job = submit(session, user)
+    claim_chat_job(session, job.id, LEASE)
+    assert cancel_chat_job(session, user.id, job.id).status == JobStatus.CANCELLED.value
+
+    recorded = complete_chat_job(session, job.id, "late answer", [], "extractive", None)
+
+    assert recorded is False
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.CANCELLED.value
+    assert stored.answer is None
+    # Cancelling again is a no-op, not an error.
+    assert cancel_chat_job(session, user.id, job.id).status == JobStatus.CANCELLED.value
+
+
+def test_a_completed_job_cannot_be_cancelled(session: Session, user: User) -> None:
+    job = submit(session, user)
+    claim_chat_job(session, job.id, LEASE)
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    citations = [{"n": 1, "title": "Nodes"}]
+    assert complete_chat_job(session, job.id, "A node [1].", citations, "m", usage) is True
+
+    with pytest.raises(JobNotCancellable):
+        cancel_chat_job(session, user.id, job.id)
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.COMPLETED.value
+    assert (stored.answer, stored.citations, stored.usage) == ("A node [1].", citations, usage)
+    assert stored.lease_expires_at is None and stored.completed_at is not None
+
+
+def test_fail_records_the_code_and_message(session: Session, user: User) -> None:
+    job = submit(session, user)
+    claim_chat_job(session, job.id, LEASE)
+
+    assert fail_chat_job(session, job.id, "llm_unavailable", "the model had a server error")
+
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.FAILED.value
+    assert stored.error_code == "llm_unavailable"
+    assert stored.error_message == "the model had a server error"
+    assert stored.completed_at is not None
+    assert fail_chat_job(session, job.id, "again", "no longer running") is False
+
+
+def test_history_is_the_last_completed_turns_in_order(session: Session, user: User) -> None:
+    base = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    first = submit(session, user, "Q0")
+    conversation = first.conversation_id
+    jobs = [first] + [submit(session, user, f"Q{i}", conversation_id=conversation) for i in (1, 2, 3)]
+    for i, job in enumerate(jobs):
+        job.created_at = base + timedelta(seconds=i)
+    later = submit(session, user, "Q5", conversation_id=conversation)
+    later.created_at = base + timedelta(seconds=10)
+    session.flush()
+    for job in (*jobs[:3], later):
+        claim_chat_job(session, job.id, LEASE)
+        complete_chat_job(session, job.id, f"A-{job.message}", [], "m", None)
+    claim_chat_job(session, jobs[3].id, LEASE)
+    current = submit(session, user, "Q4", conversation_id=conversation)
+    current.created_at = base + timedelta(seconds=5)
+    # An unfinished job before the current one is left out.
+    failed = submit(session, user, "Qf", conversation_id=conversation)
+    failed.created_at = base + timedelta(seconds=4)
+    session.flush()
+
+    assert conversation_history(session, current, 2) == [("Q1", "A-Q1"), ("Q2", "A-Q2")]
+    everything = conversation_history(session, current, 10)
+    assert everything == [("Q0", "A-Q0"), ("Q1", "A-Q1"), ("Q2", "A-Q2")]
+    assert conversation_history(session, current, 0) == []
+
+
+def test_timestamps_come_back_aware_in_utc(session: Session, user: User) -> None:
+    job = submit(session, user)
+    claim_chat_job(session, job.id, LEASE)
+    complete_chat_job(session, job.id, "answer", [], "m", None)
+    if session.get_bind().dialect.name == "postgresql":
+        # A server or session in another zone must not leak its offset into our values.
+        session.execute(text("SET LOCAL TIME ZONE 'Asia/Kolkata'"))
+
+    stored = reread(session, job.id)
+
+    stamps = [stored.created_at, stored.started_at, stored.completed_at]
+    for stamp in stamps:
+        assert stamp is not None and stamp.tzinfo is not None
+        assert stamp.utcoffset() == timedelta(0), stamp
+    assert stored.started_at is not None and stored.completed_at is not None
+    assert abs(utcnow() - stored.created_at) < timedelta(minutes=5)
+    assert stored.created_at <= stored.started_at <= stored.completed_at

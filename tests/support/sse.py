@@ -1,0 +1,29 @@
+"""Reading a chat job's Server-Sent Events through the Flask test client."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.support.stack import Stack
+
+
+def read_events(
+    stack: Stack, headers: dict[str, str], job_id: str, last_event_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Parse the job's SSE stream until it closes."""
+    if last_event_id:
+        headers = {**headers, "Last-Event-ID": last_event_id}
+    response = stack.client.get(f"/v1/chat/jobs/{job_id}/events", headers=headers)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    events = []
+    for frame in response.get_data(as_text=True).split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in frame.splitlines() if ": " in line and line[0] != ":"
+        )
+        if "event" in fields:
+            events.append(
+                {"id": fields["id"], "event": fields["event"], "data": json.loads(fields["data"])}
+            )
+    return events

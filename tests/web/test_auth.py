@@ -1,0 +1,198 @@
+"""Accounts: sign-up, login, refresh, /v1/me and how bad tokens are refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import jwt
+import pytest
+from flask_jwt_extended import create_access_token
+from werkzeug.test import TestResponse
+
+from tests.support.stack import Stack
+from tests.web.assertions import assert_problem
+
+PASSWORD = "correct-horse-battery"
+
+
+def _email(name: str = "reader") -> str:
+    return f"{name}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def _signup(stack: Stack, email: str, password: str = PASSWORD, **extra: Any) -> TestResponse:
+    return stack.client.post(
+        "/v1/auth/signup", json={"email": email, "password": password, **extra}
+    )
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_signup_returns_tokens_and_the_user(idle_stack: Stack) -> None:
+    email = _email()
+
+    response = _signup(idle_stack, email, name="Ada")
+
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["access_token"] and body["refresh_token"]
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == idle_stack.settings.access_token_minutes * 60
+    user = body["user"]
+    assert user["object"] == "user"
+    assert user["email"] == email
+    assert user["name"] == "Ada"
+    assert user["role"] == "reader"
+    assert uuid.UUID(user["id"]) and user["created_at"]
+
+
+def test_duplicate_email_is_a_conflict_whatever_its_case(idle_stack: Stack) -> None:
+    email = _email()
+    assert _signup(idle_stack, email).status_code == 201
+
+    response = _signup(idle_stack, email.upper(), password="another-password")
+
+    assert_problem(response, 409, "email_taken")
+
+
+def test_email_is_stored_lower_case(idle_stack: Stack) -> None:
+    email = _email("MixedCase")
+
+    body = _signup(idle_stack, email).get_json()
+
+    assert body["user"]["email"] == email.lower()
+
+
+def test_login_returns_tokens_that_work(idle_stack: Stack) -> None:
+    email = _email()
+    _signup(idle_stack, email)
+
+    response = idle_stack.client.post(
+        "/v1/auth/login", json={"email": email.upper(), "password": PASSWORD}
+    )
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["refresh_token"]
+    me = idle_stack.client.get("/v1/me", headers=_bearer(body["access_token"]))
+    assert me.status_code == 200
+    assert me.get_json()["email"] == email
+
+
+@pytest.mark.parametrize("known_email", [True, False], ids=["wrong-password", "unknown-email"])
+def test_bad_credentials_are_one_indistinguishable_401(idle_stack: Stack, known_email: bool) -> None:
+    email = _email()
+    if known_email:
+        _signup(idle_stack, email)
+
+    response = idle_stack.client.post(
+        "/v1/auth/login", json={"email": email, "password": "not-the-password"}
+    )
+
+    body = assert_problem(response, 401, "invalid_credentials")
+    assert body["detail"] == "Invalid email or password"
+
+
+def test_me_is_the_authenticated_user(idle_stack: Stack) -> None:
+    email = _email()
+    signed_up = _signup(idle_stack, email).get_json()
+
+    response = idle_stack.client.get("/v1/me", headers=_bearer(signed_up["access_token"]))
+
+    assert response.status_code == 200
+    assert response.get_json() == signed_up["user"]
+
+
+def test_refresh_token_buys_a_working_access_token(idle_stack: Stack) -> None:
+    signed_up = _signup(idle_stack, _email()).get_json()
+
+    response = idle_stack.client.post(
+        "/v1/auth/refresh", headers=_bearer(signed_up["refresh_token"])
+    )
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert "refresh_token" not in body or body["refresh_token"] is None
+    me = idle_stack.client.get("/v1/me", headers=_bearer(body["access_token"]))
+    assert me.status_code == 200
+    assert me.get_json()["id"] == signed_up["user"]["id"]
+
+
+def test_refresh_token_is_not_an_access_token(idle_stack: Stack) -> None:
+    signed_up = _signup(idle_stack, _email()).get_json()
+
+    response = idle_stack.client.get("/v1/me", headers=_bearer(signed_up["refresh_token"]))
+
+    assert_problem(response, 401, "invalid_token")
+
+
+def test_access_token_is_not_a_refresh_token(idle_stack: Stack) -> None:
+    signed_up = _signup(idle_stack, _email()).get_json()
+
+    response = idle_stack.client.post(
+        "/v1/auth/refresh", headers=_bearer(signed_up["access_token"])
+    )
+
+    assert_problem(response, 401, "invalid_token")
+
+
+def test_missing_token_is_401_with_a_bearer_challenge(idle_stack: Stack) -> None:
+    response = idle_stack.client.get("/v1/me")
+
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("authorization", ["Bearer not-a-jwt", "Bearer a.b.c", "Basic Zm9vOmJhcg=="])
+def test_garbage_token_is_401_invalid_token(idle_stack: Stack, authorization: str) -> None:
+    response = idle_stack.client.get("/v1/me", headers={"Authorization": authorization})
+
+    assert response.status_code == 401
+    assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_token_signed_with_another_key_is_refused(idle_stack: Stack) -> None:
+    user_id = _signup(idle_stack, _email()).get_json()["user"]["id"]
+    claims = {"sub": user_id, "type": "access", "fresh": False, "jti": uuid.uuid4().hex}
+    token = jwt.encode(claims, "another-secret-that-is-long-enough-for-hs256", algorithm="HS256")
+
+    response = idle_stack.client.get("/v1/me", headers=_bearer(token))
+
+    assert_problem(response, 401, "invalid_token")
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+def test_expired_token_is_401_token_expired(idle_stack: Stack) -> None:
+    user_id = _signup(idle_stack, _email()).get_json()["user"]["id"]
+    with idle_stack.app.app_context():
+        token = create_access_token(user_id, expires_delta=timedelta(seconds=-1))
+
+    response = idle_stack.client.get("/v1/me", headers=_bearer(token))
+
+    body = assert_problem(response, 401, "token_expired")
+    assert body["detail"] == "the access token has expired"
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "short-pw@example.com", "password": "short"}, "password"),
+        ({"email": "not-an-email", "password": PASSWORD}, "email"),
+        ({"email": "two@@example.com", "password": PASSWORD}, "email"),
+        ({"password": PASSWORD}, "email"),
+    ],
+    ids=["short-password", "bad-email", "double-at", "missing-email"],
+)
+def test_invalid_signup_is_422_listing_the_field(
+    idle_stack: Stack, body: dict[str, str], field: str
+) -> None:
+    response = idle_stack.client.post("/v1/auth/signup", json=body)
+
+    problem = assert_problem(response, 422, "validation_error")
+    assert [error["loc"] for error in problem["errors"]] == [[field]]
+    assert all(error["msg"] and error["type"] for error in problem["errors"])
