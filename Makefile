@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-ratelimit bench-retrieval clean
+.PHONY: dev test lint bench-burst bench-ratelimit bench-retrieval clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bookchat needs Python 3.11+")'
@@ -22,6 +22,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy common web workers bench
+
+bench-burst: $(STAMP)
+	$(BIN)/python -m bench.burst $(ARGS)
 
 bench-ratelimit: $(STAMP)
 	$(BIN)/python -m bench.ratelimit $(ARGS)

@@ -70,6 +70,14 @@ def _ask(args: argparse.Namespace) -> int:
     return ask_via_queue(get_settings(), args.question, timeout=args.timeout, as_json=args.json)
 
 
+def _worker_alive(args: argparse.Namespace) -> int:
+    from common.heartbeat import live_workers
+    from common.redis_client import make_redis
+
+    names = {worker["name"] for worker in live_workers(make_redis(get_settings()))}
+    return 0 if args.name in names else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="bookchat", description=__doc__)
@@ -103,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--timeout", type=float, default=120)
     ask.add_argument("--json", action="store_true", help="print the finished job as JSON")
     ask.set_defaults(run=_ask)
+
+    alive = sub.add_parser("worker-alive", help="exit 0 if the named worker sent a heartbeat")
+    alive.add_argument("name", help="worker hostname, e.g. chat@host")
+    alive.set_defaults(run=_worker_alive)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     chat_job_time_limit_seconds: int = Field(default=180, ge=10)
     history_turns: int = Field(default=4, ge=0, le=20)
     event_retention_seconds: int = Field(default=86400, ge=60)
+
+    @field_validator(
+        "database_url", "redis_url", "qdrant_url", "qdrant_api_key", "openai_api_key",
+        "openai_base_url", "jwt_secret_key", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose files pass `${VAR:-}`: an empty value means "not configured".
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

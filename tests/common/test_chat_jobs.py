@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text, update
@@ -57,7 +58,11 @@ def user(session: Session) -> User:
 
 
 def submit(
-    session: Session, user: User, message: str = "What is a node?", key: str | None = None, **kw: object
+    session: Session,
+    user: User,
+    message: str = "What is a node?",
+    key: str | None = None,
+    **kw: Any,
 ) -> ChatJob:
     """Submit a job and return it (asserting it is not a replay)."""
     job, replayed = submit_chat_job(session, user.id, ChatJobCreate(message=message, **kw), key)
@@ -91,7 +96,9 @@ def test_submit_creates_a_conversation_and_a_queued_job(session: Session, user: 
 def test_idempotent_replay_returns_the_same_job(session: Session, user: User) -> None:
     request = ChatJobCreate(message="Explain QoS")
     first, first_replayed = submit_chat_job(session, user.id, request, "key-1")
-    again, replayed = submit_chat_job(session, user.id, ChatJobCreate(message="Explain QoS"), "key-1")
+    again, replayed = submit_chat_job(
+        session, user.id, ChatJobCreate(message="Explain QoS"), "key-1"
+    )
 
     assert (first_replayed, replayed) == (False, True)
     assert again.id == first.id
@@ -197,7 +204,9 @@ def test_history_is_the_last_completed_turns_in_order(session: Session, user: Us
     base = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     first = submit(session, user, "Q0")
     conversation = first.conversation_id
-    jobs = [first] + [submit(session, user, f"Q{i}", conversation_id=conversation) for i in (1, 2, 3)]
+    jobs = [first] + [
+        submit(session, user, f"Q{i}", conversation_id=conversation) for i in (1, 2, 3)
+    ]
     for i, job in enumerate(jobs):
         job.created_at = base + timedelta(seconds=i)
     later = submit(session, user, "Q5", conversation_id=conversation)

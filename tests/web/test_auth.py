@@ -83,7 +83,9 @@ def test_login_returns_tokens_that_work(idle_stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("known_email", [True, False], ids=["wrong-password", "unknown-email"])
-def test_bad_credentials_are_one_indistinguishable_401(idle_stack: Stack, known_email: bool) -> None:
+def test_bad_credentials_are_one_indistinguishable_401(
+    idle_stack: Stack, known_email: bool
+) -> None:
     email = _email()
     if known_email:
         _signup(idle_stack, email)
@@ -146,7 +148,9 @@ def test_missing_token_is_401_with_a_bearer_challenge(idle_stack: Stack) -> None
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize("authorization", ["Bearer not-a-jwt", "Bearer a.b.c", "Basic Zm9vOmJhcg=="])
+@pytest.mark.parametrize(
+    "authorization", ["Bearer not-a-jwt", "Bearer a.b.c", "Basic Zm9vOmJhcg=="]
+)
 def test_garbage_token_is_401_invalid_token(idle_stack: Stack, authorization: str) -> None:
     response = idle_stack.client.get("/v1/me", headers={"Authorization": authorization})
 

@@ -1,0 +1,101 @@
+"""Shared benchmark plumbing: a private bookchat (API + workers) started as real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The pct-th percentile (nearest rank) of the values, 0 when there are none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+@dataclass
+class BenchStack:
+    """bookchat's web and worker processes over a private Redis and SQLite."""
+
+    var_dir: Path
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, var_dir: Path, extra_env: dict[str, str], workers: int = 1,
+              concurrency: int = 4, web: bool = True) -> BenchStack:  # fmt: skip
+        """Start Redis, migrate, then the API and `workers` worker processes."""
+        var_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REDIS_"))}
+        env.update(VAR_DIR=str(var_dir), REDIS_URL=ensure_embedded_redis(var_dir),
+                   JWT_SECRET_KEY="bench-secret-" + "x" * 40, **extra_env)  # fmt: skip
+        stack = cls(var_dir, env)
+        stack._run(["migrate"], wait=True)
+        for n in range(workers):
+            stack._run(["worker", "--queues", "chat,ingest", "--concurrency", str(concurrency),
+                        "--hostname", f"bench{n}@%h", "--loglevel", "WARNING"])  # fmt: skip
+        if web:
+            stack.env["PORT"] = str(stack.port)
+            stack._run(["web", "--threads", "64"])
+            stack.wait_ready()
+        return stack
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self, args: list[str], wait: bool = False) -> None:
+        log = (self.var_dir / f"{args[0]}-{len(self.processes)}.log").open("ab")
+        command = [sys.executable, "-m", "common.cli", *args]
+        if wait:
+            subprocess.run(command, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log, check=True)
+            return
+        self.processes.append(
+            subprocess.Popen(command, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log)
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait until /readyz says a worker consumes the chat queue."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"bench stack not ready; logs in {self.var_dir}")
+
+    def stop(self) -> None:
+        """Stop every process and the private Redis."""
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        stop_embedded_redis(self.var_dir)
