@@ -10,13 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_MESSAGE_CHARS = 4000
 MAX_SELECTED_TEXT_CHARS = 20_000
+MAX_PAGE_URL_CHARS = 2048
 MAX_PASSWORD_CHARS = 1024
 MIN_PASSWORD_CHARS = 8
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class SignupRequest(StrictModel):
@@ -47,10 +48,12 @@ class UserOut(BaseModel):
 
 
 class ChatJobCreate(StrictModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     conversation_id: uuid.UUID | None = None
     selected_text: str | None = Field(default=None, max_length=MAX_SELECTED_TEXT_CHARS)
-    page_url: str | None = Field(default=None, max_length=2048)
+    page_url: str | None = Field(default=None, max_length=MAX_PAGE_URL_CHARS)
 
     @field_validator("selected_text", "page_url")
     @classmethod

@@ -6,13 +6,15 @@ import logging
 
 from flask_openapi3 import Info, OpenAPI
 
-from common.schemas import MAX_MESSAGE_CHARS, MAX_SELECTED_TEXT_CHARS
+from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
 from common.settings import Settings, get_settings
 from web import problems, resources, security
 from web.api import auth, chat_jobs, conversations, health
 
 # Room for the largest valid chat job plus JSON overhead; bigger bodies are refused early.
-MAX_BODY_BYTES = 4 * (MAX_MESSAGE_CHARS + MAX_SELECTED_TEXT_CHARS) + 16_384
+# A character can take 12 bytes: JSON encoders escape an emoji as two \uXXXX surrogates.
+_MAX_JOB_CHARS = MAX_MESSAGE_CHARS + MAX_SELECTED_TEXT_CHARS + MAX_PAGE_URL_CHARS
+MAX_BODY_BYTES = 12 * _MAX_JOB_CHARS + 16_384
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:

@@ -50,6 +50,11 @@ def current_user_id() -> uuid.UUID:
     return uuid.UUID(str(get_jwt_identity()))
 
 
+def require_access_token() -> None:
+    """Reject the request unless it carries a valid access token (a before_request hook)."""
+    verify_jwt_in_request()
+
+
 def login_required(view: Callable[P, R]) -> Callable[P, R]:
     """Require a valid access token."""
 

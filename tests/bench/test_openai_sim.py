@@ -83,8 +83,8 @@ def test_chat_completion_quotes_passages_and_reports_usage(start: Starter) -> No
     messages = [{"role": "system", "content": PASSAGES}, {"role": "user", "content": QUESTION}]
     raw = client_for(sim).chat.completions.with_raw_response.create(
         model="gpt-4o-mini",
-        messages=messages,
-        max_tokens=200,  # type: ignore[arg-type]
+        messages=messages,  # type: ignore[arg-type]
+        max_tokens=200,
     )
     completion = raw.parse()
     text = completion.choices[0].message.content or ""

@@ -14,7 +14,7 @@ def assert_problem(response: TestResponse, status: int, code: str | None = None)
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     body: dict[str, Any] = response.get_json(force=True)
-    assert PROBLEM_KEYS <= body.keys(), body
+    assert body.keys() >= PROBLEM_KEYS, body
     assert body["status"] == status
     assert body["type"] == f"/problems/{body['code']}"
     assert body["request_id"] == response.headers["X-Request-ID"]

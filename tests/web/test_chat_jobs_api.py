@@ -213,3 +213,21 @@ def test_long_poll_on_a_cancelled_job_returns_at_once(idle_stack: Stack) -> None
     response = idle_stack.client.get(f"{JOBS}/{job_id}?wait=30", headers=headers)
 
     assert response.get_json()["status"] == "cancelled"
+
+
+def test_cancelling_a_completed_job_is_409(stack: Stack) -> None:
+    """Needs the answering `stack`: a job can only complete where a worker runs."""
+    headers = stack.signup()
+    job = stack.wait(headers, stack.submit(headers, message="What is a ROS 2 node?")["id"])
+    assert job["status"] == "completed", job
+
+    response = stack.client.post(f"{JOBS}/{job['id']}/cancel", headers=headers)
+
+    assert_problem(response, 409, "job_not_cancellable")
+    assert stack.client.get(f"{JOBS}/{job['id']}", headers=headers).get_json() == job
+
+
+def test_anonymous_invalid_submit_is_401_not_422(idle_stack: Stack) -> None:
+    response = idle_stack.client.post(JOBS, json={"message": ""})
+
+    assert_problem(response, 401, "unauthorized")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import pytest
 
-from common.schemas import MAX_MESSAGE_CHARS
+from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
 from tests.support.stack import Stack
 from tests.web.assertions import assert_problem
 from web import MAX_BODY_BYTES
@@ -125,6 +126,27 @@ def test_message_of_exactly_the_limit_is_accepted(
 
     assert response.status_code == 202, response.get_json()
     assert len(response.get_json()["message"]) == MAX_MESSAGE_CHARS
+
+
+@pytest.mark.parametrize("char", ["x", "\u00e9", "\U0001f600"], ids=["ascii", "latin", "emoji"])
+@pytest.mark.parametrize("ensure_ascii", [True, False], ids=["escaped", "utf8"])
+def test_largest_valid_chat_job_fits_the_body_limit(
+    idle_stack: Stack, headers: dict[str, str], char: str, ensure_ascii: bool
+) -> None:
+    """Python clients escape non-ASCII as \\uXXXX by default: up to 12 bytes a character."""
+    body = {
+        "message": char * MAX_MESSAGE_CHARS,
+        "selected_text": char * MAX_SELECTED_TEXT_CHARS,
+        "page_url": "https://book.example/" + char * (MAX_PAGE_URL_CHARS - 21),
+    }
+    data = json.dumps(body, ensure_ascii=ensure_ascii).encode()
+
+    response = idle_stack.client.post(
+        JOBS, data=data, content_type="application/json", headers=headers
+    )
+
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["message"] == body["message"]
 
 
 def test_body_over_the_limit_is_413(idle_stack: Stack, headers: dict[str, str]) -> None:

@@ -22,7 +22,7 @@ from common.queue import enqueue_chat_job
 from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
 from web.job_events import job_event_stream, wait_for_job
 from web.resources import db, resources
-from web.security import BEARER, current_user_id, login_required
+from web.security import BEARER, current_user_id, require_access_token
 from web.serializers import chat_job_body
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,12 @@ bp = APIBlueprint(
     abp_tags=[Tag(name="chat jobs")],
     abp_security=BEARER,
 )
+# Authenticate before flask-openapi3 validates the body: signed-out callers get 401, not 422.
+bp.before_request(require_access_token)
 _ERRORS: ResponseDict = {401: Problem, 404: Problem, 422: Problem}
 
 
 @bp.post("", responses={202: ChatJobOut, 400: Problem, 503: Problem, **_ERRORS})
-@login_required
 def submit(body: ChatJobCreate, header: IdempotencyHeader) -> tuple[Response, int]:
     """Queue a question; poll the Location or stream its events."""
     session, res = db(), resources()
@@ -70,7 +71,6 @@ def _publish_queued(job_id: uuid.UUID) -> None:
 
 
 @bp.get("/<job_id>", responses={200: ChatJobOut, **_ERRORS})
-@login_required
 def read(path: JobPath, query: WaitQuery) -> Response:
     """The job; `?wait=N` holds the request until it finishes or N seconds pass."""
     session = db()
@@ -84,7 +84,6 @@ def read(path: JobPath, query: WaitQuery) -> Response:
 
 
 @bp.get("/<job_id>/events", responses={404: Problem, 401: Problem, 422: Problem})
-@login_required
 def events(path: JobPath) -> Response:
     """Server-Sent Events for the job; send Last-Event-ID to resume."""
     session = db()
@@ -101,7 +100,6 @@ def events(path: JobPath) -> Response:
 
 
 @bp.post("/<job_id>/cancel", responses={200: ChatJobOut, 409: Problem, **_ERRORS})
-@login_required
 def cancel(path: JobPath) -> Response:
     """Cancel a queued or running job."""
     session, res = db(), resources()
