@@ -24,8 +24,9 @@ from bench.support import REPO_ROOT, BenchStack, percentile
 
 def _ask(http: httpx.Client, headers: dict[str, str], n: int) -> tuple[float, int, str]:
     started = time.perf_counter()
-    response = http.post("/v1/chat/jobs", headers=headers,
-                         json={"message": f"What is a ROS 2 node? ({n})"})  # fmt: skip
+    response = http.post(
+        "/v1/chat/jobs", headers=headers, json={"message": f"What is a ROS 2 node? ({n})"}
+    )
     job_id = response.json().get("id", "") if response.status_code == 202 else ""
     return time.perf_counter() - started, response.status_code, job_id
 
@@ -35,10 +36,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token)
     with start_simulator(config) as sim, tempfile.TemporaryDirectory() as tmp:
         stack = BenchStack.start(
-            Path(tmp), {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": f"{sim.url}/v1",
-                        "TEXTBOOK_PATH": str(REPO_ROOT / "examples" / "textbook")},
+            Path(tmp),
+            {
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": f"{sim.url}/v1",
+                "TEXTBOOK_PATH": str(REPO_ROOT / "examples" / "textbook"),
+            },
             concurrency=args.concurrency,
-        )  # fmt: skip
+        )
         try:
             with httpx.Client(base_url=stack.base_url, timeout=60) as http:
                 token = http.post(

@@ -44,18 +44,39 @@ class BenchStack:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, var_dir: Path, extra_env: dict[str, str], workers: int = 1,
-              concurrency: int = 4, web: bool = True) -> BenchStack:  # fmt: skip
+    def start(
+        cls,
+        var_dir: Path,
+        extra_env: dict[str, str],
+        workers: int = 1,
+        concurrency: int = 4,
+        web: bool = True,
+    ) -> BenchStack:
         """Start Redis, migrate, then the API and `workers` worker processes."""
         var_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REDIS_"))}
-        env.update(VAR_DIR=str(var_dir), REDIS_URL=ensure_embedded_redis(var_dir),
-                   JWT_SECRET_KEY="bench-secret-" + "x" * 40, **extra_env)  # fmt: skip
+        env.update(
+            VAR_DIR=str(var_dir),
+            REDIS_URL=ensure_embedded_redis(var_dir),
+            JWT_SECRET_KEY="bench-secret-" + "x" * 40,
+            **extra_env,
+        )
         stack = cls(var_dir, env)
         stack._run(["migrate"], wait=True)
         for n in range(workers):
-            stack._run(["worker", "--queues", "chat,ingest", "--concurrency", str(concurrency),
-                        "--hostname", f"bench{n}@%h", "--loglevel", "WARNING"])  # fmt: skip
+            stack._run(
+                [
+                    "worker",
+                    "--queues",
+                    "chat,ingest",
+                    "--concurrency",
+                    str(concurrency),
+                    "--hostname",
+                    f"bench{n}@%h",
+                    "--loglevel",
+                    "WARNING",
+                ]
+            )
         if web:
             stack.env["PORT"] = str(stack.port)
             stack._run(["web", "--threads", "64"])

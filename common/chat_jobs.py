@@ -147,6 +147,7 @@ def complete_chat_job(
     citations: list[dict[str, Any]],
     model: str,
     usage: dict[str, Any] | None,
+    metrics: dict[str, Any] | None = None,
 ) -> bool:
     """Mark a running job completed with its answer."""
     return finish_chat_job(
@@ -157,14 +158,37 @@ def complete_chat_job(
         citations=citations,
         model=model,
         usage=usage,
+        metrics=metrics,
     )
 
 
-def fail_chat_job(session: Session, job_id: uuid.UUID, code: str, message: str) -> bool:
+def fail_chat_job(
+    session: Session,
+    job_id: uuid.UUID,
+    code: str,
+    message: str,
+    metrics: dict[str, Any] | None = None,
+) -> bool:
     """Mark a running job failed with an error the user sees."""
+    extra = {"metrics": metrics} if metrics is not None else {}
     return finish_chat_job(
-        session, job_id, status=JobStatus.FAILED.value, error_code=code, error_message=message
+        session,
+        job_id,
+        status=JobStatus.FAILED.value,
+        error_code=code,
+        error_message=message,
+        **extra,
     )
+
+
+def release_chat_job(session: Session, job_id: uuid.UUID, metrics: dict[str, Any]) -> bool:
+    """Put a running job back in the queue (it waits for rate-limit capacity)."""
+    result: Any = session.execute(
+        update(ChatJob)
+        .where(ChatJob.id == job_id, ChatJob.status == JobStatus.IN_PROGRESS.value)
+        .values(status=JobStatus.QUEUED.value, lease_expires_at=None, metrics=metrics)
+    )
+    return bool(result.rowcount)
 
 
 def fail_queued_chat_job(session: Session, job_id: uuid.UUID, code: str, message: str) -> None:

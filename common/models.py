@@ -115,6 +115,7 @@ class ChatJob(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
 
     attempts: Mapped[int] = mapped_column(default=0)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column()
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()

@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     chat_model: str = "gpt-4o-mini"
     chat_max_tokens: int = Field(default=600, ge=16, le=16000)
     openai_timeout_seconds: float = Field(default=60.0, gt=0)
+    embedding_model: str = "text-embedding-3-small"
+
+    # The provider account's limits, shared by every worker (OpenAI tier 1 by default).
+    llm_rpm: int = Field(default=500, ge=1)
+    llm_tpm: int = Field(default=200_000, ge=1)
+    embedding_rpm: int = Field(default=3000, ge=1)
+    embedding_tpm: int = Field(default=1_000_000, ge=1)
+    llm_burst_seconds: float = Field(default=10.0, gt=0, le=60)
+    llm_headroom: float = Field(default=0.98, gt=0, le=1)
+    llm_max_wait_in_process_seconds: float = Field(default=2.0, ge=0)
+    llm_max_job_wait_seconds: float = Field(default=900.0, gt=0)
 
     # Retrieval and the textbook ingested on first start.
     textbook_path: Path = Path("examples/textbook")
@@ -57,9 +68,15 @@ class Settings(BaseSettings):
     event_retention_seconds: int = Field(default=86400, ge=60)
 
     @field_validator(
-        "database_url", "redis_url", "qdrant_url", "qdrant_api_key", "openai_api_key",
-        "openai_base_url", "jwt_secret_key", mode="before",
-    )  # fmt: skip
+        "database_url",
+        "redis_url",
+        "qdrant_url",
+        "qdrant_api_key",
+        "openai_api_key",
+        "openai_base_url",
+        "jwt_secret_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files pass `${VAR:-}`: an empty value means "not configured".

@@ -5,11 +5,21 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from common.chat_jobs import claim_chat_job, complete_chat_job, conversation_history, fail_chat_job
+from common.chat_jobs import (
+    claim_chat_job,
+    complete_chat_job,
+    conversation_history,
+    fail_chat_job,
+    release_chat_job,
+)
 from common.db import session_scope
-from common.llm.base import AnswerRequest, GenerationStopped, LLMError
-from common.models import JobStatus
+from common.llm.base import AnswerRequest, GenerationStopped
+from common.llm.errors import LLMError, RetryLater
+from common.llm.metrics import CallStats
+from common.models import JobStatus, utcnow
 from common.retrieval.passages import Passage
 from workers.resources import WorkerResources
 
@@ -24,6 +34,8 @@ class _JobInput:
     page_url: str | None
     history: list[tuple[str, str]]
     attempt: int
+    created_at: datetime
+    metrics: dict[str, Any] | None
 
 
 def _claim(res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
@@ -33,7 +45,15 @@ def _claim(res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
         if job is None:
             return None
         history = conversation_history(session, job, res.settings.history_turns)
-        return _JobInput(job.message, job.selected_text, job.page_url, history, job.attempts)
+        return _JobInput(
+            job.message,
+            job.selected_text,
+            job.page_url,
+            history,
+            job.attempts,
+            job.created_at,
+            job.metrics,
+        )
 
 
 def selection_passage(selected_text: str, page_url: str | None) -> Passage:
@@ -63,7 +83,11 @@ def retrieve(res: WorkerResources, job: _JobInput) -> list[Passage]:
 
 
 def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
-    """Run one chat job to completion; safe to call again for the same job."""
+    """Run one chat job to completion; safe to call again for the same job.
+
+    Raises RetryLater after putting the job back in the queue when the model cannot take the
+    call soon; the task re-enqueues itself with that countdown.
+    """
     job = _claim(res, job_id)
     if job is None:
         log.info("chat job %s is not runnable (finished, cancelled or leased)", job_id)
@@ -72,11 +96,15 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
     events.publish(
         job_id, "status", {"status": JobStatus.IN_PROGRESS.value, "attempt": job.attempt}
     )
+    stats = CallStats()
 
     def on_delta(text: str) -> None:
         if events.cancel_requested(job_id):
             raise GenerationStopped()
         events.publish(job_id, "delta", {"text": text})
+
+    def on_restart() -> None:
+        events.publish(job_id, "reset", {"reason": "the model call was retried"})
 
     try:
         passages = retrieve(res, job)
@@ -87,17 +115,22 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
             from_selection=bool(job.selected_text),
             page_url=job.page_url,
         )
-        answer = res.answerer.generate(request, on_delta)
+        answer = res.answerer.generate(request, on_delta, stats, on_restart)
     except GenerationStopped:
         log.info("chat job %s was cancelled while generating", job_id)
         return
     except LLMError as exc:
-        record_failure(res, job_id, exc.code, exc.message)
+        record_failure(res, job_id, exc.code, exc.message, stats.merged_into(job.metrics))
+        return
+    except RetryLater as exc:
+        if _release_for_retry(res, job_id, job, stats, exc):
+            raise
         return
     citations = [p.citation(n) for n, p in enumerate(passages, start=1)]
+    metrics = stats.merged_into(job.metrics)
     with session_scope(res.sessions) as session:
         recorded = complete_chat_job(
-            session, job_id, answer.text, citations, answer.model, answer.usage
+            session, job_id, answer.text, citations, answer.model, answer.usage, metrics
         )
     if recorded:
         events.publish(job_id, "citations", {"citations": citations})
@@ -108,9 +141,46 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
         )
 
 
-def record_failure(res: WorkerResources, job_id: uuid.UUID, code: str, message: str) -> None:
+def _release_for_retry(
+    res: WorkerResources, job_id: uuid.UUID, job: _JobInput, stats: CallStats, exc: RetryLater
+) -> bool:
+    """Put the job back in the queue, or fail it past its deadline; True if it should retry."""
+    stats.requeues += 1
+    metrics = stats.merged_into(job.metrics)
+    waited = (utcnow() - job.created_at).total_seconds()
+    if waited + exc.delay > res.settings.llm_max_job_wait_seconds:
+        record_failure(
+            res,
+            job_id,
+            "llm_unavailable",
+            f"the language model stayed unavailable ({exc.reason})",
+            metrics,
+        )
+        return False
+    with session_scope(res.sessions) as session:
+        released = release_chat_job(session, job_id, metrics)
+    if released:
+        res.events.publish(
+            job_id,
+            "status",
+            {
+                "status": JobStatus.QUEUED.value,
+                "retry_in": round(exc.delay, 2),
+                "reason": exc.reason,
+            },
+        )
+    return released  # not released: cancelled meanwhile, nothing to retry
+
+
+def record_failure(
+    res: WorkerResources,
+    job_id: uuid.UUID,
+    code: str,
+    message: str,
+    metrics: dict[str, Any] | None = None,
+) -> None:
     """Mark the running job failed and tell its stream."""
     with session_scope(res.sessions) as session:
-        recorded = fail_chat_job(session, job_id, code, message)
+        recorded = fail_chat_job(session, job_id, code, message, metrics)
     if recorded:
         res.events.publish(job_id, "error", {"code": code, "message": message})

@@ -11,7 +11,8 @@ from common.db import make_engine, make_session_factory
 from common.events import JobEvents
 from common.llm.base import Answerer
 from common.llm.extractive import ExtractiveAnswerer
-from common.llm.openai_answerer import OpenAIAnswerer, make_openai_client
+from common.llm.factory import make_llm_client
+from common.llm.openai_answerer import OpenAIAnswerer
 from common.redis_client import make_redis
 from common.retrieval.store import TextbookIndex, make_qdrant
 from common.settings import Settings
@@ -49,6 +50,6 @@ class WorkerResources:
     def answerer(self) -> Answerer:
         """GPT-4o-mini (or compatible) with a key, else the offline extractive answerer."""
         if self.settings.uses_openai:
-            client = make_openai_client(self.settings)
+            client = make_llm_client(self.settings, self.redis)
             return OpenAIAnswerer(client, self.settings.chat_model, self.settings.chat_max_tokens)
         return ExtractiveAnswerer()

@@ -8,26 +8,32 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from celery import Celery
+from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from common.ingest_runs import save_report
+from common.llm.errors import RetryLater
 from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK
 from workers.chat import answer_chat_job, record_failure
 from workers.ingest import IngestReport, ingest_tree
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
+# Countdown tasks wait unacknowledged in worker memory; stay far below the visibility timeout.
+MAX_COUNTDOWN_S = 300.0
 
 
 def register_tasks(app: Celery, res: WorkerResources) -> None:
     """Define bookchat's tasks on the app, bound to this process's resources."""
 
-    @app.task(name=CHAT_ANSWER_TASK, acks_late=True, reject_on_worker_lost=True)
-    def answer(job_id: str) -> None:
+    @app.task(name=CHAT_ANSWER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def answer(self: Task, job_id: str) -> None:
         job = uuid.UUID(job_id)
         try:
             answer_chat_job(res, job)
+        except RetryLater as wait:
+            # The slot is freed: the job waits in the queue, not in this worker thread.
+            raise self.retry(countdown=min(wait.delay, MAX_COUNTDOWN_S), max_retries=None) from wait
         except SoftTimeLimitExceeded:
             record_failure(res, job, "timeout", "answering took too long")
         except Exception:

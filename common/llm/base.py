@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from common.llm.metrics import CallStats
 from common.retrieval.passages import Passage
 
 DeltaSink = Callable[[str], None]
@@ -28,20 +29,20 @@ class Answer:
 
 
 class Answerer(Protocol):
-    """Writes an answer grounded in the request's passages, streaming deltas to `on_delta`."""
+    """Writes an answer grounded in the request's passages, streaming deltas to `on_delta`.
 
-    def generate(self, request: AnswerRequest, on_delta: DeltaSink) -> Answer: ...
+    `on_restart` is called when a retried model call starts the answer again, so listeners
+    can drop the partial text; `stats` collects what the call cost.
+    """
+
+    def generate(
+        self,
+        request: AnswerRequest,
+        on_delta: DeltaSink,
+        stats: CallStats,
+        on_restart: Callable[[], None] = ...,
+    ) -> Answer: ...
 
 
 class GenerationStopped(Exception):
     """Raised by a delta sink to stop generation (the job was cancelled)."""
-
-
-class LLMError(Exception):
-    """A provider failure with a code the user sees; `retryable` says whether to try again."""
-
-    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retryable = retryable

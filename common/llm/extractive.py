@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from common.llm.base import Answer, AnswerRequest, DeltaSink
+from common.llm.metrics import CallStats
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
 from common.retrieval.sparse import tokenize
 
@@ -95,7 +97,13 @@ class ExtractiveAnswerer:
         # Keep the book's own order: by passage, then by position in the passage.
         return sorted(chosen, key=lambda c: (c.passage_number, candidates.index(c)))
 
-    def generate(self, request: AnswerRequest, on_delta: DeltaSink) -> Answer:
+    def generate(
+        self,
+        request: AnswerRequest,
+        on_delta: DeltaSink,
+        stats: CallStats | None = None,
+        on_restart: Callable[[], None] = lambda: None,
+    ) -> Answer:
         """Compose the answer and stream it word by word."""
         chosen = self._select(request) if tokenize(request.question) else []
         if chosen:

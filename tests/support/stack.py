@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 from flask_openapi3 import OpenAPI
+from pydantic import SecretStr
 
 from common.heartbeat import live_workers
 from common.ingest_runs import load_report
@@ -48,23 +50,18 @@ def make_settings(
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables for a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "QDRANT_"))}
-    values = {
-        "ENVIRONMENT": settings.environment,
-        "VAR_DIR": str(settings.var_dir),
-        "REDIS_URL": settings.redis_url,
-        "DATABASE_URL": settings.database_url,
-        "JWT_SECRET_KEY": JWT_TEST_SECRET,
-        "TEXTBOOK_PATH": str(settings.textbook_path),
-        "OPENAI_API_KEY": settings.openai_api_key.get_secret_value()
-        if settings.openai_api_key
-        else None,
-        "OPENAI_BASE_URL": settings.openai_base_url,
-        "OPENAI_TIMEOUT_SECONDS": str(settings.openai_timeout_seconds),
-        "PORT": str(settings.port),
-    }
-    env.update({k: v for k, v in values.items() if v is not None})
+    env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTING_NAMES}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[name.upper()] = json.dumps(value) if isinstance(value, list) else str(value)
     return env
+
+
+_SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
 @dataclass

@@ -1,0 +1,68 @@
+"""A circuit breaker shared through Redis: after a run of provider failures, stop calling.
+
+While open, calls are not attempted (queued jobs wait instead of burning attempts). After the
+cool-down one caller is let through as a probe; its success closes the circuit, its failure
+opens it again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+
+class CircuitOpen(Exception):
+    """The provider is considered down; retry after `retry_in` seconds."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(f"circuit open, retry in {retry_in:.1f}s")
+        self.retry_in = retry_in
+
+
+class CircuitBreaker:
+    """Counts consecutive failures across all workers and trips after `threshold`."""
+
+    def __init__(
+        self, client: redis.Redis, name: str, threshold: int = 5, cooldown_seconds: float = 20.0
+    ) -> None:
+        self.client = client
+        self.threshold = threshold
+        self.cooldown = cooldown_seconds
+        prefix = f"bookchat:circuit:{name}"
+        self.failures_key = f"{prefix}:failures"
+        self.open_key = f"{prefix}:open_until"
+        self.probe_key = f"{prefix}:probe"
+
+    def before_call(self) -> None:
+        """Raise CircuitOpen unless calls may go ahead (closed, or this caller is the probe)."""
+        raw = self.client.get(self.open_key)
+        if raw is None:
+            return
+        remaining = float(raw) - time.time()  # type: ignore[arg-type]
+        if remaining > 0:
+            raise CircuitOpen(remaining)
+        if not self.client.set(self.probe_key, "1", nx=True, ex=max(1, int(self.cooldown))):
+            raise CircuitOpen(min(self.cooldown, 2.0))
+
+    def record_success(self) -> None:
+        """Close the circuit."""
+        self.client.delete(self.failures_key, self.open_key, self.probe_key)
+
+    def record_failure(self) -> bool:
+        """Count a provider failure; True when this one opened the circuit."""
+        pipe = self.client.pipeline()
+        pipe.incr(self.failures_key)
+        pipe.expire(self.failures_key, int(self.cooldown * 6))
+        pipe.exists(self.open_key)
+        failures, _, was_open = pipe.execute()
+        if int(failures) < self.threshold and not was_open:
+            return False
+        self.client.set(self.open_key, str(time.time() + self.cooldown), ex=int(self.cooldown * 6))
+        self.client.delete(self.probe_key)
+        return True
+
+    def is_open(self) -> bool:
+        """Whether calls are currently held back."""
+        raw = self.client.get(self.open_key)
+        return raw is not None and float(raw) > time.time()  # type: ignore[arg-type]

@@ -1,0 +1,39 @@
+"""Building the LLM layer from settings."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import redis
+
+from common.llm.circuit import CircuitBreaker
+from common.llm.client import LLMClient, RetryPolicy
+from common.llm.limiter import Limits, RateLimiter
+from common.llm.metrics import Counters
+from common.llm.openai_answerer import make_openai_sdk
+from common.settings import Settings
+
+
+def model_limits(settings: Settings, model: str) -> Limits:
+    """The configured account limits for a model."""
+    if model == settings.embedding_model:
+        rpm, tpm = settings.embedding_rpm, settings.embedding_tpm
+    else:
+        rpm, tpm = settings.llm_rpm, settings.llm_tpm
+    return Limits(rpm, tpm, settings.llm_burst_seconds, settings.llm_headroom)
+
+
+def make_llm_client(settings: Settings, client: redis.Redis) -> LLMClient:
+    """The rate-limited, retrying client every model call goes through."""
+
+    @cache
+    def limiter(model: str) -> RateLimiter:
+        return RateLimiter(client, model, model_limits(settings, model))
+
+    return LLMClient(
+        make_openai_sdk(settings),
+        limiter,
+        CircuitBreaker(client, "openai"),
+        Counters(client),
+        RetryPolicy(max_wait_in_process_s=settings.llm_max_wait_in_process_seconds),
+    )
