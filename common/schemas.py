@@ -104,6 +104,9 @@ class ChatJobOut(BaseModel):
     usage: dict[str, Any] | None
     error: JobError | None
     attempts: int
+    metrics: dict[str, Any] | None = Field(
+        default=None, description="Model calls, retries, rate-limit waits, tokens, cost estimate"
+    )
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None

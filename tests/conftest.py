@@ -124,6 +124,27 @@ def openai_stack(
 
 
 @pytest.fixture(scope="session")
+def limited_stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
+) -> Iterator[Stack]:
+    """The OpenAI path with an account limit of 6 requests a minute, to force re-queueing."""
+    var_dir = tmp_path_factory.mktemp("limited")
+    settings = make_settings(
+        var_dir,
+        _new_redis_db(redis_base_url),
+        openai_api_key="sk-test",
+        openai_base_url=f"{simulator.url}/v1",
+        openai_timeout_seconds=5.0,
+        llm_rpm=6,
+        llm_headroom=1.0,
+        llm_burst_seconds=10.0,
+    )
+    running = start_stack(settings)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
 def pg_stack(
     tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, postgres_url: str
 ) -> Iterator[Stack]:

@@ -26,6 +26,7 @@ def chat_job_body(job: ChatJob) -> dict[str, Any]:
         usage=job.usage,
         error=error,
         attempts=job.attempts,
+        metrics=job.metrics,
         created_at=job.created_at,
         started_at=job.started_at,
         completed_at=job.completed_at,
