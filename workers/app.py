@@ -15,11 +15,13 @@ from workers.resources import WorkerResources
 from workers.tasks import register_tasks
 
 
-def create_worker_app(settings: Settings | None = None) -> Celery:
-    """Build the worker app from settings."""
+def create_worker_app(
+    settings: Settings | None = None, resources: WorkerResources | None = None
+) -> Celery:
+    """Build the worker app from settings (and, for benchmarks, prepared resources)."""
     settings = settings or get_settings()
     app = make_celery(settings)
-    resources = WorkerResources(settings)
+    resources = resources or WorkerResources(settings)
     register_tasks(app, resources)
     app.steps["worker"].add(_heartbeat_step(resources))
     return app

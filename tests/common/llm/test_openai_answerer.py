@@ -1,21 +1,26 @@
-"""The OpenAI answerer through the real SDK against the simulator, and its prompt."""
+"""The OpenAI answerer through the LLM layer and the real SDK against the simulator."""
 
 from __future__ import annotations
 
-import socket
+import math
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from bench.openai_sim import SimulatorHandle
-from common.llm.base import AnswerRequest, LLMError
-from common.llm.openai_answerer import OpenAIAnswerer, make_openai_client
+from common.llm.base import AnswerRequest
+from common.llm.errors import LLMError
+from common.llm.factory import make_llm_client
+from common.llm.metrics import CallStats
+from common.llm.openai_answerer import OpenAIAnswerer, make_openai_sdk
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION, build_messages
 from common.retrieval.passages import Passage
 from tests.support.stack import make_settings
 
-# The answerer never touches Redis; settings only need a well-formed URL.
-UNUSED_REDIS = "redis://127.0.0.1:1/0"
 MAX_TOKENS = 321
 
 NODE = Passage(
@@ -37,99 +42,94 @@ TOPIC = Passage(
 )
 
 
-def answerer_for(base_url: str, tmp_path: Path) -> OpenAIAnswerer:
-    """An answerer whose SDK never retries, as our task layer owns retries."""
+@pytest.fixture
+def answerer(sim: SimulatorHandle, redis_url: str, tmp_path: Path) -> Iterator[OpenAIAnswerer]:
+    """An answerer built from settings, on a model name no other test uses."""
     settings = make_settings(
         tmp_path,
-        UNUSED_REDIS,
+        redis_url,
         openai_api_key="sk-test",
-        openai_base_url=base_url,
+        openai_base_url=f"{sim.url}/v1",
         openai_timeout_seconds=5.0,
+        chat_model=f"gpt-4o-mini-{uuid.uuid4().hex[:6]}",
         chat_max_tokens=MAX_TOKENS,
     )
-    client = make_openai_client(settings, max_retries=0)
-    return OpenAIAnswerer(client, settings.chat_model, settings.chat_max_tokens)
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = make_llm_client(settings, connection)
+    yield OpenAIAnswerer(client, settings.chat_model, settings.chat_max_tokens)
+    connection.close()
 
 
-@pytest.fixture
-def answerer(sim: SimulatorHandle, tmp_path: Path) -> OpenAIAnswerer:
-    """An answerer talking to the simulator."""
-    return answerer_for(f"{sim.url}/v1", tmp_path)
+def test_the_sdk_never_retries_on_its_own(tmp_path: Path, redis_url: str) -> None:
+    settings = make_settings(
+        tmp_path,
+        redis_url,
+        openai_api_key="sk-test",
+        openai_base_url="http://127.0.0.1:9/v1",
+        openai_timeout_seconds=7.0,
+    )
+
+    sdk = make_openai_sdk(settings)
+
+    assert sdk.max_retries == 0
+    assert sdk.api_key == "sk-test"
+    assert str(sdk.base_url).rstrip("/") == "http://127.0.0.1:9/v1"
+    assert sdk.timeout == 7.0
 
 
 def test_streams_a_cited_answer_with_usage(answerer: OpenAIAnswerer, sim: SimulatorHandle) -> None:
     deltas: list[str] = []
+    stats = CallStats()
 
-    answer = answerer.generate(AnswerRequest("What is a ROS 2 node?", [NODE, TOPIC]), deltas.append)
+    answer = answerer.generate(
+        AnswerRequest("What is a ROS 2 node?", [NODE, TOPIC]), deltas.append, stats
+    )
 
     assert len(deltas) > 1
     assert "".join(deltas) == answer.text
     assert answer.text.startswith("According to the passages")
     assert "[1]" in answer.text and "[2]" in answer.text
-    assert answer.model == "gpt-4o-mini"
+    assert answer.model == answerer.model
     assert answer.usage is not None
     assert set(answer.usage) == {"prompt_tokens", "completion_tokens", "total_tokens"}
     assert answer.usage["prompt_tokens"] > 0 and answer.usage["completion_tokens"] > 0
     usage = answer.usage
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert (stats.prompt_tokens, stats.completion_tokens) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    assert stats.llm_calls == 1 and stats.cost_usd > 0
 
 
-def test_the_request_carries_max_tokens(answerer: OpenAIAnswerer, sim: SimulatorHandle) -> None:
-    answerer.generate(AnswerRequest("What is a topic?", [TOPIC]), lambda _: None)
+def test_the_request_carries_max_tokens_and_the_prompt(
+    answerer: OpenAIAnswerer, sim: SimulatorHandle
+) -> None:
+    request = AnswerRequest("What is a topic?", [TOPIC])
+    started = time.time()
 
-    [record] = sim.log()
+    answerer.generate(request, lambda _: None, CallStats())
+
+    [record] = sim.log(since=started)
     assert record["endpoint"] == "/v1/chat/completions"
     assert record["status"] == 200
     assert record["max_tokens"] == MAX_TOKENS
+    # The simulator counts a token per four characters of each message it received.
+    sent = build_messages(request)
+    assert record["prompt_tokens"] == sum(math.ceil(len(m["content"]) / 4) for m in sent)
 
 
-@pytest.mark.parametrize(
-    ("status", "code", "retryable"),
-    [
-        (500, "llm_unavailable", True),
-        (503, "llm_unavailable", True),
-        (429, "rate_limited", True),
-        (401, "llm_auth_failed", False),
-        (400, "llm_bad_request", False),
-    ],
-)
-def test_provider_errors_are_classified(
-    answerer: OpenAIAnswerer, sim: SimulatorHandle, status: int, code: str, retryable: bool
+def test_a_provider_refusal_surfaces_as_an_llm_error(
+    answerer: OpenAIAnswerer, sim: SimulatorHandle
 ) -> None:
-    sim.update_config(fail_next=[status])
+    sim.update_config(insufficient_quota=True)
     deltas: list[str] = []
 
     with pytest.raises(LLMError) as caught:
-        answerer.generate(AnswerRequest("What is a node?", [NODE]), deltas.append)
+        answerer.generate(AnswerRequest("What is a node?", [NODE]), deltas.append, CallStats())
 
-    assert (caught.value.code, caught.value.retryable) == (code, retryable)
-    assert caught.value.message
+    assert (caught.value.code, caught.value.retryable) == ("insufficient_quota", False)
     assert deltas == []
-    # max_retries=0: exactly one request reached the provider.
-    assert [r["status"] for r in sim.log()] == [status]
-
-
-def test_insufficient_quota_is_not_retried(answerer: OpenAIAnswerer, sim: SimulatorHandle) -> None:
-    sim.update_config(insufficient_quota=True)
-
-    with pytest.raises(LLMError) as caught:
-        answerer.generate(AnswerRequest("What is a node?", [NODE]), lambda _: None)
-
-    assert caught.value.code == "insufficient_quota"
-    assert caught.value.retryable is False
-    assert len(sim.log()) == 1
-
-
-def test_an_unreachable_provider_is_retryable(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    answerer = answerer_for(f"http://127.0.0.1:{port}/v1", tmp_path)
-
-    with pytest.raises(LLMError) as caught:
-        answerer.generate(AnswerRequest("What is a node?", [NODE]), lambda _: None)
-
-    assert (caught.value.code, caught.value.retryable) == ("llm_unreachable", True)
 
 
 def test_build_messages_numbers_passages_and_keeps_history_in_order() -> None:
