@@ -244,8 +244,11 @@ def summarize(run: StrategyRun) -> dict[str, Any]:
     rate_limited = sum(1 for r in log if r["status"] == 429)
     jobs = run.jobs()
     completed = [j for j in jobs if j.status == "completed"]
+    # Jobs still waiting at the end count with their age then: a lower bound, not a skip.
     latencies = [
-        (j.completed_at - j.created_at).total_seconds() for j in completed if j.completed_at
+        (j.completed_at.timestamp() if j.completed_at else run.finished) - j.created_at.timestamp()
+        for j in jobs
+        if j.status != "failed"
     ]
     slots = run.args.workers * run.args.concurrency * max(1.0, run.finished - run.load_started)
     sleeping = sum(
