@@ -42,7 +42,7 @@ class CircuitBreaker:
         remaining = float(raw) - time.time()  # type: ignore[arg-type]
         if remaining > 0:
             raise CircuitOpen(remaining)
-        if not self.client.set(self.probe_key, "1", nx=True, ex=max(1, int(self.cooldown))):
+        if not self.client.set(self.probe_key, "1", nx=True, ex=max(1, round(self.cooldown))):
             raise CircuitOpen(min(self.cooldown, 2.0))
 
     def record_success(self) -> None:
@@ -51,14 +51,18 @@ class CircuitBreaker:
 
     def record_failure(self) -> bool:
         """Count a provider failure; True when this one opened the circuit."""
+        ttl = max(1, int(self.cooldown * 6))
         pipe = self.client.pipeline()
         pipe.incr(self.failures_key)
-        pipe.expire(self.failures_key, int(self.cooldown * 6))
-        pipe.exists(self.open_key)
-        failures, _, was_open = pipe.execute()
-        if int(failures) < self.threshold and not was_open:
+        pipe.expire(self.failures_key, ttl)
+        pipe.get(self.open_key)
+        failures, _, open_until = pipe.execute()
+        if open_until is not None and float(open_until) > time.time():
+            return False  # already open: calls that were in flight do not extend it
+        half_open = open_until is not None
+        if int(failures) < self.threshold and not half_open:
             return False
-        self.client.set(self.open_key, str(time.time() + self.cooldown), ex=int(self.cooldown * 6))
+        self.client.set(self.open_key, str(time.time() + self.cooldown), ex=ttl)
         self.client.delete(self.probe_key)
         return True
 

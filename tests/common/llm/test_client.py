@@ -17,7 +17,8 @@ from tests.common.llm.harness import MAX_TOKENS, build, restart_forbidden
 
 def test_a_success_streams_and_accounts(sim: SimulatorHandle, redis_client: redis.Redis) -> None:
     h = build(sim, redis_client)
-    stats, deltas = CallStats(), list[str]()
+    stats = CallStats()
+    deltas: list[str] = []
 
     completion = h.chat(stats, deltas)
 
@@ -108,7 +109,8 @@ def test_never_retry_errors_fail_at_once(
 ) -> None:
     h = build(sim, redis_client, policy=RetryPolicy(max_attempts=4))
     sim.update_config(**config)
-    stats, deltas = CallStats(), list[str]()
+    stats = CallStats()
+    deltas: list[str] = []
 
     with pytest.raises(LLMError) as caught:
         h.chat(stats, deltas)

@@ -19,7 +19,8 @@ def test_server_errors_are_retried_until_success(
 ) -> None:
     h = build(sim, redis_client)
     sim.update_config(fail_next=[500, 503])
-    stats, deltas = CallStats(), list[str]()
+    stats = CallStats()
+    deltas: list[str] = []
 
     completion = h.chat(stats, deltas)  # on_restart fails the test if it is called
 
