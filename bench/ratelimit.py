@@ -49,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ttft", type=float, default=0.3)
     parser.add_argument("--per-token", type=float, default=0.01)
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument(
+        "--free-rejections",
+        dest="charge_rejected",
+        action="store_false",
+        help="do not count 429s against RPM (the provider does count them)",
+    )
     return parser.parse_args(argv)
 
 

@@ -101,6 +101,7 @@ class StrategyRun:
             "openai_base_url",
             "llm_rpm",
             "llm_tpm",
+            "llm_headroom",
             "chat_max_tokens",
             "llm_max_job_wait_seconds",
             "environment",
@@ -137,6 +138,7 @@ class StrategyRun:
                 "--per-token",
                 str(a.per_token),
                 "--quiet",
+                *(["--charge-rejected"] if a.charge_rejected else []),
             ],
             "sim.log",
         )
@@ -235,10 +237,13 @@ class StrategyRun:
 
 def summarize(run: StrategyRun) -> dict[str, Any]:
     """The strategy's figures, from the simulator's log and the job rows."""
-    log = [r for r in run.simulator_log() if r["endpoint"] == "/v1/chat/completions"]
+    log = sorted(
+        (r for r in run.simulator_log() if r["endpoint"] == "/v1/chat/completions"),
+        key=lambda r: r["t"],
+    )
     window_start, window_end = run.load_started + 60, run.load_ended
-    minutes = max(1e-9, (window_end - window_start) / 60)
     in_window = [r for r in log if r["admitted"] and window_start <= r["t"] < window_end]
+    minutes = max(1e-9, (window_end - window_start) / 60)
     token_share = sum(r["cost_tokens"] for r in in_window) / (run.args.tpm * minutes)
     request_share = len(in_window) / (run.args.rpm * minutes)
     rate_limited = sum(1 for r in log if r["status"] == 429)

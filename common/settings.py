@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     embedding_rpm: int = Field(default=3000, ge=1)
     embedding_tpm: int = Field(default=1_000_000, ge=1)
     llm_burst_seconds: float = Field(default=10.0, gt=0, le=60)
-    llm_headroom: float = Field(default=0.98, gt=0, le=1)
+    llm_headroom: float = Field(default=1.0, gt=0, le=1)
     llm_max_wait_in_process_seconds: float = Field(default=2.0, ge=0)
     llm_max_job_wait_seconds: float = Field(default=900.0, gt=0)
 
@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     textbook_path: Path = Path("examples/textbook")
     textbook_base_url: str = "/"
     retrieval_k: int = Field(default=5, ge=1, le=20)
+    embeddings: Literal["local", "openai"] = "local"
+    search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
 
     # Auth.
     jwt_secret_key: SecretStr | None = None

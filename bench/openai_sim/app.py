@@ -97,7 +97,9 @@ def _gate(record: RequestRecord, model: str) -> tuple[Response | None, dict[str,
     forced = state.pop_fail_next()
     if forced is not None:
         return injected_error(forced, model), state.limiter.headers(config.rpm, config.tpm)
-    rejection, headers = state.limiter.admit(config.rpm, config.tpm, record.cost_tokens)
+    rejection, headers = state.limiter.admit(
+        config.rpm, config.tpm, record.cost_tokens, config.charge_rejected_requests
+    )
     if rejection is not None:
         message = rejection.message(model, config.organization)
         error = error_response(429, message, rejection.kind, "rate_limit_exceeded")

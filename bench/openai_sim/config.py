@@ -34,6 +34,7 @@ class SimConfig:
     timeout_rate: float = 0.0
     timeout_sleep_s: float = 30.0
     insufficient_quota: bool = False
+    charge_rejected_requests: bool = False
     fail_next: list[int] = field(default_factory=list)
     seed: int = 0
     log_path: str | None = None

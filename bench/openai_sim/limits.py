@@ -96,8 +96,8 @@ class Rejection:
 class RateLimiter:
     """Thread-safe RPM and TPM buckets; a request is charged only when both admit it.
 
-    Rejected requests are charged neither a request nor tokens (the real provider
-    counts failed requests too; the simulator keeps rejections free for simplicity).
+    With `charge_rejected`, a request refused for lack of tokens still uses up one unit of
+    the request budget, as the provider counts failed requests too (tokens are not charged).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -121,7 +121,9 @@ class RateLimiter:
         bucket.refill(now)
         return bucket
 
-    def admit(self, rpm: int, tpm: int, cost: int) -> tuple[Rejection | None, dict[str, str]]:
+    def admit(
+        self, rpm: int, tpm: int, cost: int, charge_rejected: bool = False
+    ) -> tuple[Rejection | None, dict[str, str]]:
         """Charge one request and `cost` tokens, or explain the refusal; also return headers."""
         with self._lock:
             now = self._clock()
@@ -134,6 +136,8 @@ class RateLimiter:
                 rejection = _rejection("requests", requests, 1)
             elif tokens is not None and tokens.level < cost:
                 rejection = _rejection("tokens", tokens, cost)
+                if charge_rejected and requests is not None:
+                    requests.level -= 1
             else:
                 if requests is not None:
                     requests.level -= 1

@@ -101,6 +101,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
     p.add_argument("--timeout-rate", type=float, default=d.timeout_rate)
     p.add_argument("--timeout-sleep", type=float, default=d.timeout_sleep_s)
     p.add_argument("--insufficient-quota", action="store_true")
+    p.add_argument(
+        "--charge-rejected",
+        action="store_true",
+        help="a 429 for tokens still uses a request, as the provider counts them",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--log-path", default=None, help="append request records as JSONL here")
     p.add_argument("--quiet", action="store_true", help="no access log line per request")
@@ -117,6 +122,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
         timeout_rate=args.timeout_rate,
         timeout_sleep_s=args.timeout_sleep,
         insufficient_quota=args.insufficient_quota,
+        charge_rejected_requests=args.charge_rejected,
         seed=args.seed,
         log_path=args.log_path,
     )

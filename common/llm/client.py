@@ -155,11 +155,12 @@ class LLMClient:
             self._admit(limiter, cost, stats)
             stats.llm_calls += 1
             self.counters.add("requests")
+            started = time.monotonic()
             try:
                 value, headers = call()
             except openai.OpenAIError as exc:
                 raise self._failed(limiter, classify(exc), stats) from exc
-            limiter.observe(rate_limit_state(headers))
+            limiter.observe(rate_limit_state(headers), age=time.monotonic() - started)
             self.circuit.record_success()
             actual_prompt = getattr(value, "prompt_tokens", None)
             if isinstance(actual_prompt, int):

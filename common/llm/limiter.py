@@ -128,8 +128,12 @@ class RateLimiter:
         wait = seconds * (1 + random.uniform(0, jitter))
         return float(self._pause(keys=[self.keys[2]], args=[wait]))
 
-    def observe(self, state: RateLimitState) -> None:
-        """Slow down when the provider reports less room left than we think it has."""
+    def observe(self, state: RateLimitState, age: float = 0.0) -> None:
+        """Slow down when the provider reports less room left than we think it has.
+
+        `age` is how long ago the provider measured it (the call's start): the bucket has
+        refilled by that much since.
+        """
         burst = self.limits.burst_seconds
         for key, limit, remaining in (
             (self.keys[0], self.limits.effective_rpm, state.remaining_requests),
@@ -140,8 +144,8 @@ class RateLimiter:
             step = 60.0 / limit
             capacity = burst / step
             used = capacity - remaining
-            if used > 0:
-                self._adjust(keys=[key], args=[step, 0, used * step])
+            if used * step > age:
+                self._adjust(keys=[key], args=[step, 0, used * step - age])
 
     def snapshot(self) -> dict[str, Any]:
         """The raw bucket state, for diagnostics."""
