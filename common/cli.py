@@ -70,6 +70,31 @@ def _ask(args: argparse.Namespace) -> int:
     return ask_via_queue(get_settings(), args.question, timeout=args.timeout, as_json=args.json)
 
 
+def _search(args: argparse.Namespace) -> int:
+    import json
+
+    from common.queue import make_celery
+    from common.redis_client import make_redis
+    from common.search_rpc import request_search
+
+    settings = get_settings()
+    results = request_search(
+        make_celery(settings),
+        make_redis(settings),
+        args.query,
+        args.k,
+        args.path_prefix,
+        timeout=args.timeout,
+    )
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return 0
+    for n, result in enumerate(results, 1):
+        print(f"{n}. [{result['score']:.3f}] {result['title']} — {result['heading']}")
+        print(f"   {result['source']}  {result['url']}")
+    return 0
+
+
 def _worker_alive(args: argparse.Namespace) -> int:
     from common.heartbeat import live_workers
     from common.redis_client import make_redis
@@ -103,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="ingest a textbook folder through the ingest queue")
     ingest.add_argument("path")
     ingest.add_argument("--full", action="store_true", help="rebuild instead of incremental")
-    ingest.add_argument("--timeout", type=float, default=900)
+    ingest.add_argument("--timeout", type=float, default=900, help="seconds to wait (exit 2 after)")
     ingest.set_defaults(run=_ingest)
 
     ask = sub.add_parser("ask", help="ask a question through the queue and print the answer")
@@ -111,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--timeout", type=float, default=120)
     ask.add_argument("--json", action="store_true", help="print the finished job as JSON")
     ask.set_defaults(run=_ask)
+
+    search = sub.add_parser("search", help="search the ingested textbook (through a worker)")
+    search.add_argument("query")
+    search.add_argument("--k", type=int, default=5)
+    search.add_argument("--path-prefix", default=None, help="only this folder or file")
+    search.add_argument("--json", action="store_true", help="print a JSON list")
+    search.add_argument("--timeout", type=float, default=15)
+    search.set_defaults(run=_search)
 
     alive = sub.add_parser("worker-alive", help="exit 0 if the named worker sent a heartbeat")
     alive.add_argument("name", help="worker hostname, e.g. chat@host")

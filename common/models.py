@@ -1,4 +1,4 @@
-"""SQLAlchemy models: users, conversations and chat jobs (a job's row is its source of truth)."""
+"""SQLAlchemy models: users, conversations, chat and ingest jobs (a job's row is its truth)."""
 
 from __future__ import annotations
 
@@ -122,6 +122,45 @@ class ChatJob(Base):
     completed_at: Mapped[datetime | None] = mapped_column()
 
     conversation: Mapped[Conversation] = relationship(back_populates="jobs")
+
+    @property
+    def job_status(self) -> JobStatus:
+        """The status as an enum."""
+        return JobStatus(self.status)
+
+
+class IngestJob(Base):
+    """One run of ingesting a textbook folder: its counts, per-file failures and timings."""
+
+    __tablename__ = "ingest_jobs"
+    __table_args__ = (Index("ix_ingest_jobs_created", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # None when the CLI or `bookchat dev` asked, not an API user.
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    path: Mapped[str] = mapped_column(String(4096))
+    full: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
+
+    files_total: Mapped[int] = mapped_column(default=0)
+    files_seen: Mapped[int] = mapped_column(default=0)
+    files_changed: Mapped[int] = mapped_column(default=0)
+    files_skipped: Mapped[int] = mapped_column(default=0)
+    files_deleted: Mapped[int] = mapped_column(default=0)
+    files_failed: Mapped[int] = mapped_column(default=0)
+    chunks_written: Mapped[int] = mapped_column(default=0)
+    embeddings_computed: Mapped[int] = mapped_column(default=0)
+    # [{"source": "ros2/nodes.md", "error": "not valid UTF-8: ..."}, ...]
+    failures: Mapped[list[Any]] = mapped_column(default=list)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    collection: Mapped[str | None] = mapped_column(String(255))
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    seconds: Mapped[float | None] = mapped_column()
 
     @property
     def job_status(self) -> JobStatus:

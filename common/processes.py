@@ -9,9 +9,11 @@ import sys
 import time
 from collections.abc import Sequence
 
+from common.db import make_engine, make_session_factory
 from common.embedded_redis import stop_embedded_redis
+from common.ingest_runs import queue_ingest_job
 from common.migrate import upgrade_database
-from common.queue import enqueue_ingest, make_celery
+from common.queue import make_celery
 from common.redis_client import resolve_redis_url
 from common.settings import Settings
 
@@ -71,7 +73,7 @@ def run_dev(settings: Settings, concurrency: int = 4) -> int:
         subprocess.Popen(worker_command(["chat", "ingest", "reprocess"], concurrency), env=env),
         subprocess.Popen(web_command(settings), env=env),
     ]
-    enqueue_ingest(make_celery(settings), str(settings.textbook_path.resolve()))
+    _queue_textbook(settings)
     print(f"bookchat is up: http://127.0.0.1:{settings.port}  (API docs at /docs)", flush=True)
     try:
         while all(child.poll() is None for child in children):
@@ -84,6 +86,15 @@ def run_dev(settings: Settings, concurrency: int = 4) -> int:
         _stop(children)
         if owns_redis:
             stop_embedded_redis(settings.var_dir)
+
+
+def _queue_textbook(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        sessions = make_session_factory(engine)
+        queue_ingest_job(sessions, make_celery(settings), str(settings.textbook_path.resolve()))
+    finally:
+        engine.dispose()
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -17,6 +17,7 @@ ALL_QUEUES = (CHAT_QUEUE, INGEST_QUEUE, REPROCESS_QUEUE)
 
 CHAT_ANSWER_TASK = "chat.answer"
 INGEST_TREE_TASK = "ingest.tree"
+SEARCH_TASK = "search.query"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -26,7 +27,11 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(
         task_queues=[Queue(name, Exchange(name), routing_key=name) for name in ALL_QUEUES],
         task_default_queue=CHAT_QUEUE,
-        task_routes={"chat.*": {"queue": CHAT_QUEUE}, "ingest.*": {"queue": INGEST_QUEUE}},
+        task_routes={
+            "chat.*": {"queue": CHAT_QUEUE},
+            "search.*": {"queue": CHAT_QUEUE},
+            "ingest.*": {"queue": INGEST_QUEUE},
+        },
         task_serializer="json",
         accept_content=["json"],
         # State lives in database rows; Celery results would only grow Redis.

@@ -13,6 +13,7 @@ MAX_SELECTED_TEXT_CHARS = 20_000
 MAX_PAGE_URL_CHARS = 2048
 MAX_PASSWORD_CHARS = 1024
 MIN_PASSWORD_CHARS = 8
+MAX_INGEST_PATH_CHARS = 4096
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
 
 
@@ -148,6 +149,76 @@ class ConversationList(BaseModel):
     first_id: uuid.UUID | None
     last_id: uuid.UUID | None
     has_more: bool
+
+
+class IngestRequest(StrictModel):
+    path: str = Field(
+        min_length=1,
+        max_length=MAX_INGEST_PATH_CHARS,
+        description="A textbook folder as the worker sees it",
+        examples=["/srv/textbook/docs"],
+    )
+    full: bool = Field(default=False, description="Rebuild instead of updating what changed")
+
+
+class IngestFailure(BaseModel):
+    source: str
+    error: str
+
+
+class IngestJobOut(BaseModel):
+    id: uuid.UUID
+    object: Literal["ingest.job"] = "ingest.job"
+    status: Literal["queued", "in_progress", "completed", "failed"]
+    path: str
+    full: bool
+    requested_by: uuid.UUID | None
+    files_total: int
+    files_seen: int
+    files_changed: int
+    files_skipped: int
+    files_deleted: int
+    files_failed: int
+    chunks_written: int
+    embeddings_computed: int
+    failures: list[IngestFailure]
+    error_message: str | None = Field(description="Why the whole run failed, if it did")
+    collection: str | None = Field(description="The physical collection the run wrote")
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    seconds: float | None
+
+
+class IngestListQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class IngestJobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[IngestJobOut]
+
+
+class SearchRequest(StrictModel):
+    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    k: int = Field(default=5, ge=1, le=20)
+    path_prefix: str | None = Field(
+        default=None, max_length=1024, description="Only this folder or file, e.g. module-1"
+    )
+
+
+class SearchResult(BaseModel):
+    source: str
+    heading: str
+    title: str
+    url: str
+    text: str
+    score: float
+
+
+class SearchResults(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SearchResult]
 
 
 class Problem(BaseModel):

@@ -81,6 +81,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iter
 
 
 @pytest.fixture(scope="session")
+def ingest_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
+    """Like `stack`, for tests that rebuild or reshape the index (others keep theirs intact)."""
+    var_dir = tmp_path_factory.mktemp("ingest")
+    running = start_stack(make_settings(var_dir, _new_redis_db(redis_base_url)))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
 def idle_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
     """The API with no worker: jobs stay queued."""
     var_dir = tmp_path_factory.mktemp("idle")

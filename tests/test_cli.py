@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from tests.support.stack import REPO_ROOT, Stack, settings_env
+from tests.support.stack import REPO_ROOT, SAMPLE_TEXTBOOK, Stack, settings_env
 
 BOOKCHAT = [sys.executable, "-m", "common.cli"]
 
@@ -50,6 +51,48 @@ def test_ask_goes_through_the_queue(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     assert "node" in result.stdout.lower()
     assert "[1] Nodes, Topics, Services, and Actions — What is a node?" in result.stdout
+
+
+def run_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `bookchat ARGS` with the stack's settings."""
+    return subprocess.run([*BOOKCHAT, *args], env=settings_env(stack.settings), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_ingest_shows_progress_and_a_summary(stack: Stack) -> None:
+    result = run_cli(stack, "ingest", str(SAMPLE_TEXTBOOK), "--timeout", "60")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "ingest completed: 0 changed, 4 skipped, 0 deleted, 0 failed files; "
+        "0 chunks, 0 embeddings in "
+    ), result.stdout
+    assert "4/4" in result.stderr  # the progress bar
+
+
+def test_ingest_lists_failed_files_and_exits_1(stack: Stack, tmp_path: Path) -> None:
+    book = Path(shutil.copytree(SAMPLE_TEXTBOOK, tmp_path / "book"))
+    (book / "broken.md").write_bytes(b"# Broken \xff\xfe\n")
+
+    result = run_cli(stack, "ingest", str(book), "--timeout", "60")
+
+    assert result.returncode == 1, result.stderr
+    assert "4 skipped, 0 deleted, 1 failed files" in result.stdout
+    assert "  failed broken.md: " in result.stdout and "UTF-8" in result.stdout
+
+
+def test_ingest_of_a_missing_folder_exits_1(stack: Stack, tmp_path: Path) -> None:
+    result = run_cli(stack, "ingest", str(tmp_path / "nowhere"), "--timeout", "60")
+
+    assert result.returncode == 1, result.stderr
+    assert f"error: folder not found: {tmp_path / 'nowhere'}" in result.stdout
+
+
+def test_ingest_without_a_worker_times_out_with_2(idle_stack: Stack) -> None:
+    result = run_cli(idle_stack, "ingest", str(SAMPLE_TEXTBOOK), "--timeout", "1")
+
+    assert result.returncode == 2
+    assert "did not finish within 1s (is a worker running?)" in result.stderr
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:

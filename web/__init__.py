@@ -9,7 +9,7 @@ from flask_openapi3 import Info, OpenAPI
 from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
 from common.settings import Settings, get_settings
 from web import problems, resources, security
-from web.api import auth, chat_jobs, conversations, health, metrics
+from web.api import admin, auth, chat_jobs, conversations, health, metrics, search
 
 # Room for the largest valid chat job plus JSON overhead; bigger bodies are refused early.
 # A character can take 12 bytes: JSON encoders escape an emoji as two \uXXXX surrogates.
@@ -38,7 +38,16 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     problems.init_app(app)
     security.init_app(app, settings)
     resources.init_app(app, resources.WebResources.create(settings))
-    for blueprint in (health.bp, metrics.bp, auth.bp, chat_jobs.bp, conversations.bp):
+    blueprints = (
+        health.bp,
+        metrics.bp,
+        auth.bp,
+        chat_jobs.bp,
+        conversations.bp,
+        search.bp,
+        admin.bp,
+    )
+    for blueprint in blueprints:
         app.register_api(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return app

@@ -55,6 +55,13 @@ def require_access_token() -> None:
     verify_jwt_in_request()
 
 
+def require_admin() -> None:
+    """Reject the request unless it carries an admin's access token (a before_request hook)."""
+    verify_jwt_in_request()
+    if get_jwt().get("role") != Role.ADMIN.value:
+        raise Forbidden("this endpoint is for administrators")
+
+
 def login_required(view: Callable[P, R]) -> Callable[P, R]:
     """Require a valid access token."""
 
@@ -71,9 +78,7 @@ def admin_required(view: Callable[P, R]) -> Callable[P, R]:
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        verify_jwt_in_request()
-        if get_jwt().get("role") != Role.ADMIN.value:
-            raise Forbidden("this endpoint is for administrators")
+        require_admin()
         return view(*args, **kwargs)
 
     return wrapper

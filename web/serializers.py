@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.models import ChatJob, Conversation
-from common.schemas import ChatJobOut, ConversationDetail, ConversationOut, JobError, MessageOut
+from common.models import ChatJob, Conversation, IngestJob
+from common.schemas import (
+    ChatJobOut,
+    ConversationDetail,
+    ConversationOut,
+    IngestJobOut,
+    JobError,
+    MessageOut,
+)
 
 
 def chat_job_body(job: ChatJob) -> dict[str, Any]:
@@ -70,3 +77,8 @@ def conversation_detail_body(conversation: Conversation) -> dict[str, Any]:
         updated_at=conversation.updated_at,
         messages=messages,
     ).model_dump(mode="json")
+
+
+def ingest_job_body(job: IngestJob) -> dict[str, Any]:
+    """The public view of an ingest job."""
+    return IngestJobOut.model_validate(job, from_attributes=True).model_dump(mode="json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,15 +17,17 @@ from common.chat_jobs import (
     release_chat_job,
 )
 from common.db import session_scope
-from common.llm.base import AnswerRequest, GenerationStopped
+from common.llm.base import Answer, AnswerRequest, DeltaSink, GenerationStopped
 from common.llm.errors import LLMError, RetryLater
 from common.llm.metrics import CallStats
+from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
 from common.models import JobStatus, utcnow
 from common.retrieval.passages import Passage
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 SELECTION_SOURCE = "selection"
+GUARDRAIL_MODEL = "guardrail"
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,42 @@ def retrieval_query(job: _JobInput) -> str:
 
 
 def retrieve(res: WorkerResources, job: _JobInput) -> list[Passage]:
-    """Passages to answer from: the selection, or the best textbook sections."""
+    """Passages to answer from: the selection, or the book's sections if they cover it."""
     if job.selected_text:
         return [selection_passage(job.selected_text, job.page_url)]
-    return res.index.search(retrieval_query(job), k=res.settings.retrieval_k)
+    retrieval = res.retriever.retrieve(retrieval_query(job), k=res.settings.retrieval_k)
+    if not retrieval.coverage.covered:
+        log.info(
+            "the book does not cover %r (similarity %.2f, missing %s)",
+            job.message,
+            retrieval.coverage.top_similarity,
+            retrieval.coverage.missing_terms,
+        )
+        return []
+    return retrieval.passages
+
+
+def generate(
+    res: WorkerResources,
+    job: _JobInput,
+    passages: list[Passage],
+    on_delta: DeltaSink,
+    stats: CallStats,
+    on_restart: Callable[[], None],
+) -> Answer:
+    """The answer: from the model, or a refusal without a model call when nothing was found."""
+    if not passages:
+        text = NOT_IN_SELECTION if job.selected_text else NOT_IN_BOOK
+        on_delta(text)
+        return Answer(text=text, model=GUARDRAIL_MODEL)
+    request = AnswerRequest(
+        job.message,
+        passages,
+        job.history,
+        from_selection=bool(job.selected_text),
+        page_url=job.page_url,
+    )
+    return res.answerer.generate(request, on_delta, stats, on_restart)
 
 
 def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
@@ -108,14 +143,7 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
 
     try:
         passages = retrieve(res, job)
-        request = AnswerRequest(
-            job.message,
-            passages,
-            job.history,
-            from_selection=bool(job.selected_text),
-            page_url=job.page_url,
-        )
-        answer = res.answerer.generate(request, on_delta, stats, on_restart)
+        answer = generate(res, job, passages, on_delta, stats, on_restart)
     except GenerationStopped:
         log.info("chat job %s was cancelled while generating", job_id)
         return

@@ -1,4 +1,4 @@
-"""What a worker process holds, built once and lazily: database, Redis, Qdrant, the answerer."""
+"""What a worker process holds, built once and lazily: database, Redis, Qdrant, models."""
 
 from __future__ import annotations
 
@@ -10,16 +10,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.db import make_engine, make_session_factory
 from common.events import JobEvents
 from common.llm.base import Answerer
+from common.llm.client import LLMClient
 from common.llm.extractive import ExtractiveAnswerer
 from common.llm.factory import make_llm_client
 from common.llm.openai_answerer import OpenAIAnswerer
 from common.redis_client import make_redis
+from common.retrieval.embedder_factory import make_embedder
+from common.retrieval.embeddings import Embedder
+from common.retrieval.guardrail import Guardrail
+from common.retrieval.retriever import Retriever
+from common.retrieval.search import TextbookSearch
 from common.retrieval.store import TextbookIndex, make_qdrant
 from common.settings import Settings
 
 
 class WorkerResources:
-    """Connections shared by the tasks of one worker process."""
+    """Connections and models shared by the tasks of one worker process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -40,16 +46,36 @@ class WorkerResources:
         return JobEvents(self.redis, self.settings.event_retention_seconds)
 
     @cached_property
+    def llm(self) -> LLMClient | None:
+        """The rate-limited model client, when a key is configured."""
+        return make_llm_client(self.settings, self.redis) if self.settings.uses_openai else None
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        """The embedding model (offline MiniLM unless EMBEDDINGS=openai)."""
+        return make_embedder(self.settings, self.llm)
+
+    @cached_property
     def index(self) -> TextbookIndex:
         """The textbook index (this process owns the local-mode folder)."""
-        index = TextbookIndex(make_qdrant(self.settings), self.settings.qdrant_collection)
-        index.ensure_collection()
-        return index
+        embedder = self.embedder
+        return TextbookIndex(
+            make_qdrant(self.settings),
+            self.settings.qdrant_collection,
+            embedder.name,
+            embedder.dimension,
+        )
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        """Search with the coverage guardrail."""
+        search = TextbookSearch(self.index, self.embedder, self.settings.search_mode)
+        return Retriever(search, Guardrail())
 
     @cached_property
     def answerer(self) -> Answerer:
         """GPT-4o-mini (or compatible) with a key, else the offline extractive answerer."""
-        if self.settings.uses_openai:
-            client = make_llm_client(self.settings, self.redis)
-            return OpenAIAnswerer(client, self.settings.chat_model, self.settings.chat_max_tokens)
+        if self.llm is not None:
+            settings = self.settings
+            return OpenAIAnswerer(self.llm, settings.chat_model, settings.chat_max_tokens)
         return ExtractiveAnswerer()

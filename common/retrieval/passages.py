@@ -15,6 +15,7 @@ class Passage:
     text: str
     score: float
     heading_path: tuple[str, ...] = field(default=())
+    similarity: float = 0.0  # cosine between the question and the passage (dense model)
 
     def citation(self, n: int, snippet_chars: int = 240) -> dict[str, Any]:
         """The passage as citation number n."""
@@ -30,3 +31,15 @@ class Passage:
             "snippet": snippet,
             "score": round(self.score, 4),
         }
+
+
+def search_result(passage: Passage) -> dict[str, Any]:
+    """A passage as search tools show it."""
+    return {
+        "source": passage.source,
+        "heading": passage.heading,
+        "title": passage.title,
+        "url": passage.url,
+        "text": passage.text,
+        "score": round(passage.score, 4),
+    }

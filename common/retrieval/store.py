@@ -1,7 +1,13 @@
-"""The textbook index in Qdrant: a versioned collection behind an alias, BM25 sparse vectors."""
+"""The textbook index in Qdrant: versioned collections behind an alias, dense + BM25 vectors.
+
+Chat always reads through the alias. A full rebuild writes a new collection and then moves
+the alias in one atomic operation, so readers never see a half-built index; the old
+collection is dropped afterwards. Incremental ingests write to the alias's collection.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Sequence
@@ -11,10 +17,10 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from common.retrieval.passages import Passage
-from common.retrieval.sparse import document_vector, query_vector
+from common.retrieval.sparse import SparseVector, document_vector
 from common.settings import Settings
 
+DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "bm25"
 _POINT_NAMESPACE = uuid.UUID("6f0f3c1e-8a51-4a52-9d8e-2c1b0b7a4d10")
 
@@ -50,53 +56,118 @@ class IndexedChunk:
     content_hash: str
     document_hash: str
 
-    def sparse_text(self) -> str:
-        """What BM25 sees: the title and heading path help as much as the body."""
-        return " ".join((self.title, *self.heading_path, self.text))
+    def embedding_text(self) -> str:
+        """What retrieval sees: the heading path (led by the title) and the body."""
+        path = (
+            self.heading_path
+            if self.heading_path[:1] == (self.title,)
+            else (self.title, *self.heading_path)
+        )
+        return " > ".join(path) + "\n" + self.text
+
+
+def sparse_vector(vector: SparseVector) -> models.SparseVector:
+    """Our sparse vector in Qdrant's form."""
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def match(key: str, value: str) -> models.Filter:
+    """A filter on one keyword payload field."""
+    condition = models.FieldCondition(key=key, match=models.MatchValue(value=value))
+    return models.Filter(must=[condition])
 
 
 class TextbookIndex:
-    """Reads and writes the textbook's points; thread-safe for local mode."""
+    """Reads and writes the textbook's collections; thread-safe for local mode."""
 
-    def __init__(self, client: QdrantClient, alias: str) -> None:
+    def __init__(self, client: QdrantClient, alias: str, embedder_name: str, dimension: int):
         self.client = client
         self.alias = alias
-        self._lock = threading.RLock()
+        self.embedder_name = embedder_name
+        self.dimension = dimension
+        self.lock = threading.RLock()
 
-    def ensure_collection(self) -> None:
-        """Create the first versioned collection and its alias if the alias is missing."""
-        with self._lock:
-            aliases = {a.alias_name for a in self.client.get_aliases().aliases}
-            if self.alias in aliases:
-                return
-            physical = f"{self.alias}_v1"
-            if not self.client.collection_exists(physical):
-                self.client.create_collection(
-                    physical,
-                    vectors_config={},
-                    sparse_vectors_config={
-                        SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                    },
-                )
-            self.client.update_collection_aliases(
-                change_aliases_operations=[
-                    models.CreateAliasOperation(
-                        create_alias=models.CreateAlias(
-                            collection_name=physical, alias_name=self.alias
-                        )
+    # Collections and the alias
+
+    def current_collection(self) -> str | None:
+        """The collection the alias points at, if any."""
+        with self.lock:
+            for alias in self.client.get_aliases().aliases:
+                if alias.alias_name == self.alias:
+                    return str(alias.collection_name)
+        return None
+
+    def matches_embedder(self, collection: str) -> bool:
+        """Whether a collection was built by this embedder at this vector size."""
+        return collection.startswith(self._prefix())
+
+    def _prefix(self) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", self.embedder_name.lower()).strip("-")
+        return f"{self.alias}__{slug}-{self.dimension}__v"
+
+    def create_version(self) -> str:
+        """A new, empty collection for a full build (not yet visible to readers)."""
+        with self.lock:
+            existing = [c.name for c in self.client.get_collections().collections]
+            versions = [
+                int(n.rsplit("__v", 1)[1])
+                for n in existing
+                if n.startswith(self._prefix()) and n.rsplit("__v", 1)[1].isdigit()
+            ]
+            name = f"{self._prefix()}{max(versions, default=0) + 1}"
+            self.client.create_collection(
+                name,
+                vectors_config={
+                    DENSE_VECTOR: models.VectorParams(
+                        size=self.dimension, distance=models.Distance.COSINE
                     )
-                ]
+                },
+                sparse_vectors_config={
+                    SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
             )
+            for field in ("source", "prefixes"):
+                self.client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+            return name
 
-    def document_hashes(self) -> dict[str, str]:
-        """Source path -> content hash of every document in the index."""
+    def publish(self, collection: str) -> None:
+        """Point the alias at `collection` atomically, then drop what it pointed at before."""
+        with self.lock:
+            previous = self.current_collection()
+            operations: list[Any] = []
+            if previous is not None:
+                operations.append(
+                    models.DeleteAliasOperation(
+                        delete_alias=models.DeleteAlias(alias_name=self.alias)
+                    )
+                )
+            operations.append(
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(
+                        collection_name=collection, alias_name=self.alias
+                    )
+                )
+            )
+            self.client.update_collection_aliases(change_aliases_operations=operations)
+            if previous is not None and previous != collection:
+                self.client.delete_collection(previous)
+
+    def drop(self, collection: str) -> None:
+        """Delete a collection (an abandoned build)."""
+        with self.lock:
+            self.client.delete_collection(collection)
+
+    # Writing
+
+    def document_hashes(self, collection: str) -> dict[str, str]:
+        """Source path -> content hash of every document in the collection."""
         hashes: dict[str, str] = {}
         offset: Any = None
-        with self._lock:
+        with self.lock:
             while True:
                 points, offset = self.client.scroll(
-                    self.alias,
-                    limit=512,
+                    collection,
+                    limit=1024,
                     offset=offset,
                     with_payload=["source", "document_hash"],
                     with_vectors=False,
@@ -107,61 +178,83 @@ class TextbookIndex:
                 if offset is None:
                     return hashes
 
-    def replace_document(self, source: str, chunks: Sequence[IndexedChunk]) -> None:
-        """Swap a document's points for these chunks."""
+    def stored_vectors(self, collection: str, source: str) -> dict[str, list[float]]:
+        """Chunk content hash -> dense vector for one document, to reuse unchanged chunks."""
+        with self.lock:
+            points, _ = self.client.scroll(
+                collection,
+                scroll_filter=match("source", source),
+                limit=10_000,
+                with_payload=["content_hash"],
+                with_vectors=[DENSE_VECTOR],
+            )
+        vectors: dict[str, list[float]] = {}
+        for point in points:
+            vector = point.vector.get(DENSE_VECTOR) if isinstance(point.vector, dict) else None
+            if point.payload and isinstance(vector, list):
+                vectors[point.payload["content_hash"]] = [float(x) for x in vector]  # type: ignore[arg-type]
+        return vectors
+
+    def replace_document(
+        self,
+        collection: str,
+        source: str,
+        chunks: Sequence[IndexedChunk],
+        dense: Sequence[list[float]],
+    ) -> None:
+        """Swap a document's points for these chunks and their dense vectors."""
         points = [
             models.PointStruct(
                 id=point_id(chunk.source, chunk.index),
-                vector={SPARSE_VECTOR: _sparse(document_vector(chunk.sparse_text()))},
+                vector={
+                    DENSE_VECTOR: vector,
+                    SPARSE_VECTOR: sparse_vector(document_vector(chunk.embedding_text())),
+                },
                 payload=_payload(chunk),
             )
-            for chunk in chunks
+            for chunk, vector in zip(chunks, dense, strict=True)
         ]
-        with self._lock:
-            self.delete_document(source)
+        with self.lock:
+            self.delete_document(collection, source)
             if points:
-                self.client.upsert(self.alias, points=points, wait=True)
+                self.client.upsert(collection, points=points, wait=True)
 
-    def delete_document(self, source: str) -> None:
+    def delete_document(self, collection: str, source: str) -> None:
         """Remove every point of one source file."""
-        with self._lock:
+        with self.lock:
             self.client.delete(
-                self.alias,
-                points_selector=models.FilterSelector(filter=_match("source", source)),
+                collection,
+                points_selector=models.FilterSelector(filter=match("source", source)),
                 wait=True,
             )
 
-    def count(self) -> int:
-        """Number of points (chunks) in the index."""
-        with self._lock:
-            return self.client.count(self.alias, exact=True).count
+    def all_texts(self, collection: str) -> list[str]:
+        """Title, headings and text of every chunk (for the book's vocabulary)."""
+        texts: list[str] = []
+        offset: Any = None
+        with self.lock:
+            while True:
+                points, offset = self.client.scroll(
+                    collection,
+                    limit=1024,
+                    offset=offset,
+                    with_payload=["title", "heading_path", "text"],
+                    with_vectors=False,
+                )
+                for point in points:
+                    p = point.payload or {}
+                    texts.append(
+                        " ".join(
+                            [p.get("title", ""), *p.get("heading_path", []), p.get("text", "")]
+                        )
+                    )
+                if offset is None:
+                    return texts
 
-    def search(self, query: str, k: int = 5, path_prefix: str | None = None) -> list[Passage]:
-        """The k best passages for the query, optionally within a folder or file."""
-        vector = query_vector(query)
-        if not vector.indices:
-            return []
-        query_filter = _match("prefixes", path_prefix.strip("/")) if path_prefix else None
-        with self._lock:
-            response = self.client.query_points(
-                self.alias,
-                query=_sparse(vector),
-                using=SPARSE_VECTOR,
-                limit=k,
-                query_filter=query_filter,
-                with_payload=True,
-            )
-        return [_passage(point.payload or {}, point.score) for point in response.points]
-
-
-def _sparse(vector: Any) -> models.SparseVector:
-    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _match(key: str, value: str) -> models.Filter:
-    return models.Filter(
-        must=[models.FieldCondition(key=key, match=models.MatchValue(value=value))]
-    )
+    def count(self, collection: str | None = None) -> int:
+        """Number of points (chunks) in a collection, or behind the alias."""
+        with self.lock:
+            return self.client.count(collection or self.alias, exact=True).count
 
 
 def _payload(chunk: IndexedChunk) -> dict[str, Any]:
@@ -177,15 +270,3 @@ def _payload(chunk: IndexedChunk) -> dict[str, Any]:
         "content_hash": chunk.content_hash,
         "document_hash": chunk.document_hash,
     }
-
-
-def _passage(payload: dict[str, Any], score: float) -> Passage:
-    return Passage(
-        source=payload["source"],
-        title=payload["title"],
-        heading=payload["heading"],
-        url=payload["url"],
-        text=payload["text"],
-        score=float(score),
-        heading_path=tuple(payload.get("heading_path", ())),
-    )

@@ -16,17 +16,21 @@ from flask.testing import FlaskClient
 from flask_openapi3 import OpenAPI
 from pydantic import SecretStr
 
+from common.accounts import create_user
+from common.db import session_scope
 from common.heartbeat import live_workers
-from common.ingest_runs import load_report
+from common.ingest_runs import queue_ingest_job, wait_for_ingest_job
 from common.migrate import upgrade_database
-from common.queue import enqueue_ingest, make_celery
 from common.redis_client import make_redis
 from common.settings import Settings
 from web import create_app
+from web.resources import WebResources
+from web.serializers import ingest_job_body
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_TEXTBOOK = REPO_ROOT / "examples" / "textbook"
 JWT_TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+TEST_PASSWORD = "pw-" * 4
 
 
 def make_settings(
@@ -80,8 +84,19 @@ class Stack:
     def signup(self, name: str = "reader") -> dict[str, str]:
         """A new account's Authorization header."""
         email = f"{name}-{uuid.uuid4().hex[:10]}@example.com"
-        response = self.client.post("/v1/auth/signup", json={"email": email, "password": "pw-" * 4})
+        body = {"email": email, "password": TEST_PASSWORD}
+        response = self.client.post("/v1/auth/signup", json=body)
         assert response.status_code == 201, response.get_json()
+        return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+    def admin(self) -> dict[str, str]:
+        """A new administrator's Authorization header (the account is made as ADMIN_EMAILS do)."""
+        email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
+        with session_scope(self.resources.sessions) as session:
+            create_user(session, email, TEST_PASSWORD, "Admin", admin_emails=[email])
+        login = {"email": email, "password": TEST_PASSWORD}
+        response = self.client.post("/v1/auth/login", json=login)
+        assert response.status_code == 200, response.get_json()
         return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
 
     def submit(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -105,18 +120,20 @@ class Stack:
             return self.log_path.read_text()[-4000:]
         return ""
 
-    def ingest(self, path: Path, timeout: float = 120) -> dict[str, Any]:
-        """Ingest a folder through the worker and return the run's report."""
-        run_id = uuid.uuid4().hex
-        enqueue_ingest(make_celery(self.settings), str(path), run_id=run_id)
-        client = make_redis(self.settings)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            report = load_report(client, run_id)
-            if report and report["status"] == "completed":
-                return report
-            time.sleep(0.1)
-        raise AssertionError(f"ingest did not finish; worker log: {self.worker_log()}")
+    @property
+    def resources(self) -> WebResources:
+        """The app's database, Redis and Celery client."""
+        res: WebResources = self.app.extensions["bookchat"]
+        return res
+
+    def ingest(self, path: Path, full: bool = False, timeout: float = 120) -> dict[str, Any]:
+        """Ingest a folder through the worker (as the CLI does) and return the finished job."""
+        res = self.resources
+        job = queue_ingest_job(res.sessions, res.celery, str(path), full=full)
+        finished = wait_for_ingest_job(res.sessions, job.id, timeout)
+        if finished is None:
+            raise AssertionError(f"ingest did not finish; worker log: {self.worker_log()}")
+        return ingest_job_body(finished)
 
     def stop(self) -> None:
         """Stop the worker and release the app's pools."""
@@ -126,7 +143,7 @@ class Stack:
                 self.worker.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.worker.kill()
-        self.app.extensions["bookchat"].close()
+        self.resources.close()
 
 
 def start_stack(settings: Settings, with_worker: bool = True, concurrency: int = 2) -> Stack:
@@ -164,5 +181,7 @@ def start_stack(settings: Settings, with_worker: bool = True, concurrency: int =
         if stack.worker.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"worker did not start: {stack.worker_log()}")
         time.sleep(0.1)
-    stack.ingest(SAMPLE_TEXTBOOK)
+    job = stack.ingest(SAMPLE_TEXTBOOK)
+    if job["status"] != "completed":
+        raise RuntimeError(f"the sample book was not ingested: {job}; {stack.worker_log()}")
     return stack

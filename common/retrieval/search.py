@@ -1,0 +1,112 @@
+"""Searching the textbook: dense, sparse (BM25) or hybrid (reciprocal rank fusion)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from qdrant_client import models
+
+from common.retrieval.embeddings import Embedder
+from common.retrieval.passages import Passage
+from common.retrieval.sparse import query_vector
+from common.retrieval.store import DENSE_VECTOR, SPARSE_VECTOR, TextbookIndex, match, sparse_vector
+
+SearchMode = Literal["dense", "sparse", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "sparse", "hybrid")
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two vectors."""
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+class TextbookSearch:
+    """Queries the collection behind the alias; each passage carries its dense similarity."""
+
+    def __init__(
+        self,
+        index: TextbookIndex,
+        embedder: Embedder,
+        mode: SearchMode = "hybrid",
+        rrf_k: int = 2,
+        candidates: int = 20,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.mode = mode
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+
+    def search(
+        self, query: str, k: int = 5, path_prefix: str | None = None, mode: SearchMode | None = None
+    ) -> list[Passage]:
+        """The k best passages for the query, optionally within a folder or file."""
+        mode = mode or self.mode
+        if not query.strip() or self.index.current_collection() is None:
+            return []
+        query_filter = match("prefixes", path_prefix.strip("/")) if path_prefix else None
+        dense = self.embedder.embed_query(query)
+        sparse = query_vector(query)
+        if mode == "sparse" and not sparse.indices:
+            return []
+        with self.index.lock:
+            response = self.index.client.query_points(
+                self.index.alias,
+                **self._query(mode, dense, sparse, query_filter, k),
+                limit=k,
+                with_payload=True,
+                with_vectors=[DENSE_VECTOR],
+            )
+        return [_passage(point, dense) for point in response.points]
+
+    def _query(
+        self,
+        mode: SearchMode,
+        dense: list[float],
+        sparse: Any,
+        query_filter: models.Filter | None,
+        k: int,
+    ) -> dict[str, Any]:
+        if mode == "dense":
+            return {"query": dense, "using": DENSE_VECTOR, "query_filter": query_filter}
+        if mode == "sparse":
+            return {
+                "query": sparse_vector(sparse),
+                "using": SPARSE_VECTOR,
+                "query_filter": query_filter,
+            }
+        limit = max(self.candidates, k)
+        prefetch = [
+            models.Prefetch(query=dense, using=DENSE_VECTOR, limit=limit, filter=query_filter)
+        ]
+        if sparse.indices:
+            prefetch.append(
+                models.Prefetch(
+                    query=sparse_vector(sparse),
+                    using=SPARSE_VECTOR,
+                    limit=limit,
+                    filter=query_filter,
+                )
+            )
+        return {"prefetch": prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=self.rrf_k))}
+
+
+def _passage(point: Any, query_dense: list[float]) -> Passage:
+    payload = point.payload or {}
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    stored = vectors.get(DENSE_VECTOR)
+    similarity = cosine(query_dense, stored) if isinstance(stored, list) else 0.0
+    return Passage(
+        source=payload["source"],
+        title=payload["title"],
+        heading=payload["heading"],
+        url=payload["url"],
+        text=payload["text"],
+        score=float(point.score),
+        heading_path=tuple(payload.get("heading_path", ())),
+        similarity=similarity,
+    )

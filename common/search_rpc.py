@@ -1,0 +1,53 @@
+"""Searching through the worker that owns the index: a task out, the reply back on Redis.
+
+Local-mode Qdrant admits one process per folder, so the API never opens it; it asks the chat
+queue instead and waits briefly for the answer on a one-off Redis list.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import redis
+from celery import Celery
+
+from common.errors import ServiceUnavailable
+from common.queue import CHAT_QUEUE, SEARCH_TASK
+
+REPLY_TTL_SECONDS = 60
+
+
+def request_search(
+    celery: Celery,
+    client: redis.Redis,
+    query: str,
+    k: int,
+    path_prefix: str | None,
+    timeout: float = 10.0,
+) -> list[dict[str, Any]]:
+    """Run a search on a worker and return its passages as dicts."""
+    reply_to = f"bookchat:search:reply:{uuid.uuid4().hex}"
+    celery.send_task(
+        SEARCH_TASK,
+        kwargs={"query": query, "k": k, "path_prefix": path_prefix, "reply_to": reply_to},
+        queue=CHAT_QUEUE,
+        expires=timeout,
+    )
+    item: Any = client.blpop([reply_to], timeout=timeout)
+    if item is None:
+        raise ServiceUnavailable("search timed out: is a chat worker running?")
+    reply = json.loads(item[1])
+    if "error" in reply:
+        raise ServiceUnavailable(f"search failed: {reply['error']}")
+    results: list[dict[str, Any]] = reply["results"]
+    return results
+
+
+def send_reply(client: redis.Redis, reply_to: str, reply: dict[str, Any]) -> None:
+    """Hand a search's results (or error) back to whoever waits on `reply_to`."""
+    pipe = client.pipeline()
+    pipe.rpush(reply_to, json.dumps(reply))
+    pipe.expire(reply_to, REPLY_TTL_SECONDS)
+    pipe.execute()

@@ -1,0 +1,208 @@
+"""Ingest jobs against each real database: creation, the single claim, progress and outcomes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.accounts import create_user
+from common.db import make_engine, make_session_factory
+from common.errors import NotFound
+from common.ingest_jobs import (
+    STALE_AFTER,
+    create_ingest_job,
+    fail_ingest_job,
+    finish_ingest_job,
+    get_ingest_job,
+    list_ingest_jobs,
+    record_progress,
+    start_ingest_job,
+)
+from common.migrate import upgrade_database
+from common.models import IngestJob, JobStatus, User, utcnow
+from tests.support.stack import make_settings
+
+
+@dataclass
+class Report:
+    """What workers.ingest.IngestReport carries, without importing the worker."""
+
+    files_total: int = 4
+    files_seen: int = 0
+    files_changed: int = 0
+    files_skipped: int = 0
+    files_deleted: int = 0
+    chunks_written: int = 0
+    embeddings_computed: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def files_failed(self) -> int:
+        """How many files could not be ingested."""
+        return len(self.failures)
+
+
+@pytest.fixture(scope="module")
+def engine(
+    database_url: str, redis_base_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """An engine on a database migrated once for this module."""
+    settings = make_settings(tmp_path_factory.mktemp("ingest"), f"{redis_base_url}/0", database_url)
+    upgrade_database(settings)
+    built = make_engine(settings)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """One session per test, rolled back afterwards so tests leave nothing behind."""
+    factory: sessionmaker[Session] = make_session_factory(engine)
+    with factory() as opened:
+        yield opened
+        opened.rollback()
+
+
+@pytest.fixture
+def admin(session: Session) -> User:
+    """A fresh administrator."""
+    email = f"a-{uuid.uuid4().hex[:12]}@example.com"
+    return create_user(session, email, "pw" * 6, None, [email])
+
+
+def reread(session: Session, job_id: uuid.UUID) -> IngestJob:
+    """The job as the database holds it now, not as the identity map remembers it."""
+    session.expire_all()
+    return get_ingest_job(session, job_id)
+
+
+def test_a_new_job_is_queued_with_zero_counts(session: Session, admin: User) -> None:
+    job = create_ingest_job(session, "/srv/book", True, admin.id)
+
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.QUEUED.value
+    assert (stored.path, stored.full, stored.requested_by) == ("/srv/book", True, admin.id)
+    assert stored.files_seen == stored.files_failed == stored.embeddings_computed == 0
+    assert stored.failures == []
+    assert stored.started_at is None and stored.completed_at is None and stored.seconds is None
+    assert stored.created_at.utcoffset() == timedelta(0)
+
+
+def test_the_cli_creates_jobs_without_a_user(session: Session) -> None:
+    job = create_ingest_job(session, "/srv/book", False, None)
+
+    assert reread(session, job.id).requested_by is None
+
+
+def test_an_unknown_job_is_not_found(session: Session) -> None:
+    with pytest.raises(NotFound):
+        get_ingest_job(session, uuid.uuid4())
+
+
+def test_a_job_is_started_only_once(session: Session) -> None:
+    job = create_ingest_job(session, "/srv/book", False, None)
+
+    first, second = start_ingest_job(session, job.id), start_ingest_job(session, job.id)
+
+    assert (first, second) == (True, False)
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.IN_PROGRESS.value
+    assert stored.started_at is not None
+
+
+def test_a_run_whose_worker_died_long_ago_can_be_started_again(session: Session) -> None:
+    job = create_ingest_job(session, "/srv/book", False, None)
+    assert start_ingest_job(session, job.id)
+    long_ago = utcnow() - STALE_AFTER - timedelta(minutes=1)
+    session.execute(update(IngestJob).where(IngestJob.id == job.id).values(started_at=long_ago))
+
+    assert start_ingest_job(session, job.id) is True
+    restarted = reread(session, job.id).started_at
+    assert restarted is not None and restarted > long_ago
+    assert start_ingest_job(session, job.id) is False
+
+
+def test_progress_is_written_while_running(session: Session) -> None:
+    job = create_ingest_job(session, "/srv/book", False, None)
+    assert record_progress(session, job.id, Report(files_seen=1)) is False  # not started
+    start_ingest_job(session, job.id)
+    report = Report(files_seen=2, files_changed=1, chunks_written=5, embeddings_computed=5)
+    report.failures["bad.md"] = "not valid UTF-8"
+    report.seconds = 0.25
+
+    assert record_progress(session, job.id, report) is True
+
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.IN_PROGRESS.value
+    assert (stored.files_total, stored.files_seen, stored.files_changed) == (4, 2, 1)
+    assert (stored.chunks_written, stored.embeddings_computed, stored.files_failed) == (5, 5, 1)
+    assert stored.failures == [{"source": "bad.md", "error": "not valid UTF-8"}]
+    assert stored.seconds == 0.25
+
+
+def test_finish_records_counts_collection_and_time(session: Session) -> None:
+    job = create_ingest_job(session, "/srv/book", False, None)
+    start_ingest_job(session, job.id)
+    report = Report(files_seen=4, files_changed=3, files_skipped=1, files_deleted=2)
+    report.chunks_written, report.embeddings_computed, report.seconds = 12, 9, 1.23456
+    report.failures.update({"z.md": "broken", "a.md": "empty"})
+
+    assert finish_ingest_job(session, job.id, report, "textbook_v2") is True
+
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.COMPLETED.value
+    assert (stored.files_changed, stored.files_skipped, stored.files_deleted) == (3, 1, 2)
+    assert (stored.chunks_written, stored.embeddings_computed) == (12, 9)
+    assert stored.failures == [
+        {"source": "a.md", "error": "empty"},
+        {"source": "z.md", "error": "broken"},
+    ]
+    assert (stored.files_failed, stored.collection, stored.seconds) == (2, "textbook_v2", 1.235)
+    assert stored.started_at is not None and stored.completed_at is not None
+    assert stored.started_at <= stored.completed_at
+    # A finished job is no longer anyone's to run, update or fail.
+    assert start_ingest_job(session, job.id) is False
+    assert record_progress(session, job.id, Report(files_seen=1)) is False
+    assert fail_ingest_job(session, job.id, "late") is False
+    assert reread(session, job.id).status == JobStatus.COMPLETED.value
+
+
+def test_fail_records_the_message(session: Session) -> None:
+    job = create_ingest_job(session, "/nowhere", False, None)
+    start_ingest_job(session, job.id)
+
+    assert fail_ingest_job(session, job.id, "folder not found: /nowhere") is True
+
+    stored = reread(session, job.id)
+    assert stored.status == JobStatus.FAILED.value
+    assert stored.error_message == "folder not found: /nowhere"
+    assert stored.completed_at is not None
+    assert finish_ingest_job(session, job.id, Report(), "textbook_v1") is False
+    assert reread(session, job.id).status == JobStatus.FAILED.value
+
+
+def test_a_job_that_was_never_queued_can_fail(session: Session) -> None:
+    job = create_ingest_job(session, "/srv/book", False, None)
+
+    assert fail_ingest_job(session, job.id, "the job could not be queued") is True
+    assert reread(session, job.id).status == JobStatus.FAILED.value
+    assert start_ingest_job(session, job.id) is False
+
+
+def test_jobs_are_listed_newest_first(session: Session) -> None:
+    base = utcnow() + timedelta(days=1)  # after anything other tests left behind
+    jobs = [create_ingest_job(session, f"/srv/book-{i}", False, None) for i in range(3)]
+    for i, job in enumerate(jobs):
+        job.created_at = base + timedelta(seconds=i)
+    session.flush()
+
+    listed = list_ingest_jobs(session, 2)
+
+    assert [job.path for job in listed] == ["/srv/book-2", "/srv/book-1"]
