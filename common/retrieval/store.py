@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -126,8 +127,11 @@ class TextbookIndex:
                     SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
                 },
             )
-            for field in ("source", "prefixes"):
-                self.client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+            with warnings.catch_warnings():
+                # Local mode ignores payload indexes (and says so); a server uses them.
+                warnings.simplefilter("ignore", UserWarning)
+                for field in ("source", "prefixes"):
+                    self.client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
             return name
 
     def publish(self, collection: str) -> None:
