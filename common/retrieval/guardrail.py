@@ -59,7 +59,7 @@ class Vocabulary:
     def missing_names(self, question: str) -> list[str]:
         """Names in the question (by their spelling) that the book never mentions."""
         starts = {m.start(1) for m in _SENTENCE_START.finditer(question)}
-        names = []
+        names: list[str] = []
         for match in _WORD.finditer(question):
             word = match.group()
             if not _looks_like_a_name(word, match.start() in starts):
