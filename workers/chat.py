@@ -32,6 +32,7 @@ GUARDRAIL_MODEL = "guardrail"
 
 @dataclass(frozen=True)
 class _JobInput:
+    id: uuid.UUID
     message: str
     selected_text: str | None
     page_url: str | None
@@ -49,6 +50,7 @@ def _claim(res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
             return None
         history = conversation_history(session, job, res.settings.history_turns)
         return _JobInput(
+            job.id,
             job.message,
             job.selected_text,
             job.page_url,
@@ -113,6 +115,7 @@ def generate(
         job.history,
         from_selection=bool(job.selected_text),
         page_url=job.page_url,
+        job_id=str(job.id),
     )
     return res.answerer.generate(request, on_delta, stats, on_restart)
 

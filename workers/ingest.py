@@ -145,7 +145,7 @@ def ingest_tree(
         if report.rebuilt:
             index.drop(collection)  # readers still see the previous collection
         raise
-    if report.rebuilt and report.files_seen and report.files_failed == report.files_seen:
+    if report.rebuilt and report.files_failed == report.files_seen:
         index.drop(collection)  # nothing usable: keep serving the previous index
         report.collection = current or ""
     elif report.rebuilt:

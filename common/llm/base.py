@@ -19,6 +19,7 @@ class AnswerRequest:
     history: list[tuple[str, str]] = field(default_factory=list)
     from_selection: bool = False
     page_url: str | None = None
+    job_id: str | None = None  # books rate-limit slots for this job across re-queues
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,12 @@ class LLMClient:
         on_restart: Callable[[], None],
         stats: CallStats,
         temperature: float = 0.2,
+        ticket: str | None = None,
     ) -> Completion:
-        """Stream a chat completion, passing each text delta on; restarts call `on_restart`."""
+        """Stream a chat completion, passing each text delta on; restarts call `on_restart`.
+
+        `ticket` names the caller (a job) so a long wait books its slot across re-queues.
+        """
         estimate = estimate_prompt_tokens(messages)
         emitted = False
 
@@ -114,7 +118,7 @@ class LLMClient:
             completion = usage.completion_tokens if usage else estimate_tokens("".join(parts))
             return Completion("".join(parts), served_by, prompt, completion), dict(raw.headers)
 
-        result = self._run(model, estimate, max_tokens, call, stats)
+        result = self._run(model, estimate, max_tokens, call, stats, ticket)
         self._account(stats, model, result.prompt_tokens, result.completion_tokens)
         return result
 
@@ -130,7 +134,7 @@ class LLMClient:
             vectors = [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
             return (vectors, response.usage.prompt_tokens), dict(raw.headers)
 
-        vectors, prompt_tokens = self._run(model, estimate, 0, call, stats)
+        vectors, prompt_tokens = self._run(model, estimate, 0, call, stats, None)
         self._account(stats, model, prompt_tokens, 0)
         return vectors
 
@@ -147,12 +151,13 @@ class LLMClient:
         max_tokens: int,
         call: Callable[[], tuple[T, dict[str, str]]],
         stats: CallStats,
+        ticket: str | None,
     ) -> T:
         limiter = self.limiters(model)
         cost = prompt_estimate + max_tokens
 
         def attempt() -> T:
-            self._admit(limiter, cost, stats)
+            self._admit(limiter, cost, stats, ticket)
             stats.llm_calls += 1
             self.counters.add("requests")
             started = time.monotonic()
@@ -185,10 +190,10 @@ class LLMClient:
             delay = max(exc.retry_after or 0.0, self.policy.requeue_delay_s)
             raise RetryLater(delay, exc.message) from exc
 
-    def _admit(self, limiter: RateLimiter, cost: int, stats: CallStats) -> None:
+    def _admit(self, limiter: RateLimiter, cost: int, stats: CallStats, ticket: str | None) -> None:
         self.circuit.before_call()
         try:
-            reservation = limiter.reserve(cost, self.policy.max_wait_in_process_s)
+            reservation = limiter.reserve(cost, self.policy.max_wait_in_process_s, ticket)
         except RequestTooLarge as exc:
             raise LLMError("request_too_large", str(exc), retryable=False) from exc
         if not reservation.granted:

@@ -21,8 +21,21 @@ local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1e6
 local rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cost, burst, max_wait = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local hold = ARGV[6] == '1'
 local req_step, tok_step = 60.0 / rpm, 60.0 / tpm
 if cost > tpm then return {'-1', tostring(now)} end
+-- A caller holding a ticket already owns a future slot: use it, or keep waiting for it.
+if hold then
+  local ticket = redis.call('GET', KEYS[4])
+  if ticket then
+    local wait = math.max(0, tonumber(ticket) - now)
+    if wait <= max_wait then
+      redis.call('DEL', KEYS[4])
+      return {'1', tostring(wait)}
+    end
+    return {'2', tostring(wait)}
+  end
+end
 -- A bucket always holds at least one call, however large.
 local burst_r, burst_t = math.max(burst, req_step), math.max(burst, cost * tok_step)
 local tat_r = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
@@ -35,6 +48,14 @@ if delay <= max_wait then
   redis.call('SET', KEYS[1], tostring(math.max(tat_r, allow_at) + req_step), 'EX', ttl)
   redis.call('SET', KEYS[2], tostring(math.max(tat_t, allow_at) + cost * tok_step), 'EX', ttl)
   return {'1', tostring(delay)}
+end
+if hold then
+  -- Book the slot now and hand out a ticket, so waiting callers are scheduled, not polling.
+  local ttl = math.ceil(burst_r + burst_t + delay + 120)
+  redis.call('SET', KEYS[1], tostring(math.max(tat_r, allow_at) + req_step), 'EX', ttl)
+  redis.call('SET', KEYS[2], tostring(math.max(tat_t, allow_at) + cost * tok_step), 'EX', ttl)
+  redis.call('SET', KEYS[4], tostring(allow_at), 'EX', math.ceil(delay + 3600))
+  return {'2', tostring(delay)}
 end
 return {'0', tostring(delay)}
 """
@@ -89,6 +110,7 @@ class Limits:
 class Reservation:
     granted: bool
     delay: float
+    booked: bool = False  # not yet, but a ticket holds a slot `delay` seconds from now
 
 
 class RateLimiter:
@@ -103,19 +125,26 @@ class RateLimiter:
         self._adjust = client.register_script(_ADJUST)
         self._pause = client.register_script(_PAUSE)
 
-    def reserve(self, tokens: int, max_wait: float) -> Reservation:
-        """Reserve a slot for a call of `tokens` if it can start within `max_wait` seconds."""
+    def reserve(self, tokens: int, max_wait: float, ticket: str | None = None) -> Reservation:
+        """Reserve a slot for a call of `tokens` if it can start within `max_wait` seconds.
+
+        With a `ticket` name, a longer wait books the slot anyway and remembers it under that
+        name: the caller comes back when its countdown ends and finds its slot waiting.
+        """
         args = [
             self.limits.effective_rpm,
             self.limits.effective_tpm,
             tokens,
             self.limits.burst_seconds,
             max_wait,
+            "1" if ticket else "0",
         ]
-        granted, delay = self._acquire(keys=list(self.keys), args=args)
-        if granted in (b"-1", "-1"):
+        ticket_key = f"bookchat:limiter:ticket:{ticket}" if ticket else "-"
+        outcome, delay = self._acquire(keys=[*self.keys, ticket_key], args=args)
+        outcome = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        if outcome == "-1":
             raise RequestTooLarge(f"{tokens} tokens exceed the limiter's capacity")
-        return Reservation(granted in (b"1", "1"), float(delay))
+        return Reservation(outcome == "1", float(delay), booked=outcome == "2")
 
     def reconcile(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Correct the token bucket once the provider reported what the call really cost."""

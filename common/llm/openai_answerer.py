@@ -41,7 +41,13 @@ class OpenAIAnswerer:
     ) -> Answer:
         """Ask the model and stream its answer."""
         completion = self.client.stream_chat(
-            self.model, build_messages(request), self.max_tokens, on_delta, on_restart, stats
+            self.model,
+            build_messages(request),
+            self.max_tokens,
+            on_delta,
+            on_restart,
+            stats,
+            ticket=request.job_id,
         )
         usage = {
             "prompt_tokens": completion.prompt_tokens,

@@ -64,7 +64,9 @@ class Vocabulary:
             word = match.group()
             if not _looks_like_a_name(word, match.start() in starts):
                 continue
-            names.extend(t for t in tokenize(word) if t not in self.terms)
+            names.extend(
+                t for t in tokenize(word) if t not in self.terms and t not in QUESTION_TERMS
+            )
         return list(dict.fromkeys(names))
 
 

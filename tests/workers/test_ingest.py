@@ -57,7 +57,8 @@ class Seeded:
 
 def open_index(path: Path, embedder: Embedder) -> TextbookIndex:
     """A textbook index in a local-mode Qdrant folder."""
-    return TextbookIndex(QdrantClient(path=str(path)), "textbook", embedder.name, embedder.dimension)
+    client = QdrantClient(path=str(path))
+    return TextbookIndex(client, "textbook", embedder.name, embedder.dimension)
 
 
 @pytest.fixture(scope="module")
