@@ -228,3 +228,22 @@ def test_concurrent_workers_never_exceed_capacity_plus_refill(redis_client: redi
 
     assert len(granted) == threads
     assert capacity <= sum(granted) <= capacity + 10 * elapsed + 1
+
+
+def test_a_ticket_books_the_slot_once_and_hands_it_over(redis_client: redis.Redis) -> None:
+    limiter = new_limiter(redis_client, ONE_PER_SECOND)
+    drain(limiter, 5)
+    ticket = uuid.uuid4().hex
+
+    booked = limiter.reserve(1, max_wait=0, ticket=ticket)
+    again = limiter.reserve(1, max_wait=0, ticket=ticket)
+    other = limiter.reserve(1, max_wait=0, ticket=uuid.uuid4().hex)
+
+    assert booked.booked and not booked.granted and 0.5 < booked.delay <= 1.1
+    # Asking again with the same ticket keeps the same slot instead of booking another.
+    assert again.booked and again.delay <= booked.delay
+    # A second caller is booked behind the first: about a second later.
+    assert other.booked and other.delay - booked.delay > 0.8
+    time.sleep(booked.delay)
+    used = limiter.reserve(1, max_wait=0.2, ticket=ticket)
+    assert used.granted and not used.booked
