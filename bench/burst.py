@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             concurrency=args.concurrency,
         )
         try:
+            stack.ingest(REPO_ROOT / "examples" / "textbook")
             with httpx.Client(base_url=stack.base_url, timeout=60) as http:
                 token = http.post(
                     "/v1/auth/signup",

@@ -98,6 +98,10 @@ class BenchStack:
             subprocess.Popen(command, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log)
         )
 
+    def ingest(self, folder: Path) -> None:
+        """Ingest a textbook folder through the stack's worker (`bookchat ingest`)."""
+        self._run(["ingest", str(folder), "--timeout", "600"], wait=True)
+
     def wait_ready(self, timeout: float = 60) -> None:
         """Wait until /readyz says a worker consumes the chat queue."""
         deadline = time.monotonic() + timeout
