@@ -7,12 +7,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from bench.openai_sim import SimConfig, SimulatorHandle, start_simulator
 from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+from common.settings import Settings
 from tests.support.stack import Stack, make_settings, start_stack
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -114,20 +116,26 @@ def sim(simulator: SimulatorHandle) -> Iterator[SimulatorHandle]:
     simulator.reset()
 
 
+def _openai_settings(
+    var_dir: Path, redis_base_url: str, simulator: SimulatorHandle, **overrides: Any
+) -> Settings:
+    return make_settings(
+        var_dir,
+        _new_redis_db(redis_base_url),
+        openai_api_key="sk-test",
+        openai_base_url=f"{simulator.url}/v1",
+        openai_timeout_seconds=5.0,
+        **overrides,
+    )
+
+
 @pytest.fixture(scope="session")
 def openai_stack(
     tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
 ) -> Iterator[Stack]:
     """Like `stack`, but answers come from the OpenAI SDK talking to the simulator."""
     var_dir = tmp_path_factory.mktemp("openai")
-    settings = make_settings(
-        var_dir,
-        _new_redis_db(redis_base_url),
-        openai_api_key="sk-test",
-        openai_base_url=f"{simulator.url}/v1",
-        openai_timeout_seconds=5.0,
-    )
-    running = start_stack(settings)
+    running = start_stack(_openai_settings(var_dir, redis_base_url, simulator))
     yield running
     running.stop()
 
@@ -138,15 +146,8 @@ def limited_stack(
 ) -> Iterator[Stack]:
     """The OpenAI path with an account limit of 6 requests a minute, to force re-queueing."""
     var_dir = tmp_path_factory.mktemp("limited")
-    settings = make_settings(
-        var_dir,
-        _new_redis_db(redis_base_url),
-        openai_api_key="sk-test",
-        openai_base_url=f"{simulator.url}/v1",
-        openai_timeout_seconds=5.0,
-        llm_rpm=6,
-        llm_headroom=1.0,
-        llm_burst_seconds=10.0,
+    settings = _openai_settings(
+        var_dir, redis_base_url, simulator, llm_rpm=6, llm_headroom=1.0, llm_burst_seconds=10.0
     )
     running = start_stack(settings)
     yield running

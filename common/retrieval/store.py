@@ -11,7 +11,7 @@ import re
 import threading
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -163,24 +163,24 @@ class TextbookIndex:
 
     # Writing
 
+    def _payloads(self, collection: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        """The chosen payload fields of every point, page by page."""
+        offset: Any = None
+        while True:
+            with self.lock:
+                points, offset = self.client.scroll(
+                    collection, limit=1024, offset=offset, with_payload=fields, with_vectors=False
+                )
+            yield from (point.payload or {} for point in points)
+            if offset is None:
+                return
+
     def document_hashes(self, collection: str) -> dict[str, str]:
         """Source path -> content hash of every document in the collection."""
-        hashes: dict[str, str] = {}
-        offset: Any = None
-        with self.lock:
-            while True:
-                points, offset = self.client.scroll(
-                    collection,
-                    limit=1024,
-                    offset=offset,
-                    with_payload=["source", "document_hash"],
-                    with_vectors=False,
-                )
-                for point in points:
-                    payload = point.payload or {}
-                    hashes[payload["source"]] = payload["document_hash"]
-                if offset is None:
-                    return hashes
+        return {
+            p["source"]: p["document_hash"]
+            for p in self._payloads(collection, ["source", "document_hash"])
+        }
 
     def stored_vectors(self, collection: str, source: str) -> dict[str, list[float]]:
         """Chunk content hash -> dense vector for one document, to reuse unchanged chunks."""
@@ -234,26 +234,10 @@ class TextbookIndex:
 
     def all_texts(self, collection: str) -> list[str]:
         """Title, headings and text of every chunk (for the book's vocabulary)."""
-        texts: list[str] = []
-        offset: Any = None
-        with self.lock:
-            while True:
-                points, offset = self.client.scroll(
-                    collection,
-                    limit=1024,
-                    offset=offset,
-                    with_payload=["title", "heading_path", "text"],
-                    with_vectors=False,
-                )
-                for point in points:
-                    p = point.payload or {}
-                    texts.append(
-                        " ".join(
-                            [p.get("title", ""), *p.get("heading_path", []), p.get("text", "")]
-                        )
-                    )
-                if offset is None:
-                    return texts
+        return [
+            " ".join([p.get("title", ""), *p.get("heading_path", []), p.get("text", "")])
+            for p in self._payloads(collection, ["title", "heading_path", "text"])
+        ]
 
     def count(self, collection: str | None = None) -> int:
         """Number of points (chunks) in a collection, or behind the alias."""
