@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -93,6 +94,22 @@ def test_ingest_without_a_worker_times_out_with_2(idle_stack: Stack) -> None:
 
     assert result.returncode == 2
     assert "did not finish within 1s (is a worker running?)" in result.stderr
+
+
+def test_search_prints_json_passages(stack: Stack) -> None:
+    result = subprocess.run(
+        [*BOOKCHAT, "search", "How do I build a ROS 2 workspace?", "--k", "2", "--json"],
+        env=settings_env(stack.settings),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    passages = json.loads(result.stdout)
+    assert len(passages) == 2
+    assert {"source", "heading", "title", "url", "text", "score"} == set(passages[0])
+    assert any("colcon" in p["text"] for p in passages), passages
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
