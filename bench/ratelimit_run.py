@@ -102,6 +102,7 @@ class StrategyRun:
             "llm_rpm",
             "llm_tpm",
             "llm_headroom",
+            "llm_burst_seconds",
             "chat_max_tokens",
             "llm_max_job_wait_seconds",
             "environment",
