@@ -83,6 +83,10 @@ def run_dev(settings: Settings, concurrency: int = 4) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # Ctrl-C reaches the whole process group, and impatient users press it twice: shut
+        # down without being interrupted again, or the embedded Redis would be left running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stop(children)
         if owns_redis:
             stop_embedded_redis(settings.var_dir)

@@ -163,6 +163,8 @@ def test_dev_runs_everything_on_a_fresh_machine(tmp_path: Path) -> None:
             assert "event: done" in last_frame and '"status": "completed"' in last_frame
     finally:
         process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)  # a second Ctrl-C must not cut the shutdown short
         code = process.wait(timeout=60)
         log.close()
     output = (tmp_path / "dev.log").read_text()
