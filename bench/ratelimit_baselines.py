@@ -65,6 +65,12 @@ def _stream(
     return Answer("".join(parts), model, usage)
 
 
+def _give_up(exc: openai.OpenAIError) -> LLMError:
+    """A baseline has no re-queueing: whatever its retries did not fix fails the job."""
+    error = classify(exc)
+    return LLMError(error.code, error.message, retryable=False)
+
+
 class SDKRetriesAnswerer:
     """Baseline (b): rely on the SDK's own retries."""
 
@@ -83,8 +89,7 @@ class SDKRetriesAnswerer:
         try:
             return _stream(self.sdk, self.model, self.max_tokens, request, on_delta, stats)
         except openai.OpenAIError as exc:
-            error = classify(exc)
-            raise LLMError(error.code, error.message, retryable=False) from exc
+            raise _give_up(exc) from exc
         finally:
             stats.backoff_sleep_s += _sleeps.total
 
@@ -120,5 +125,4 @@ class TenacityAnswerer:
                 _stream, self.sdk, self.model, self.max_tokens, request, on_delta, stats
             )
         except openai.OpenAIError as exc:
-            error = classify(exc)
-            raise LLMError(error.code, error.message, retryable=False) from exc
+            raise _give_up(exc) from exc

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from bench.openai_sim import estimate_tokens
-from bench.support import REPO_ROOT, free_port, percentile
+from bench.support import REPO_ROOT, free_port, percentile, stop_processes
 from common.accounts import create_user
 from common.chat_jobs import submit_chat_job
 from common.db import make_engine, make_session_factory, session_scope
@@ -227,13 +227,7 @@ class StrategyRun:
 
     def stop(self) -> None:
         """Stop workers and the simulator."""
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes)
 
 
 def summarize(run: StrategyRun) -> dict[str, Any]:

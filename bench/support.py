@@ -34,6 +34,17 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank]
 
 
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], grace: float = 20) -> None:
+    """Terminate the processes, killing any that outlive the grace period."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @dataclass
 class BenchStack:
     """bookchat's web and worker processes over a private Redis and SQLite."""
@@ -116,11 +127,5 @@ class BenchStack:
 
     def stop(self) -> None:
         """Stop every process and the private Redis."""
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes)
         stop_embedded_redis(self.var_dir)

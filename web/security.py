@@ -1,4 +1,4 @@
-"""JWT set-up and the small helpers views use: current_user_id() and @admin_required."""
+"""JWT set-up and the small helpers views use: current_user_id(), require_admin(), ..."""
 
 from __future__ import annotations
 
@@ -68,17 +68,6 @@ def login_required(view: Callable[P, R]) -> Callable[P, R]:
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         verify_jwt_in_request()
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def admin_required(view: Callable[P, R]) -> Callable[P, R]:
-    """Require a valid access token with the admin role."""
-
-    @wraps(view)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        require_admin()
         return view(*args, **kwargs)
 
     return wrapper

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session
 
 from common.accounts import create_user
 from common.chat_jobs import (
@@ -20,35 +19,11 @@ from common.chat_jobs import (
     fail_chat_job,
     submit_chat_job,
 )
-from common.db import make_engine, make_session_factory
 from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound
-from common.migrate import upgrade_database
 from common.models import ChatJob, Conversation, JobStatus, User, utcnow
 from common.schemas import ChatJobCreate
-from tests.support.stack import make_settings
 
 LEASE = 60
-
-
-@pytest.fixture(scope="module")
-def engine(
-    database_url: str, redis_base_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    """An engine on a database migrated once for this module."""
-    settings = make_settings(tmp_path_factory.mktemp("jobs"), f"{redis_base_url}/0", database_url)
-    upgrade_database(settings)
-    built = make_engine(settings)
-    yield built
-    built.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    """One session per test, rolled back afterwards so tests leave nothing behind."""
-    factory: sessionmaker[Session] = make_session_factory(engine)
-    with factory() as opened:
-        yield opened
-        opened.rollback()
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from common.accounts import create_user
-from common.db import make_engine, make_session_factory
 from common.errors import NotFound
 from common.ingest_jobs import (
     STALE_AFTER,
@@ -24,9 +22,7 @@ from common.ingest_jobs import (
     record_progress,
     start_ingest_job,
 )
-from common.migrate import upgrade_database
 from common.models import IngestJob, JobStatus, User, utcnow
-from tests.support.stack import make_settings
 
 
 @dataclass
@@ -47,27 +43,6 @@ class Report:
     def files_failed(self) -> int:
         """How many files could not be ingested."""
         return len(self.failures)
-
-
-@pytest.fixture(scope="module")
-def engine(
-    database_url: str, redis_base_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    """An engine on a database migrated once for this module."""
-    settings = make_settings(tmp_path_factory.mktemp("ingest"), f"{redis_base_url}/0", database_url)
-    upgrade_database(settings)
-    built = make_engine(settings)
-    yield built
-    built.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    """One session per test, rolled back afterwards so tests leave nothing behind."""
-    factory: sessionmaker[Session] = make_session_factory(engine)
-    with factory() as opened:
-        yield opened
-        opened.rollback()
 
 
 @pytest.fixture
