@@ -3,6 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 VAR_DIR=/data
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY cli ./cli
 COPY common ./common
 COPY web ./web
 COPY workers ./workers

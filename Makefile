@@ -21,7 +21,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy common web workers bench
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy cli common web workers bench tests
 
 bench-burst: $(STAMP)
 	$(BIN)/python -m bench.burst $(ARGS)

@@ -17,13 +17,16 @@ from sqlalchemy import select
 
 from bench.openai_sim import estimate_tokens
 from bench.support import REPO_ROOT, free_port, percentile, stop_processes
+from cli.processes import BOOKCHAT
 from common.accounts import create_user
-from common.chat_jobs import submit_chat_job
+from common.chat_jobs import queue_chat_job
 from common.db import make_engine, make_session_factory, session_scope
+from common.events import JobEvents
 from common.llm.base import AnswerRequest
 from common.llm.prompts import build_messages
 from common.models import ChatJob
-from common.queue import enqueue_chat_job, make_celery
+from common.queue import make_celery
+from common.redis_client import make_redis
 from common.retrieval.passages import Passage
 from common.schemas import ChatJobCreate
 from common.settings import Settings
@@ -144,7 +147,7 @@ class StrategyRun:
             "sim.log",
         )
         subprocess.run(
-            [sys.executable, "-m", "common.cli", "migrate"],
+            [*BOOKCHAT, "migrate"],
             env=self._env(),
             cwd=REPO_ROOT,
             check=True,
@@ -181,6 +184,7 @@ class StrategyRun:
         """Offer the load at a steady rate, then wait for the backlog to drain (capped)."""
         sessions = make_session_factory(make_engine(self.settings))
         celery = make_celery(self.settings)
+        events = JobEvents(make_redis(self.settings))
         with session_scope(sessions) as session:
             user_id = create_user(
                 session, f"{self.name}@bench.local", "bench-password", None, []
@@ -192,16 +196,16 @@ class StrategyRun:
         while next_at < end:
             time.sleep(max(0.0, next_at - time.time()))
             with session_scope(sessions) as session:
-                job, _ = submit_chat_job(
+                queue_chat_job(
                     session,
+                    celery,
+                    events,
                     user_id,
                     ChatJobCreate(
                         message=f"What keeps it upright? ({self.submitted:04d})",
                         selected_text=self.selection,
                     ),
-                    None,
                 )
-            enqueue_chat_job(celery, job.id)
             self.submitted += 1
             next_at += interval
         self.load_ended = time.time()

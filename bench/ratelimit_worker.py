@@ -9,6 +9,7 @@ import argparse
 from functools import cached_property
 
 from bench.ratelimit_baselines import SDKRetriesAnswerer, SleepRecordingOpenAI, TenacityAnswerer
+from cli.processes import celery_worker_argv
 from common.llm.base import Answerer
 from common.llm.openai_answerer import make_openai_sdk
 from common.queue import CHAT_ANSWER_TASK
@@ -57,21 +58,7 @@ def main() -> None:
         # What the Celery docs offer: a task rate limit, set to the account's limit.
         app.tasks[CHAT_ANSWER_TASK].rate_limit = args.rate_limit
     app.worker_main(
-        [
-            "worker",
-            "--queues",
-            "chat",
-            "--pool",
-            "threads",
-            "--loglevel",
-            "WARNING",
-            "--concurrency",
-            str(args.concurrency),
-            "--hostname",
-            args.hostname,
-            "--without-gossip",
-            "--without-mingle",
-        ]
+        celery_worker_argv(["chat"], args.concurrency, "threads", "WARNING", args.hostname)
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from cli.processes import BOOKCHAT, worker_args
 from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -75,19 +75,7 @@ class BenchStack:
         stack = cls(var_dir, env)
         stack._run(["migrate"], wait=True)
         for n in range(workers):
-            stack._run(
-                [
-                    "worker",
-                    "--queues",
-                    "chat,ingest",
-                    "--concurrency",
-                    str(concurrency),
-                    "--hostname",
-                    f"bench{n}@%h",
-                    "--loglevel",
-                    "WARNING",
-                ]
-            )
+            stack._run(worker_args(["chat", "ingest"], concurrency, f"bench{n}@%h", "WARNING"))
         if web:
             stack.env["PORT"] = str(stack.port)
             stack._run(["web", "--threads", "64"])
@@ -101,7 +89,7 @@ class BenchStack:
 
     def _run(self, args: list[str], wait: bool = False) -> None:
         log = (self.var_dir / f"{args[0]}-{len(self.processes)}.log").open("ab")
-        command = [sys.executable, "-m", "common.cli", *args]
+        command = [*BOOKCHAT, *args]
         if wait:
             subprocess.run(command, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log, check=True)
             return

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
 
+from celery import Celery
+from redis import RedisError
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound
+from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound, ServiceUnavailable
+from common.events import JobEvents
 from common.models import ChatJob, Conversation, JobStatus, utcnow
+from common.queue import enqueue_chat_job
 from common.schemas import ChatJobCreate
+
+log = logging.getLogger(__name__)
 
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
 
@@ -58,27 +65,56 @@ def submit_chat_job(
         existing = _find_by_key(session, user_id, idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint)
-    conversation = _conversation_for(session, user_id, request)
-    job = ChatJob(
-        user_id=user_id,
-        conversation=conversation,
-        message=request.message,
-        selected_text=request.selected_text,
-        page_url=request.page_url,
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-        citations=[],
-    )
-    session.add(job)
     try:
-        session.flush()
+        # A savepoint: losing the race below undoes only this job, not the caller's work.
+        with session.begin_nested():
+            job = ChatJob(
+                user_id=user_id,
+                conversation=_conversation_for(session, user_id, request),
+                message=request.message,
+                selected_text=request.selected_text,
+                page_url=request.page_url,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                citations=[],
+            )
+            session.add(job)
     except IntegrityError:
         # A concurrent request with the same key won the race.
-        session.rollback()
         existing = _find_by_key(session, user_id, idempotency_key or "")
         if existing is None:
             raise
         return _replay(existing, fingerprint)
+    return job, False
+
+
+def queue_chat_job(
+    session: Session,
+    celery: Celery,
+    events: JobEvents,
+    user_id: uuid.UUID,
+    request: ChatJobCreate,
+    idempotency_key: str | None = None,
+) -> tuple[ChatJob, bool]:
+    """Submit, commit, then send the job to the chat queue; True when it is a replay.
+
+    If the broker cannot take it, the row is marked failed and ServiceUnavailable is raised.
+    """
+    job, replayed = submit_chat_job(session, user_id, request, idempotency_key)
+    session.commit()
+    if replayed:
+        return job, True
+    try:
+        enqueue_chat_job(celery, job.id)
+    except Exception as exc:
+        log.exception("could not enqueue chat job %s", job.id)
+        fail_queued_chat_job(session, job.id, "queue_unavailable", "the job could not be queued")
+        session.commit()
+        raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+    try:
+        events.publish(job.id, "status", {"status": JobStatus.QUEUED.value})
+    except RedisError:
+        log.warning("could not publish the queued event of %s", job.id, exc_info=True)
     return job, False
 
 

@@ -17,6 +17,11 @@ class BookchatError(Exception):
         self.detail = detail or self.title
         self.extensions = extensions
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response must carry (none by default)."""
+        return {}
+
 
 class InvalidInput(BookchatError):
     status, code, title = 400, "invalid_input", "Invalid input"
@@ -27,11 +32,32 @@ class MalformedJSON(InvalidInput):
 
 
 class Unauthorized(BookchatError):
+    """401; `challenge`, when given, is sent as the WWW-Authenticate header."""
+
     status, code, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(
+        self, detail: str | None = None, challenge: str | None = None, **extensions: Any
+    ) -> None:
+        super().__init__(detail, **extensions)
+        self.challenge = challenge
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The WWW-Authenticate challenge, if any."""
+        return {"WWW-Authenticate": self.challenge} if self.challenge else {}
 
 
 class InvalidCredentials(Unauthorized):
     code, title = "invalid_credentials", "Invalid email or password"
+
+
+class InvalidToken(Unauthorized):
+    code, title = "invalid_token", "Invalid token"
+
+
+class TokenExpired(Unauthorized):
+    code, title = "token_expired", "Token expired"
 
 
 class Forbidden(BookchatError):

@@ -61,11 +61,6 @@ class JobEvents:
                 events.append(JobEvent(event_id, fields["event"], json.loads(fields["data"])))
         return events
 
-    def last_id(self, job_id: uuid.UUID) -> str:
-        """Id of the newest event, or "0-0" when there is none."""
-        entries: Any = self.client.xrevrange(stream_key(job_id), count=1)
-        return str(entries[0][0]) if entries else "0-0"
-
     def exists(self, job_id: uuid.UUID) -> bool:
         """Whether the job's stream is still kept."""
         return bool(self.client.exists(stream_key(job_id)))

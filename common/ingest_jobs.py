@@ -1,49 +1,59 @@
-"""Ingest jobs: one row per run of ingesting a textbook folder, written by the worker as it goes."""
+"""Ingest jobs: one row per run of ingesting a textbook folder, written by the worker as it goes.
+
+The lifecycle matches chat jobs: create the row, commit, enqueue, and mark it failed if the
+broker cannot take it; the worker then starts, records progress and finishes the row.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
+from celery import Celery
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from common.errors import NotFound
+from common.db import session_scope
+from common.errors import NotFound, ServiceUnavailable
 from common.models import IngestJob, JobStatus, utcnow
+from common.queue import enqueue_ingest
+
+log = logging.getLogger(__name__)
 
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
 # Far above the ingest task's hard time limit: a run this old lost its worker.
 STALE_AFTER = timedelta(hours=2)
+POLL_INTERVAL_S = 0.5
 
 
-class IngestCounts(Protocol):
-    """What a run reports (the worker's IngestReport; common does not import workers)."""
+@dataclass
+class IngestReport:
+    """What an ingest run did so far: file and chunk counts, failures, time, collection."""
+
+    files_total: int = 0
+    files_seen: int = 0
+    files_changed: int = 0
+    files_skipped: int = 0
+    files_deleted: int = 0
+    chunks_written: int = 0
+    embeddings_computed: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    collection: str = ""
+    rebuilt: bool = False
 
     @property
-    def files_total(self) -> int: ...
-    @property
-    def files_seen(self) -> int: ...
-    @property
-    def files_changed(self) -> int: ...
-    @property
-    def files_skipped(self) -> int: ...
-    @property
-    def files_deleted(self) -> int: ...
-    @property
-    def files_failed(self) -> int: ...
-    @property
-    def chunks_written(self) -> int: ...
-    @property
-    def embeddings_computed(self) -> int: ...
-    @property
-    def failures(self) -> Mapping[str, str]: ...
-    @property
-    def seconds(self) -> float: ...
+    def files_failed(self) -> int:
+        """How many files could not be ingested."""
+        return len(self.failures)
 
 
-def _counts(report: IngestCounts) -> dict[str, Any]:
+def _counts(report: IngestReport) -> dict[str, Any]:
     return {
         "files_total": report.files_total,
         "files_seen": report.files_seen,
@@ -68,6 +78,50 @@ def create_ingest_job(
     session.add(job)
     session.flush()
     return job
+
+
+def queue_ingest_job(
+    session: Session,
+    celery: Celery,
+    path: str,
+    *,
+    full: bool = False,
+    requested_by: uuid.UUID | None = None,
+) -> IngestJob:
+    """Record a queued ingest job, commit, then send it to the ingest queue.
+
+    If the broker cannot take it, the row is marked failed and ServiceUnavailable is raised.
+    """
+    job = create_ingest_job(session, path, full, requested_by)
+    session.commit()
+    try:
+        enqueue_ingest(celery, job.path, full=job.full, run_id=str(job.id))
+    except Exception as exc:
+        log.exception("could not enqueue ingest job %s", job.id)
+        fail_ingest_job(session, job.id, "the job could not be queued")
+        session.commit()
+        raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+    return job
+
+
+def wait_for_ingest_job(
+    sessions: sessionmaker[Session],
+    job_id: uuid.UUID,
+    timeout: float,
+    on_poll: Callable[[IngestJob], None] | None = None,
+) -> IngestJob | None:
+    """Poll the job's row until it is completed or failed; None if `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope(sessions) as session:
+            job = get_ingest_job(session, job_id)
+        if on_poll:
+            on_poll(job)
+        if job.job_status.is_terminal:
+            return job
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_INTERVAL_S)
 
 
 def get_ingest_job(session: Session, job_id: uuid.UUID) -> IngestJob:
@@ -104,7 +158,7 @@ def start_ingest_job(session: Session, job_id: uuid.UUID) -> bool:
     return bool(result.rowcount)
 
 
-def record_progress(session: Session, job_id: uuid.UUID, report: IngestCounts) -> bool:
+def record_progress(session: Session, job_id: uuid.UUID, report: IngestReport) -> bool:
     """Write a running job's counts so far; False if it is no longer running."""
     result: Any = session.execute(
         update(IngestJob)
@@ -115,7 +169,7 @@ def record_progress(session: Session, job_id: uuid.UUID, report: IngestCounts) -
 
 
 def finish_ingest_job(
-    session: Session, job_id: uuid.UUID, report: IngestCounts, collection: str | None
+    session: Session, job_id: uuid.UUID, report: IngestReport, collection: str | None
 ) -> bool:
     """Mark a running job completed with its final counts and the collection it wrote."""
     result: Any = session.execute(

@@ -8,6 +8,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from common.redis_client import resolve_redis_url
+from common.retries import retry_policy
 from common.settings import Settings
 
 CHAT_QUEUE = "chat"
@@ -23,6 +24,7 @@ SEARCH_TASK = "search.query"
 def make_celery(settings: Settings) -> Celery:
     """A Celery app configured for at-least-once delivery of idempotent, id-only tasks."""
     broker = resolve_redis_url(settings)
+    policy = retry_policy(settings)
     app = Celery("bookchat", broker=broker, set_as_current=False)
     app.conf.update(
         task_queues=[Queue(name, Exchange(name), routing_key=name) for name in ALL_QUEUES],
@@ -45,17 +47,12 @@ def make_celery(settings: Settings) -> Celery:
         task_soft_time_limit=settings.chat_job_time_limit_seconds,
         broker_transport_options={
             # Above the longest task plus any retry countdown, or tasks run twice.
-            "visibility_timeout": 3600,
+            "visibility_timeout": policy.visibility_timeout_s,
             "socket_connect_timeout": 5,
         },
         broker_connection_retry_on_startup=True,
         # A submit must fail fast (503) rather than hang when the broker is down.
-        task_publish_retry_policy={
-            "max_retries": 2,
-            "interval_start": 0.1,
-            "interval_step": 0.2,
-            "interval_max": 0.5,
-        },
+        task_publish_retry_policy=policy.publish_retry_policy(),
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         enable_utc=True,

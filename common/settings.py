@@ -48,8 +48,17 @@ class Settings(BaseSettings):
     embedding_tpm: int = Field(default=1_000_000, ge=1)
     llm_burst_seconds: float = Field(default=10.0, gt=0, le=60)
     llm_headroom: float = Field(default=1.0, gt=0, le=1)
+
+    # Retries and re-queues, explained layer by layer in common/retries.py.
     llm_max_wait_in_process_seconds: float = Field(default=2.0, ge=0)
+    llm_call_attempts: int = Field(default=4, ge=1, le=20)
+    llm_backoff_max_seconds: float = Field(default=8.0, gt=0)
+    llm_circuit_threshold: int = Field(default=5, ge=1)
+    llm_circuit_cooldown_seconds: float = Field(default=20.0, gt=0)
+    llm_requeue_delay_seconds: float = Field(default=10.0, gt=0)
+    job_max_countdown_seconds: float = Field(default=300.0, gt=0)
     llm_max_job_wait_seconds: float = Field(default=900.0, gt=0)
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
 
     # Retrieval and the textbook ingested on first start.
     textbook_path: Path = Path("examples/textbook")

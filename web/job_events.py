@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
+from common.models import JobStatus
 
 PING_SECONDS = 15
 MAX_STREAM_SECONDS = 600
-_TERMINAL_STATUSES = {"completed", "failed", "cancelled"}
 
 
 def wait_for_job(events: JobEvents, job_id: uuid.UUID, timeout: float) -> None:
@@ -46,7 +46,7 @@ def job_event_stream(
 ) -> Iterator[str]:
     """SSE frames from `after` until the job's terminal event, with keep-alive pings."""
     yield "retry: 2000\n\n"
-    finished = snapshot["status"] in _TERMINAL_STATUSES
+    finished = JobStatus(snapshot["status"]).is_terminal
     if finished and not events.exists(job_id):
         if after == "0-0":
             yield from (frame.to_sse() for frame in replay_from_snapshot(snapshot))

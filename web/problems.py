@@ -66,8 +66,9 @@ def validation_problem(exc: ValidationError) -> Response:
     )
 
 
-def _handle_bookchat_error(exc: BookchatError) -> Response:
-    return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extensions)
+def error_problem(exc: BookchatError) -> Response:
+    """One of our own errors as a problem (the handler for them all, JWT failures included)."""
+    return problem(exc.status, exc.code, exc.title, exc.detail, exc.headers, **exc.extensions)
 
 
 def _handle_http_exception(exc: HTTPException) -> Response:
@@ -75,7 +76,7 @@ def _handle_http_exception(exc: HTTPException) -> Response:
         return cast(Response, exc.response)  # already a problem, e.g. from request validation
     status = exc.code or 500
     if status == 413:
-        return _handle_bookchat_error(PayloadTooLarge())
+        return error_problem(PayloadTooLarge())
     code = (exc.name or "error").lower().replace(" ", "_")
     headers = (
         {"Allow": ", ".join(allowed)} if (allowed := getattr(exc, "valid_methods", None)) else {}
@@ -106,7 +107,7 @@ def _tag_response(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Install the error handlers, the request-id header and the malformed-JSON check."""
-    app.register_error_handler(BookchatError, _handle_bookchat_error)
+    app.register_error_handler(BookchatError, error_problem)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
     app.before_request(_reject_malformed_json)

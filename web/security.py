@@ -1,12 +1,10 @@
-"""JWT set-up and the small helpers views use: current_user_id(), require_admin(), ..."""
+"""JWT set-up and the small auth helpers: require_access_token(), require_admin(), ..."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from flask import Flask, Response
 from flask_jwt_extended import (
@@ -19,13 +17,11 @@ from flask_jwt_extended import (
 )
 from flask_openapi3.types import SecuritySchemesDict
 
-from common.errors import Forbidden
+from common.errors import Forbidden, InvalidToken, TokenExpired, Unauthorized
 from common.models import Role, User
 from common.settings import Settings
-from web.problems import problem
+from web.problems import error_problem
 
-P = ParamSpec("P")
-R = TypeVar("R")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 SECURITY_SCHEMES: SecuritySchemesDict = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
@@ -46,67 +42,50 @@ def issue_tokens(user: User, settings: Settings, with_refresh: bool = True) -> d
 
 
 def current_user_id() -> uuid.UUID:
-    """The authenticated user's id (call after verify_jwt_in_request)."""
+    """The authenticated user's id (call after one of the require_* helpers)."""
     return uuid.UUID(str(get_jwt_identity()))
 
 
 def require_access_token() -> None:
-    """Reject the request unless it carries a valid access token (a before_request hook)."""
+    """Reject the request unless it carries a valid access token (a hook or a view's first line)."""
     verify_jwt_in_request()
+
+
+def require_refresh_token() -> None:
+    """Reject the request unless it carries a valid refresh token (a view's first line)."""
+    verify_jwt_in_request(refresh=True)
 
 
 def require_admin() -> None:
     """Reject the request unless it carries an admin's access token (a before_request hook)."""
-    verify_jwt_in_request()
+    require_access_token()
     if get_jwt().get("role") != Role.ADMIN.value:
         raise Forbidden("this endpoint is for administrators")
 
 
-def login_required(view: Callable[P, R]) -> Callable[P, R]:
-    """Require a valid access token."""
-
-    @wraps(view)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        verify_jwt_in_request()
-        return view(*args, **kwargs)
-
-    return wrapper
+# flask-jwt-extended calls these from its own error handlers, where raising would be a 500,
+# so they return the response our handler builds for the matching error class.
+_CHALLENGE = "Bearer"
+_BAD_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
 
 
 def _unauthorized(reason: str) -> Response:
-    return problem(
-        401, "unauthorized", "Authentication required", reason, {"WWW-Authenticate": "Bearer"}
-    )
+    return error_problem(Unauthorized(reason, challenge=_CHALLENGE))
 
 
 def _invalid_token(reason: str) -> Response:
-    return problem(
-        401,
-        "invalid_token",
-        "Invalid token",
-        reason,
-        {"WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
+    return error_problem(InvalidToken(reason, challenge=_BAD_TOKEN_CHALLENGE))
 
 
 def _expired(_header: dict[str, Any], payload: dict[str, Any]) -> Response:
     kind = payload.get("type", "access")
-    return problem(
-        401,
-        "token_expired",
-        "Token expired",
-        f"the {kind} token has expired",
-        {"WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
+    detail = f"the {kind} token has expired"
+    return error_problem(TokenExpired(detail, challenge=_BAD_TOKEN_CHALLENGE))
 
 
 def _token_rejected(_header: dict[str, Any], payload: dict[str, Any]) -> Response:
-    return problem(
-        401,
-        "invalid_token",
-        "Invalid token",
-        f"a {payload.get('type', 'different')} token cannot be used here",
-    )
+    kind = payload.get("type", "different")
+    return error_problem(InvalidToken(f"a {kind} token cannot be used here"))
 
 
 def init_app(app: Flask, settings: Settings) -> None:

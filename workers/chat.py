@@ -44,8 +44,7 @@ class _JobInput:
 
 def _claim(res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
     with session_scope(res.sessions) as session:
-        lease = res.settings.chat_job_time_limit_seconds + 60
-        job = claim_chat_job(session, job_id, lease)
+        job = claim_chat_job(session, job_id, res.retry_policy.job_lease_s)
         if job is None:
             return None
         history = conversation_history(session, job, res.settings.history_turns)
@@ -179,7 +178,7 @@ def _release_for_retry(
     stats.requeues += 1
     metrics = stats.merged_into(job.metrics)
     waited = (utcnow() - job.created_at).total_seconds()
-    if waited + exc.delay > res.settings.llm_max_job_wait_seconds:
+    if waited + exc.delay > res.retry_policy.max_job_wait_s:
         record_failure(
             res,
             job_id,

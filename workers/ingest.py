@@ -10,37 +10,31 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import SQLAlchemyError
+
+from common.db import session_scope
 from common.ingest.chunking import chunk_document
 from common.ingest.documents import DocumentError, parse_markdown
+from common.ingest_jobs import (
+    IngestReport,
+    fail_ingest_job,
+    finish_ingest_job,
+    record_progress,
+    start_ingest_job,
+)
 from common.retrieval.embeddings import Embedder
 from common.retrieval.store import IndexedChunk, TextbookIndex
+from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 MARKDOWN_SUFFIXES = (".md", ".mdx")
-
-
-@dataclass
-class IngestReport:
-    files_total: int = 0
-    files_seen: int = 0
-    files_changed: int = 0
-    files_skipped: int = 0
-    files_deleted: int = 0
-    chunks_written: int = 0
-    embeddings_computed: int = 0
-    failures: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    collection: str = ""
-    rebuilt: bool = False
-
-    @property
-    def files_failed(self) -> int:
-        """How many files could not be ingested."""
-        return len(self.failures)
+# An ingest job's row is updated at most this often while files are processed.
+PROGRESS_INTERVAL_S = 0.5
 
 
 def find_markdown_files(root: Path) -> list[Path]:
@@ -152,3 +146,57 @@ def ingest_tree(
         index.publish(collection)
     report.seconds = time.monotonic() - started
     return report
+
+
+def run_ingest_job(res: WorkerResources, job_id: uuid.UUID, path: str, full: bool) -> None:
+    """Run one ingest job and record its outcome on its row; safe to call again."""
+    with session_scope(res.sessions) as session:
+        if not start_ingest_job(session, job_id):
+            log.info("ingest job %s is not queued (a redelivery?); skipping", job_id)
+            return
+    root = Path(path)
+    if not root.is_dir():
+        reason = "not a folder" if root.exists() else "folder not found"
+        _fail(res, job_id, f"{reason}: {path}")
+        return
+    try:
+        report = ingest_tree(
+            res.index,
+            res.embedder,
+            root,
+            res.settings.textbook_base_url,
+            full=full,
+            on_progress=_progress_recorder(res, job_id),
+        )
+    except SoftTimeLimitExceeded:
+        _fail(res, job_id, "the ingest took longer than its time limit")
+        return
+    except Exception as exc:
+        _fail(res, job_id, f"ingest failed: {type(exc).__name__}: {exc}")
+        raise
+    with session_scope(res.sessions) as session:
+        finish_ingest_job(session, job_id, report, report.collection or None)
+    log.info("ingested %s (job %s): %s", path, job_id, report)
+
+
+def _progress_recorder(res: WorkerResources, job_id: uuid.UUID) -> Callable[[IngestReport], None]:
+    last_write = 0.0
+
+    def on_progress(report: IngestReport) -> None:
+        # Throttled: a row update per file would make SQLite the bottleneck on big books.
+        nonlocal last_write
+        if time.monotonic() - last_write < PROGRESS_INTERVAL_S:
+            return
+        last_write = time.monotonic()
+        try:
+            with session_scope(res.sessions) as session:
+                record_progress(session, job_id, report)
+        except SQLAlchemyError:
+            log.warning("could not record progress of ingest job %s", job_id, exc_info=True)
+
+    return on_progress
+
+
+def _fail(res: WorkerResources, job_id: uuid.UUID, message: str) -> None:
+    with session_scope(res.sessions) as session:
+        fail_ingest_job(session, job_id, message)

@@ -12,10 +12,10 @@ from common.events import JobEvents
 from common.llm.base import Answerer
 from common.llm.client import LLMClient
 from common.llm.extractive import ExtractiveAnswerer
-from common.llm.factory import make_llm_client
+from common.llm.factory import make_embedder, make_llm_client
 from common.llm.openai_answerer import OpenAIAnswerer
 from common.redis_client import make_redis
-from common.retrieval.embedder_factory import make_embedder
+from common.retries import RetryPolicy, retry_policy
 from common.retrieval.embeddings import Embedder
 from common.retrieval.guardrail import Guardrail
 from common.retrieval.retriever import Retriever
@@ -34,6 +34,11 @@ class WorkerResources:
     def sessions(self) -> sessionmaker[Session]:
         """Database session factory."""
         return make_session_factory(make_engine(self.settings))
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """How often and how long jobs and model calls are retried."""
+        return retry_policy(self.settings)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from common.ingest.documents import Document
+from common.tokens import estimate_tokens
 
 _FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
@@ -43,13 +43,6 @@ class Chunk:
     def heading(self) -> str:
         """The innermost heading (the page title for text before the first heading)."""
         return self.heading_path[-1] if self.heading_path else self.title
-
-
-def estimate_tokens(text: str) -> int:
-    """Estimate the token count as max(chars / 4, words * 1.3), rounded up."""
-    if not text:
-        return 0
-    return math.ceil(max(len(text) / 4, len(text.split()) * 1.3))
 
 
 def chunk_document(doc: Document, max_tokens: int = 300, overlap_tokens: int = 40) -> list[Chunk]:

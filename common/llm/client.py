@@ -4,11 +4,11 @@ The SDK's own retries are off; this layer owns them. Before each call the shared
 reserves requests and tokens; a short wait is slept, a long one becomes `RetryLater` so the
 Celery task is re-queued with a countdown and its worker slot is freed. Retryable failures are
 retried with jittered backoff (tenacity); never-retryable ones raise `LLMError` at once.
+The knobs are in `common.retries.RetryPolicy`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,22 +17,16 @@ from typing import Any, TypeVar, cast
 import openai
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from common.llm.base import DeltaSink
 from common.llm.circuit import CircuitBreaker, CircuitOpen
 from common.llm.errors import LLMError, RetryLater, classify
 from common.llm.limiter import RateLimiter, RequestTooLarge
 from common.llm.metrics import CallStats, Counters, estimate_cost_usd
 from common.llm.provider_headers import rate_limit_state
+from common.retries import RetryPolicy
+from common.tokens import admission_tokens
 
 T = TypeVar("T")
-DeltaSink = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_wait_in_process_s: float = 2.0
-    max_attempts: int = 4
-    backoff_max_s: float = 8.0
-    requeue_delay_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,14 +37,9 @@ class Completion:
     completion_tokens: int
 
 
-def estimate_tokens(text: str) -> int:
-    """Tokens the provider charges for text at admission (about four characters a token)."""
-    return math.ceil(len(text) / 4)
-
-
 def estimate_prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
     """Prompt tokens of chat messages, with a small per-message overhead."""
-    return sum(estimate_tokens(m.get("content", "")) + 4 for m in messages) + 3
+    return sum(admission_tokens(m.get("content", "")) + 4 for m in messages) + 3
 
 
 class LLMClient:
@@ -115,7 +104,7 @@ class LLMClient:
                         emitted = True
                         on_delta(choice.delta.content)
             prompt = usage.prompt_tokens if usage else estimate
-            completion = usage.completion_tokens if usage else estimate_tokens("".join(parts))
+            completion = usage.completion_tokens if usage else admission_tokens("".join(parts))
             return Completion("".join(parts), served_by, prompt, completion), dict(raw.headers)
 
         result = self._run(model, estimate, max_tokens, call, stats, ticket)
@@ -124,7 +113,7 @@ class LLMClient:
 
     def embed(self, model: str, texts: Sequence[str], stats: CallStats) -> list[list[float]]:
         """Embeddings of the texts, in order."""
-        estimate = sum(estimate_tokens(text) for text in texts)
+        estimate = sum(admission_tokens(text) for text in texts)
 
         def call() -> tuple[tuple[list[list[float]], int], dict[str, str]]:
             raw = self.sdk.embeddings.with_raw_response.create(

@@ -1,4 +1,4 @@
-"""Building the LLM layer from settings."""
+"""Building the LLM layer from settings: the model client and the configured embedder."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from functools import cache
 import redis
 
 from common.llm.circuit import CircuitBreaker
-from common.llm.client import LLMClient, RetryPolicy
+from common.llm.client import LLMClient
+from common.llm.embeddings import OpenAIEmbedder
 from common.llm.limiter import Limits, RateLimiter
 from common.llm.metrics import Counters
 from common.llm.openai_answerer import make_openai_sdk
+from common.retries import retry_policy
+from common.retrieval.embeddings import Embedder, LocalMiniLM
 from common.settings import Settings
 
 
@@ -30,10 +33,20 @@ def make_llm_client(settings: Settings, client: redis.Redis) -> LLMClient:
     def limiter(model: str) -> RateLimiter:
         return RateLimiter(client, model, model_limits(settings, model))
 
+    policy = retry_policy(settings)
     return LLMClient(
         make_openai_sdk(settings),
         limiter,
-        CircuitBreaker(client, "openai"),
+        CircuitBreaker(client, "openai", policy.circuit_threshold, policy.circuit_cooldown_s),
         Counters(client),
-        RetryPolicy(max_wait_in_process_s=settings.llm_max_wait_in_process_seconds),
+        policy,
     )
+
+
+def make_embedder(settings: Settings, llm: LLMClient | None) -> Embedder:
+    """The configured embedder (`EMBEDDINGS=local|openai`)."""
+    if settings.embeddings == "openai":
+        if llm is None:
+            raise ValueError("EMBEDDINGS=openai needs OPENAI_API_KEY")
+        return OpenAIEmbedder(llm, settings.embedding_model)
+    return LocalMiniLM()

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
+from common import chat_jobs
 from common.accounts import create_user
 from common.chat_jobs import (
     cancel_chat_job,
@@ -85,6 +86,35 @@ def test_same_key_with_a_different_body_is_refused(session: Session, user: User)
 
     with pytest.raises(IdempotencyKeyReused):
         submit_chat_job(session, user.id, ChatJobCreate(message="Explain DDS"), "key-2")
+
+
+def test_losing_an_idempotency_race_keeps_the_callers_other_work(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reader and a first request with the key are committed by other transactions.
+    with Session(bind=session.get_bind(), expire_on_commit=False) as other:
+        reader = create_user(other, f"r-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None, [])
+        winner, _ = submit_chat_job(other, reader.id, ChatJobCreate(message="Race"), "race-key")
+        other.commit()
+    # This transaction did other work first, then checked the key before the winner committed.
+    earlier = Conversation(user_id=reader.id, title="earlier work in this transaction")
+    session.add(earlier)
+    session.flush()
+    real_find, lookups = chat_jobs._find_by_key, []
+
+    def find_after_the_first_miss(*args: Any) -> ChatJob | None:
+        lookups.append(args)
+        return None if len(lookups) == 1 else real_find(*args)
+
+    monkeypatch.setattr(chat_jobs, "_find_by_key", find_after_the_first_miss)
+
+    job, replayed = submit_chat_job(session, reader.id, ChatJobCreate(message="Race"), "race-key")
+
+    assert (job.id, replayed) == (winner.id, True)
+    assert len(lookups) == 2  # the key was checked, missed, then found after the conflict
+    session.expire_all()
+    assert session.get(Conversation, earlier.id) is not None
+    assert session.query(ChatJob).filter(ChatJob.user_id == reader.id).count() == 1
 
 
 def test_someone_elses_conversation_is_not_found(session: Session, user: User) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,10 +15,11 @@ from flask.testing import FlaskClient
 from flask_openapi3 import OpenAPI
 from pydantic import SecretStr
 
+from cli.processes import worker_command
 from common.accounts import create_user
 from common.db import session_scope
 from common.heartbeat import live_workers
-from common.ingest_runs import queue_ingest_job, wait_for_ingest_job
+from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
 from common.migrate import upgrade_database
 from common.redis_client import make_redis
 from common.settings import Settings
@@ -129,7 +129,8 @@ class Stack:
     def ingest(self, path: Path, full: bool = False, timeout: float = 120) -> dict[str, Any]:
         """Ingest a folder through the worker (as the CLI does) and return the finished job."""
         res = self.resources
-        job = queue_ingest_job(res.sessions, res.celery, str(path), full=full)
+        with session_scope(res.sessions) as session:
+            job = queue_ingest_job(session, res.celery, str(path), full=full)
         finished = wait_for_ingest_job(res.sessions, job.id, timeout)
         if finished is None:
             raise AssertionError(f"ingest did not finish; worker log: {self.worker_log()}")
@@ -156,20 +157,7 @@ def start_stack(settings: Settings, with_worker: bool = True, concurrency: int =
     stack.log_path = settings.var_dir / "worker.log"
     with stack.log_path.open("wb") as log:
         stack.worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "common.cli",
-                "worker",
-                "--queues",
-                "chat,ingest",
-                "--concurrency",
-                str(concurrency),
-                "--hostname",
-                hostname,
-                "--loglevel",
-                "INFO",
-            ],
+            worker_command(["chat", "ingest"], concurrency, hostname, "INFO"),
             env=settings_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,

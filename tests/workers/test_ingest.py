@@ -13,11 +13,12 @@ from typing import Any, cast
 import pytest
 from qdrant_client import QdrantClient, models
 
+from common.ingest_jobs import IngestReport
 from common.retrieval.embeddings import Embedder, LocalMiniLM
 from common.retrieval.search import SEARCH_MODES, SearchMode, TextbookSearch
 from common.retrieval.store import DENSE_VECTOR, TextbookIndex, point_id
 from tests.support.stack import SAMPLE_TEXTBOOK
-from workers.ingest import IngestReport, ingest_tree
+from workers.ingest import ingest_tree
 
 NODES = "01-ros2/nodes-and-topics.md"
 SIMULATION = "02-simulation/gazebo-and-digital-twins.mdx"

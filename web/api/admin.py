@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
-from common.errors import ServiceUnavailable
-from common.ingest_jobs import get_ingest_job, list_ingest_jobs
-from common.ingest_runs import queue_ingest_job
+from common.ingest_jobs import get_ingest_job, list_ingest_jobs, queue_ingest_job
 from common.schemas import (
     IngestJobList,
     IngestJobOut,
@@ -23,7 +19,6 @@ from web.resources import db, resources
 from web.security import BEARER, current_user_id, require_admin
 from web.serializers import ingest_job_body
 
-log = logging.getLogger(__name__)
 bp = APIBlueprint(
     "admin",
     __name__,
@@ -39,14 +34,9 @@ _ERRORS: ResponseDict = {401: Problem, 403: Problem, 422: Problem}
 @bp.post("/ingest", responses={202: IngestJobOut, 400: Problem, 503: Problem, **_ERRORS})
 def ingest(body: IngestRequest) -> tuple[Response, int]:
     """Queue an ingest of a folder the workers can read; poll the Location for progress."""
-    res = resources()
-    try:
-        job = queue_ingest_job(
-            res.sessions, res.celery, body.path, full=body.full, requested_by=current_user_id()
-        )
-    except Exception as exc:  # the broker is unreachable; the job row is marked failed
-        log.exception("could not enqueue an ingest job for %s", body.path)
-        raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+    job = queue_ingest_job(
+        db(), resources().celery, body.path, full=body.full, requested_by=current_user_id()
+    )
     response = jsonify(ingest_job_body(job))
     response.headers["Location"] = f"/v1/admin/ingest/{job.id}"
     response.headers["Retry-After"] = "1"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Response, jsonify
-from flask_jwt_extended import jwt_required
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
@@ -12,7 +11,13 @@ from common.errors import Unauthorized
 from common.models import User
 from common.schemas import LoginRequest, Problem, SignupRequest, TokenResponse, UserOut
 from web.resources import db, resources
-from web.security import BEARER, current_user_id, issue_tokens, login_required
+from web.security import (
+    BEARER,
+    current_user_id,
+    issue_tokens,
+    require_access_token,
+    require_refresh_token,
+)
 
 bp = APIBlueprint("auth", __name__, url_prefix="/v1", abp_tags=[Tag(name="accounts")])
 _ERRORS: ResponseDict = {401: Problem, 409: Problem, 422: Problem}
@@ -39,9 +44,9 @@ def login(body: LoginRequest) -> Response:
 
 
 @bp.post("/auth/refresh", responses={200: TokenResponse, 401: Problem}, security=BEARER)
-@jwt_required(refresh=True)
 def refresh() -> Response:
     """Exchange a refresh token for a new access token."""
+    require_refresh_token()
     user = db().get(User, current_user_id())
     if user is None:
         raise Unauthorized("the account no longer exists")
@@ -49,7 +54,7 @@ def refresh() -> Response:
 
 
 @bp.get("/me", responses={200: UserOut, 401: Problem}, security=BEARER)
-@login_required
 def me() -> Response:
     """The authenticated user."""
+    require_access_token()
     return jsonify(_user_out(get_user(db(), current_user_id())))

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from flask import Response, jsonify, request, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 from redis import RedisError
 
-from common.chat_jobs import (
-    cancel_chat_job,
-    fail_queued_chat_job,
-    get_chat_job,
-    submit_chat_job,
-)
-from common.errors import ServiceUnavailable
+from common.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
 from common.models import JobStatus
-from common.queue import enqueue_chat_job
 from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
 from web.job_events import job_event_stream, wait_for_job
 from web.resources import db, resources
@@ -41,33 +33,16 @@ _ERRORS: ResponseDict = {401: Problem, 404: Problem, 422: Problem}
 @bp.post("", responses={202: ChatJobOut, 400: Problem, 503: Problem, **_ERRORS})
 def submit(body: ChatJobCreate, header: IdempotencyHeader) -> tuple[Response, int]:
     """Queue a question; poll the Location or stream its events."""
-    session, res = db(), resources()
-    job, replayed = submit_chat_job(session, current_user_id(), body, header.idempotency_key)
-    session.commit()
-    if not replayed:
-        try:
-            enqueue_chat_job(res.celery, job.id)
-        except Exception as exc:  # the broker is unreachable: do not leave an orphan job
-            log.exception("could not enqueue chat job %s", job.id)
-            fail_queued_chat_job(
-                session, job.id, "queue_unavailable", "the job could not be queued"
-            )
-            session.commit()
-            raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
-        _publish_queued(job.id)
+    res = resources()
+    job, replayed = queue_chat_job(
+        db(), res.celery, res.events, current_user_id(), body, header.idempotency_key
+    )
     response = jsonify(chat_job_body(job))
     response.headers["Location"] = f"/v1/chat/jobs/{job.id}"
     response.headers["Retry-After"] = "1"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, 202
-
-
-def _publish_queued(job_id: uuid.UUID) -> None:
-    try:
-        resources().events.publish(job_id, "status", {"status": JobStatus.QUEUED.value})
-    except RedisError:
-        log.warning("could not publish the queued event of %s", job_id, exc_info=True)
 
 
 @bp.get("/<job_id>", responses={200: ChatJobOut, **_ERRORS})

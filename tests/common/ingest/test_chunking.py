@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from common.ingest.chunking import chunk_document, estimate_tokens, split_text
+from common.ingest.chunking import chunk_document, split_text
 from common.ingest.documents import parse_document, parse_markdown
+from common.tokens import estimate_tokens
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus" / "physical-ai-textbook"
 

@@ -14,9 +14,10 @@ import redis
 
 from bench.openai_sim import SimulatorHandle
 from common.llm.circuit import CircuitBreaker
-from common.llm.client import Completion, LLMClient, RetryPolicy
+from common.llm.client import Completion, LLMClient
 from common.llm.limiter import Limits, RateLimiter
 from common.llm.metrics import CallStats, Counters
+from common.retries import RetryPolicy
 
 ROOMY = Limits(rpm=6000, tpm=10**6, burst_seconds=10, headroom=1.0)
 MESSAGES = [

@@ -8,10 +8,10 @@ import pytest
 import redis
 
 from bench.openai_sim import SimulatorHandle
-from common.llm.client import RetryPolicy
 from common.llm.errors import LLMError, RetryLater
 from common.llm.limiter import Limits
 from common.llm.metrics import CallStats
+from common.retries import RetryPolicy
 from tests.common.llm.harness import MAX_TOKENS, build, restart_forbidden
 
 

@@ -8,9 +8,9 @@ import pytest
 import redis
 
 from bench.openai_sim import SimulatorHandle
-from common.llm.client import RetryPolicy
 from common.llm.errors import RetryLater
 from common.llm.metrics import CallStats
+from common.retries import RetryPolicy
 from tests.common.llm.harness import build
 
 

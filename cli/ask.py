@@ -10,12 +10,12 @@ import time
 from sqlalchemy import select
 
 from common.accounts import create_user
-from common.chat_jobs import submit_chat_job
+from common.chat_jobs import queue_chat_job
 from common.db import make_engine, make_session_factory, session_scope
 from common.events import TERMINAL_EVENTS, JobEvents
 from common.migrate import upgrade_database
 from common.models import ChatJob, User
-from common.queue import enqueue_chat_job, make_celery
+from common.queue import make_celery
 from common.redis_client import make_redis
 from common.schemas import ChatJobCreate
 from common.settings import Settings
@@ -27,13 +27,14 @@ def ask_via_queue(settings: Settings, question: str, *, timeout: float, as_json:
     """Queue the question, stream the answer to stdout and list its citations."""
     upgrade_database(settings)
     sessions = make_session_factory(make_engine(settings))
+    events = JobEvents(make_redis(settings))
     with session_scope(sessions) as session:
         user = session.scalar(select(User).where(User.email == CLI_USER_EMAIL))
         if user is None:
             user = create_user(session, CLI_USER_EMAIL, secrets.token_urlsafe(24), "CLI", [])
-        job, _ = submit_chat_job(session, user.id, ChatJobCreate(message=question), None)
-    enqueue_chat_job(make_celery(settings), job.id)
-    events = JobEvents(make_redis(settings))
+        job, _ = queue_chat_job(
+            session, make_celery(settings), events, user.id, ChatJobCreate(message=question)
+        )
     after, deadline = "0-0", time.monotonic() + timeout
     finished = False
     while not finished and time.monotonic() < deadline:

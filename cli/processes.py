@@ -9,13 +9,15 @@ import sys
 import time
 from collections.abc import Sequence
 
-from common.db import make_engine, make_session_factory
+from common.db import make_engine, make_session_factory, session_scope
 from common.embedded_redis import stop_embedded_redis
-from common.ingest_runs import queue_ingest_job
+from common.ingest_jobs import queue_ingest_job
 from common.migrate import upgrade_database
-from common.queue import make_celery
+from common.queue import ALL_QUEUES, make_celery
 from common.redis_client import resolve_redis_url
 from common.settings import Settings
+
+BOOKCHAT = [sys.executable, "-m", "cli"]
 
 
 def web_command(settings: Settings, host: str = "127.0.0.1", threads: int = 32) -> list[str]:
@@ -40,17 +42,49 @@ def web_command(settings: Settings, host: str = "127.0.0.1", threads: int = 32) 
     ]
 
 
-def worker_command(queues: Sequence[str], concurrency: int) -> list[str]:
+def worker_args(
+    queues: Sequence[str],
+    concurrency: int,
+    hostname: str | None = None,
+    loglevel: str | None = None,
+) -> list[str]:
+    """The arguments of `bookchat worker` for these queues."""
+    args = ["worker", "--queues", ",".join(queues), "--concurrency", str(concurrency)]
+    if hostname:
+        args += ["--hostname", hostname]
+    if loglevel:
+        args += ["--loglevel", loglevel]
+    return args
+
+
+def worker_command(
+    queues: Sequence[str],
+    concurrency: int,
+    hostname: str | None = None,
+    loglevel: str | None = None,
+) -> list[str]:
     """The `bookchat worker` command line for a child process."""
+    return [*BOOKCHAT, *worker_args(queues, concurrency, hostname, loglevel)]
+
+
+def celery_worker_argv(
+    queues: Sequence[str], concurrency: int, pool: str, loglevel: str, hostname: str
+) -> list[str]:
+    """Arguments for `Celery.worker_main`: bookchat's workers skip gossip and mingle."""
     return [
-        sys.executable,
-        "-m",
-        "common.cli",
         "worker",
         "--queues",
         ",".join(queues),
         "--concurrency",
         str(concurrency),
+        "--pool",
+        pool,
+        "--loglevel",
+        loglevel,
+        "--hostname",
+        hostname,
+        "--without-gossip",
+        "--without-mingle",
     ]
 
 
@@ -70,7 +104,7 @@ def run_dev(settings: Settings, concurrency: int = 4) -> int:
     env = child_env(settings)
     upgrade_database(settings)
     children = [
-        subprocess.Popen(worker_command(["chat", "ingest", "reprocess"], concurrency), env=env),
+        subprocess.Popen(worker_command(ALL_QUEUES, concurrency), env=env),
         subprocess.Popen(web_command(settings), env=env),
     ]
     _queue_textbook(settings)
@@ -95,8 +129,8 @@ def run_dev(settings: Settings, concurrency: int = 4) -> int:
 def _queue_textbook(settings: Settings) -> None:
     engine = make_engine(settings)
     try:
-        sessions = make_session_factory(engine)
-        queue_ingest_job(sessions, make_celery(settings), str(settings.textbook_path.resolve()))
+        with session_scope(make_session_factory(engine)) as session:
+            queue_ingest_job(session, make_celery(settings), str(settings.textbook_path.resolve()))
     finally:
         engine.dispose()
 

@@ -6,38 +6,28 @@ import argparse
 import os
 import sys
 
+from common.errors import BookchatError
+from common.queue import ALL_QUEUES
 from common.settings import get_settings
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from workers.app import create_worker_app  # the CLI sits above both web and workers
+    from cli.processes import celery_worker_argv
+    from workers.app import create_worker_app
 
     settings = get_settings()
     # Local-mode Qdrant allows one process per folder, so the embedded default uses threads.
     pool = args.pool or ("prefork" if settings.qdrant_url else "threads")
     app = create_worker_app(settings)
+    queues = args.queues.split(",")
     app.worker_main(
-        [
-            "worker",
-            "--loglevel",
-            args.loglevel,
-            "--queues",
-            args.queues,
-            "--concurrency",
-            str(args.concurrency),
-            "--pool",
-            pool,
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname",
-            args.hostname,
-        ]
+        celery_worker_argv(queues, args.concurrency, pool, args.loglevel, args.hostname)
     )
     return 0
 
 
 def _web(args: argparse.Namespace) -> int:
-    from common.processes import child_env, web_command
+    from cli.processes import child_env, web_command
 
     settings = get_settings()
     command = web_command(settings, host=args.host, threads=args.threads)
@@ -45,7 +35,7 @@ def _web(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from common.processes import run_dev
+    from cli.processes import run_dev
 
     return run_dev(get_settings(), concurrency=args.concurrency)
 
@@ -59,13 +49,13 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from common.ingest_runs import run_ingest_via_queue
+    from cli.ingest import run_ingest_via_queue
 
     return run_ingest_via_queue(get_settings(), args.path, full=args.full, timeout=args.timeout)
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from common.ask import ask_via_queue
+    from cli.ask import ask_via_queue
 
     return ask_via_queue(get_settings(), args.question, timeout=args.timeout, as_json=args.json)
 
@@ -118,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     web.set_defaults(run=_web)
 
     worker = sub.add_parser("worker", help="run a Celery worker")
-    worker.add_argument("--queues", default="chat,ingest,reprocess")
+    worker.add_argument("--queues", default=",".join(ALL_QUEUES))
     worker.add_argument("--concurrency", type=int, default=4)
     worker.add_argument("--pool", choices=["threads", "prefork", "solo"], default=None)
     worker.add_argument("--loglevel", default="INFO")
@@ -159,9 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except BookchatError as exc:
+        print(f"bookchat {args.command}: {exc.detail}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Choosing the embedding model: the offline MiniLM by default, OpenAI's when configured."""
+"""Embeddings from OpenAI's API, through the same rate-limited client as chat."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 from common.llm.client import LLMClient
 from common.llm.metrics import CallStats
-from common.retrieval.embeddings import Embedder, LocalMiniLM
-from common.settings import Settings
 
 OPENAI_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
 
@@ -34,12 +32,3 @@ class OpenAIEmbedder:
     def embed_query(self, text: str) -> list[float]:
         """The vector of one query."""
         return self.client.embed(self.model, [text], self.stats)[0]
-
-
-def make_embedder(settings: Settings, llm: LLMClient | None) -> Embedder:
-    """The configured embedder (`EMBEDDINGS=local|openai`)."""
-    if settings.embeddings == "openai":
-        if llm is None:
-            raise ValueError("EMBEDDINGS=openai needs OPENAI_API_KEY")
-        return OpenAIEmbedder(llm, settings.embedding_model)
-    return LocalMiniLM()

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, inspect
 
+from cli.processes import BOOKCHAT
 from tests.support.stack import REPO_ROOT, SAMPLE_TEXTBOOK, Stack, settings_env
-
-BOOKCHAT = [sys.executable, "-m", "common.cli"]
 
 
 def free_port() -> int:
