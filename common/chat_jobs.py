@@ -6,24 +6,25 @@ import hashlib
 import json
 import logging
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from celery import Celery
 from redis import RedisError
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound, ServiceUnavailable
 from common.events import JobEvents
-from common.models import ChatJob, Conversation, JobStatus, utcnow
+from common.lifecycle import claim_job, finish_attempt
+from common.models import ChatJob, Conversation, JobKind, JobStatus, utcnow
 from common.queue import enqueue_chat_job
 from common.schemas import ChatJobCreate
 
 log = logging.getLogger(__name__)
 
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+QUEUE_UNAVAILABLE = "queue_unavailable"
 
 
 def request_fingerprint(request: ChatJobCreate) -> str:
@@ -50,9 +51,17 @@ def _find_by_key(session: Session, user_id: uuid.UUID, key: str) -> ChatJob | No
     )
 
 
-def _replay(existing: ChatJob, fingerprint: str) -> tuple[ChatJob, bool]:
+def _replay(session: Session, existing: ChatJob, fingerprint: str) -> tuple[ChatJob, bool]:
     if existing.request_hash != fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
+    if existing.error_code == QUEUE_UNAVAILABLE:
+        # The first submit answered 503: the same request again is a fresh try, not a replay.
+        existing.status = JobStatus.QUEUED.value
+        existing.error_code = existing.error_message = None
+        existing.completed_at = None
+        existing.enqueued_at = utcnow()
+        session.flush()
+        return existing, False
     return existing, True
 
 
@@ -64,7 +73,7 @@ def submit_chat_job(
     if idempotency_key:
         existing = _find_by_key(session, user_id, idempotency_key)
         if existing is not None:
-            return _replay(existing, fingerprint)
+            return _replay(session, existing, fingerprint)
     try:
         # A savepoint: losing the race below undoes only this job, not the caller's work.
         with session.begin_nested():
@@ -77,6 +86,8 @@ def submit_chat_job(
                 idempotency_key=idempotency_key,
                 request_hash=fingerprint,
                 citations=[],
+                # Sent right after commit; the watchdog re-sends it if that send is lost.
+                enqueued_at=utcnow(),
             )
             session.add(job)
     except IntegrityError:
@@ -84,7 +95,7 @@ def submit_chat_job(
         existing = _find_by_key(session, user_id, idempotency_key or "")
         if existing is None:
             raise
-        return _replay(existing, fingerprint)
+        return _replay(session, existing, fingerprint)
     return job, False
 
 
@@ -108,7 +119,7 @@ def queue_chat_job(
         enqueue_chat_job(celery, job.id)
     except Exception as exc:
         log.exception("could not enqueue chat job %s", job.id)
-        fail_queued_chat_job(session, job.id, "queue_unavailable", "the job could not be queued")
+        fail_queued_chat_job(session, job.id, QUEUE_UNAVAILABLE, "the job could not be queued")
         session.commit()
         raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
     try:
@@ -142,38 +153,13 @@ def cancel_chat_job(session: Session, user_id: uuid.UUID, job_id: uuid.UUID) -> 
     return job
 
 
-def claim_chat_job(session: Session, job_id: uuid.UUID, lease_seconds: int) -> ChatJob | None:
-    """Atomically take a queued job (or one whose lease ran out); None if not ours to run."""
-    now = utcnow()
-    result: Any = session.execute(
-        update(ChatJob)
-        .where(
-            ChatJob.id == job_id,
-            or_(
-                ChatJob.status == JobStatus.QUEUED.value,
-                (ChatJob.status == JobStatus.IN_PROGRESS.value) & (ChatJob.lease_expires_at < now),
-            ),
-        )
-        .values(
-            status=JobStatus.IN_PROGRESS.value,
-            attempts=ChatJob.attempts + 1,
-            started_at=now,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-        )
-    )
-    if result.rowcount == 0:
-        return None
-    return session.get(ChatJob, job_id, populate_existing=True)
-
-
-def finish_chat_job(session: Session, job_id: uuid.UUID, **values: Any) -> bool:
-    """Record the outcome of a running job; False if it was cancelled meanwhile."""
-    result: Any = session.execute(
-        update(ChatJob)
-        .where(ChatJob.id == job_id, ChatJob.status == JobStatus.IN_PROGRESS.value)
-        .values(completed_at=utcnow(), lease_expires_at=None, **values)
-    )
-    return bool(result.rowcount)
+def claim_chat_job(
+    session: Session, job_id: uuid.UUID, lease_seconds: float, worker: str = "local"
+) -> ChatJob | None:
+    """Take a queued, due job as a new attempt; None if it is not ours to run."""
+    job = claim_job(session, JobKind.CHAT, job_id, worker, lease_seconds)
+    assert job is None or isinstance(job, ChatJob)
+    return job
 
 
 def complete_chat_job(
@@ -184,17 +170,23 @@ def complete_chat_job(
     model: str,
     usage: dict[str, Any] | None,
     metrics: dict[str, Any] | None = None,
+    *,
+    attempt: int,
 ) -> bool:
-    """Mark a running job completed with its answer."""
-    return finish_chat_job(
+    """Mark the attempt's job completed with its answer; False if it is no longer that attempt's."""
+    return finish_attempt(
         session,
+        JobKind.CHAT,
         job_id,
-        status=JobStatus.COMPLETED.value,
+        attempt,
+        JobStatus.COMPLETED,
         answer=answer,
         citations=citations,
         model=model,
         usage=usage,
         metrics=metrics,
+        error_code=None,
+        error_message=None,
     )
 
 
@@ -204,27 +196,21 @@ def fail_chat_job(
     code: str,
     message: str,
     metrics: dict[str, Any] | None = None,
+    *,
+    attempt: int,
 ) -> bool:
-    """Mark a running job failed with an error the user sees."""
+    """Mark the attempt's job failed with an error the user sees."""
     extra = {"metrics": metrics} if metrics is not None else {}
-    return finish_chat_job(
+    return finish_attempt(
         session,
+        JobKind.CHAT,
         job_id,
-        status=JobStatus.FAILED.value,
+        attempt,
+        JobStatus.FAILED,
         error_code=code,
         error_message=message,
         **extra,
     )
-
-
-def release_chat_job(session: Session, job_id: uuid.UUID, metrics: dict[str, Any]) -> bool:
-    """Put a running job back in the queue (it waits for rate-limit capacity)."""
-    result: Any = session.execute(
-        update(ChatJob)
-        .where(ChatJob.id == job_id, ChatJob.status == JobStatus.IN_PROGRESS.value)
-        .values(status=JobStatus.QUEUED.value, lease_expires_at=None, metrics=metrics)
-    )
-    return bool(result.rowcount)
 
 
 def fail_queued_chat_job(session: Session, job_id: uuid.UUID, code: str, message: str) -> None:
@@ -237,6 +223,7 @@ def fail_queued_chat_job(session: Session, job_id: uuid.UUID, code: str, message
             error_code=code,
             error_message=message,
             completed_at=utcnow(),
+            enqueued_at=None,
         )
     )
 

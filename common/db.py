@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from common.settings import Settings
+
+T = TypeVar("T")
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -20,7 +25,15 @@ def make_engine(settings: Settings) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=10,
+        # Fail fast when the server is unreachable, so callers can answer 503 or retry.
+        connect_args={"connect_timeout": 5},
+    )
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -49,3 +62,33 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "unreachable for now" rather than a bad statement."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout)
+
+
+def retry_while_unavailable(work: Callable[[], T], bound_seconds: float) -> T:
+    """Run `work`, retrying it while the database is unreachable, for up to `bound_seconds`."""
+    retrying = Retrying(
+        retry=retry_if_exception(is_unavailable),
+        stop=stop_after_delay(bound_seconds),
+        wait=wait_exponential(multiplier=0.2, max=2.0),
+        reraise=True,
+    )
+    return retrying(work)
+
+
+def run_unit(
+    factory: sessionmaker[Session], work: Callable[[Session], T], bound_seconds: float
+) -> T:
+    """One unit of work in its own session, redone while the database is briefly unreachable."""
+
+    def unit() -> T:
+        with session_scope(factory) as session:
+            return work(session)
+
+    return retry_while_unavailable(unit, bound_seconds)

@@ -11,23 +11,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.db import session_scope
 from common.errors import NotFound, ServiceUnavailable
-from common.models import IngestJob, JobStatus, utcnow
+from common.lifecycle import claim_job, finish_attempt
+from common.models import IngestJob, JobKind, JobStatus, utcnow
 from common.queue import enqueue_ingest
 
 log = logging.getLogger(__name__)
 
-_ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
-# Far above the ingest task's hard time limit: a run this old lost its worker.
-STALE_AFTER = timedelta(hours=2)
 POLL_INTERVAL_S = 0.5
 
 
@@ -74,7 +71,10 @@ def create_ingest_job(
     session: Session, path: str, full: bool, requested_by: uuid.UUID | None
 ) -> IngestJob:
     """A queued run of ingesting `path`; `requested_by` is None for the CLI."""
-    job = IngestJob(path=path, full=full, requested_by=requested_by, failures=[])
+    # Sent right after commit; the watchdog re-sends it if that send is lost.
+    job = IngestJob(
+        path=path, full=full, requested_by=requested_by, failures=[], enqueued_at=utcnow()
+    )
     session.add(job)
     session.flush()
     return job
@@ -98,7 +98,7 @@ def queue_ingest_job(
         enqueue_ingest(celery, job.path, full=job.full, run_id=str(job.id))
     except Exception as exc:
         log.exception("could not enqueue ingest job %s", job.id)
-        fail_ingest_job(session, job.id, "the job could not be queued")
+        fail_queued_ingest_job(session, job.id, "the job could not be queued")
         session.commit()
         raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
     return job
@@ -140,56 +140,76 @@ def list_ingest_jobs(session: Session, limit: int) -> list[IngestJob]:
     return list(rows)
 
 
-def start_ingest_job(session: Session, job_id: uuid.UUID) -> bool:
-    """Atomically take a queued job (or a stale running one); False if it is not ours to run."""
-    now = utcnow()
+def start_ingest_job(
+    session: Session, job_id: uuid.UUID, lease_seconds: float = 15.0, worker: str = "local"
+) -> int | None:
+    """Take a queued, due job as a new attempt and return its number; None if not ours to run."""
+    job = claim_job(session, JobKind.INGEST, job_id, worker, lease_seconds)
+    return job.attempts if job is not None else None
+
+
+def record_progress(
+    session: Session, job_id: uuid.UUID, report: IngestReport, *, attempt: int
+) -> bool:
+    """Write a running attempt's counts so far; False if the job is no longer that attempt's."""
     result: Any = session.execute(
         update(IngestJob)
         .where(
             IngestJob.id == job_id,
-            or_(
-                IngestJob.status == JobStatus.QUEUED.value,
-                (IngestJob.status == JobStatus.IN_PROGRESS.value)
-                & (IngestJob.started_at < now - STALE_AFTER),
-            ),
+            IngestJob.status == JobStatus.IN_PROGRESS.value,
+            IngestJob.attempts == attempt,
         )
-        .values(status=JobStatus.IN_PROGRESS.value, started_at=now)
-    )
-    return bool(result.rowcount)
-
-
-def record_progress(session: Session, job_id: uuid.UUID, report: IngestReport) -> bool:
-    """Write a running job's counts so far; False if it is no longer running."""
-    result: Any = session.execute(
-        update(IngestJob)
-        .where(IngestJob.id == job_id, IngestJob.status == JobStatus.IN_PROGRESS.value)
         .values(**_counts(report))
     )
     return bool(result.rowcount)
 
 
 def finish_ingest_job(
-    session: Session, job_id: uuid.UUID, report: IngestReport, collection: str | None
+    session: Session,
+    job_id: uuid.UUID,
+    report: IngestReport,
+    collection: str | None,
+    *,
+    attempt: int,
 ) -> bool:
-    """Mark a running job completed with its final counts and the collection it wrote."""
-    result: Any = session.execute(
-        update(IngestJob)
-        .where(IngestJob.id == job_id, IngestJob.status == JobStatus.IN_PROGRESS.value)
-        .values(
-            status=JobStatus.COMPLETED.value,
-            collection=collection,
-            completed_at=utcnow(),
-            **_counts(report),
-        )
+    """Mark the attempt's job completed with its final counts and the collection it wrote."""
+    return finish_attempt(
+        session,
+        JobKind.INGEST,
+        job_id,
+        attempt,
+        JobStatus.COMPLETED,
+        collection=collection,
+        **_counts(report),
     )
-    return bool(result.rowcount)
 
 
-def fail_ingest_job(session: Session, job_id: uuid.UUID, message: str) -> bool:
-    """Mark a queued or running job failed as a whole (e.g. its folder does not exist)."""
+def fail_ingest_job(
+    session: Session, job_id: uuid.UUID, message: str, *, attempt: int, code: str = "ingest_failed"
+) -> bool:
+    """Mark the attempt's job failed as a whole (e.g. its folder does not exist)."""
+    return finish_attempt(
+        session,
+        JobKind.INGEST,
+        job_id,
+        attempt,
+        JobStatus.FAILED,
+        error_code=code,
+        error_message=message,
+    )
+
+
+def fail_queued_ingest_job(session: Session, job_id: uuid.UUID, message: str) -> bool:
+    """Mark a job that never reached a worker failed."""
     result: Any = session.execute(
         update(IngestJob)
-        .where(IngestJob.id == job_id, IngestJob.status.in_(_ACTIVE))
-        .values(status=JobStatus.FAILED.value, error_message=message, completed_at=utcnow())
+        .where(IngestJob.id == job_id, IngestJob.status == JobStatus.QUEUED.value)
+        .values(
+            status=JobStatus.FAILED.value,
+            error_code="queue_unavailable",
+            error_message=message,
+            completed_at=utcnow(),
+            enqueued_at=None,
+        )
     )
     return bool(result.rowcount)

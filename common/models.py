@@ -7,7 +7,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, Uuid
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -116,7 +127,12 @@ class ChatJob(Base):
 
     attempts: Mapped[int] = mapped_column(default=0)
     metrics: Mapped[dict[str, Any] | None] = mapped_column()
+    # Scheduling (see common/lifecycle.py): who runs it and until when, when it may run next,
+    # and when its id was last handed to the broker (None: not in the broker).
+    worker: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    enqueued_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
@@ -129,11 +145,49 @@ class ChatJob(Base):
         return JobStatus(self.status)
 
 
+class JobKind(enum.StrEnum):
+    CHAT = "chat"
+    INGEST = "ingest"
+
+
+class AttemptOutcome(enum.StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REQUEUED = "requeued"  # waiting for model capacity or the first index
+    HANDED_BACK = "handed_back"  # its worker shut down and gave the job back
+    LOST = "lost"  # its worker stopped heartbeating; the watchdog took the job back
+    SKIPPED = "skipped"  # the run found nothing to do (finished meanwhile)
+
+
+class JobAttempt(Base):
+    """One run of a job by a worker: when, where, and how it ended."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (
+        UniqueConstraint("job_kind", "job_id", "number", name="uq_job_attempts_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_kind: Mapped[str] = mapped_column(String(20))
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    number: Mapped[int] = mapped_column()
+    worker: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+
 class IngestJob(Base):
     """One run of ingesting a textbook folder: its counts, per-file failures and timings."""
 
     __tablename__ = "ingest_jobs"
-    __table_args__ = (Index("ix_ingest_jobs_created", "created_at"),)
+    __table_args__ = (
+        Index("ix_ingest_jobs_created", "created_at"),
+        Index("ix_ingest_jobs_status", "status"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     # None when the CLI or `bookchat dev` asked, not an API user.
@@ -154,9 +208,15 @@ class IngestJob(Base):
     embeddings_computed: Mapped[int] = mapped_column(default=0)
     # [{"source": "ros2/nodes.md", "error": "not valid UTF-8: ..."}, ...]
     failures: Mapped[list[Any]] = mapped_column(default=list)
+    error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     collection: Mapped[str | None] = mapped_column(String(255))
 
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    enqueued_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 import uuid
+from typing import Any
 
+import redis
 from celery import Celery
 from kombu import Exchange, Queue
 
@@ -60,13 +64,41 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def task_id(job_id: uuid.UUID | str) -> str:
+    """A fresh task id that names its job, so the broker's contents can be matched to rows."""
+    return f"{job_id}.{secrets.token_hex(4)}"
+
+
+def job_id_of(task: str) -> str:
+    """The job id inside a task id made by `task_id`."""
+    return task.split(".", 1)[0]
+
+
 def enqueue_chat_job(celery: Celery, job_id: uuid.UUID) -> None:
     """Send the chat job's id to the chat queue (call only after the row is committed)."""
-    celery.send_task(CHAT_ANSWER_TASK, args=[str(job_id)], queue=CHAT_QUEUE)
+    celery.send_task(
+        CHAT_ANSWER_TASK, args=[str(job_id)], queue=CHAT_QUEUE, task_id=task_id(job_id)
+    )
 
 
 def enqueue_ingest(celery: Celery, path: str, *, full: bool = False, run_id: str = "") -> None:
     """Send a textbook folder to the ingest queue."""
     celery.send_task(
-        INGEST_TREE_TASK, args=[path], kwargs={"full": full, "run_id": run_id}, queue=INGEST_QUEUE
+        INGEST_TREE_TASK,
+        args=[path],
+        kwargs={"full": full, "run_id": run_id},
+        queue=INGEST_QUEUE,
+        task_id=task_id(run_id),
     )
+
+
+def waiting_job_ids(client: redis.Redis, queue: str) -> set[str]:
+    """Ids of the jobs whose tasks wait in the broker's list for `queue` (not yet delivered)."""
+    ids: set[str] = set()
+    raw: Any = client.lrange(queue, 0, -1)
+    for message in raw or []:
+        try:
+            ids.add(job_id_of(json.loads(message)["headers"]["id"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # not one of ours (or not a Celery message)
+    return ids

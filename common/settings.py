@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: Environment = "development"
-    var_dir: Path = Path("var")
+    var_dir: Path = Path(__file__).resolve().parents[1] / "var"  # same from any folder
     port: int = Field(default=8000, ge=1, le=65535)
 
     # Database: SQLite under var/ unless DATABASE_URL is set.
@@ -59,9 +59,15 @@ class Settings(BaseSettings):
     job_max_countdown_seconds: float = Field(default=300.0, gt=0)
     llm_max_job_wait_seconds: float = Field(default=900.0, gt=0)
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
+    # Jobs whose worker died: leases, the watchdog, and how many lost attempts before giving up.
+    job_lease_seconds: float = Field(default=15.0, ge=3)
+    job_max_lost_attempts: int = Field(default=3, ge=1, le=20)
+    watchdog_interval_seconds: float = Field(default=1.0, gt=0, le=30)
+    broker_missing_grace_seconds: float = Field(default=30.0, ge=5)
+    outage_bound_seconds: float = Field(default=20.0, ge=1)
 
     # Retrieval and the textbook ingested on first start.
-    textbook_path: Path = Path("examples/textbook")
+    textbook_path: Path = Path(__file__).resolve().parents[1] / "examples" / "textbook"
     textbook_base_url: str = "/"
     retrieval_k: int = Field(default=5, ge=1, le=20)
     embeddings: Literal["local", "openai"] = "local"

@@ -7,27 +7,34 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.orm import Session
 
 from common.chat_jobs import (
     claim_chat_job,
     complete_chat_job,
     conversation_history,
     fail_chat_job,
-    release_chat_job,
 )
-from common.db import session_scope
+from common.db import is_unavailable, run_unit
+from common.lifecycle import end_attempt, release_attempt
 from common.llm.base import Answer, AnswerRequest, DeltaSink, GenerationStopped
 from common.llm.errors import LLMError, RetryLater
 from common.llm.metrics import CallStats
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
-from common.models import JobStatus, utcnow
+from common.models import AttemptOutcome, JobKind, JobStatus, utcnow
 from common.retrieval.passages import Passage
+from workers.job_stream import JobStream
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SELECTION_SOURCE = "selection"
 GUARDRAIL_MODEL = "guardrail"
+INDEX_POLL_S = 2.0
+CANCELLED = AttemptOutcome.CANCELLED
 
 
 @dataclass(frozen=True)
@@ -43,21 +50,24 @@ class _JobInput:
 
 
 def _claim(res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
-    with session_scope(res.sessions) as session:
-        job = claim_chat_job(session, job_id, res.retry_policy.job_lease_s)
-        if job is None:
-            return None
-        history = conversation_history(session, job, res.settings.history_turns)
-        return _JobInput(
-            job.id,
-            job.message,
-            job.selected_text,
-            job.page_url,
-            history,
-            job.attempts,
-            job.created_at,
-            job.metrics,
-        )
+    return _record(res, lambda session: _claim_in(session, res, job_id))
+
+
+def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
+    job = claim_chat_job(session, job_id, res.retry_policy.job_lease_s, res.worker_name)
+    if job is None:
+        return None
+    history = conversation_history(session, job, res.settings.history_turns)
+    return _JobInput(
+        job.id,
+        job.message,
+        job.selected_text,
+        job.page_url,
+        history,
+        job.attempts,
+        job.created_at,
+        job.metrics,
+    )
 
 
 def selection_passage(selected_text: str, page_url: str | None) -> Passage:
@@ -83,6 +93,8 @@ def retrieve(res: WorkerResources, job: _JobInput) -> list[Passage]:
     """Passages to answer from: the selection, or the book's sections if they cover it."""
     if job.selected_text:
         return [selection_passage(job.selected_text, job.page_url)]
+    if res.index.current_collection() is None:
+        raise WaitForIndex()
     retrieval = res.retriever.retrieve(retrieval_query(job), k=res.settings.retrieval_k)
     if not retrieval.coverage.covered:
         log.info(
@@ -119,98 +131,171 @@ def generate(
     return res.answerer.generate(request, on_delta, stats, on_restart)
 
 
+class HandBack(Exception):
+    """The worker is shutting down: give the job back to the queue now."""
+
+
+class AttemptLost(Exception):
+    """The job was taken from this attempt (its lease ran out); stop without writing."""
+
+
+class WaitForIndex(Exception):
+    """No textbook index exists yet; the job waits for the first ingest."""
+
+    delay = INDEX_POLL_S
+    reason = "waiting for the textbook to be indexed"
+
+
 def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
     """Run one chat job to completion; safe to call again for the same job.
 
-    Raises RetryLater after putting the job back in the queue when the model cannot take the
-    call soon; the task re-enqueues itself with that countdown.
+    A job that must wait (model capacity, the first index) goes back to `queued` with a due
+    time; a worker shutting down hands it back at once; the watchdog re-runs it if this
+    worker dies. Database writes ride out short outages.
     """
     job = _claim(res, job_id)
     if job is None:
-        log.info("chat job %s is not runnable (finished, cancelled or leased)", job_id)
+        log.info("chat job %s is not runnable (finished, cancelled, running or not due)", job_id)
         return
-    events = res.events
-    events.publish(
-        job_id, "status", {"status": JobStatus.IN_PROGRESS.value, "attempt": job.attempt}
-    )
+    stream = JobStream(res.events, job_id, job.attempt)
+    res.leases.hold(JobKind.CHAT, job_id, job.attempt)
+    try:
+        _run_attempt(res, job, stream)
+    finally:
+        res.leases.release(JobKind.CHAT, job_id)
+        stream.drain(res.retry_policy.outage_bound_s)
+
+
+def _record(res: WorkerResources, write: Callable[[Session], T]) -> T:
+    return run_unit(res.sessions, write, res.retry_policy.outage_bound_s)
+
+
+def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> None:
+    stream.publish("status", {"status": JobStatus.IN_PROGRESS.value, "attempt": job.attempt})
+    if job.attempt > 1:
+        # Readers drop any partial text of an earlier attempt (see "Events" in the README).
+        stream.publish("reset", {"attempt": job.attempt, "reason": "a new attempt starts over"})
     stats = CallStats()
 
     def on_delta(text: str) -> None:
-        if events.cancel_requested(job_id):
+        _check_still_ours(res, job)
+        if stream.cancel_requested():
             raise GenerationStopped()
-        events.publish(job_id, "delta", {"text": text})
+        stream.delta(text)
 
     def on_restart() -> None:
-        events.publish(job_id, "reset", {"reason": "the model call was retried"})
+        stream.publish("reset", {"attempt": job.attempt, "reason": "the model call was retried"})
 
     try:
         passages = retrieve(res, job)
+        _check_still_ours(res, job)
         answer = generate(res, job, passages, on_delta, stats, on_restart)
     except GenerationStopped:
-        log.info("chat job %s was cancelled while generating", job_id)
+        log.info("chat job %s was cancelled while generating", job.id)
+        _record(res, lambda s: end_attempt(s, JobKind.CHAT, job.id, job.attempt, CANCELLED))
+        return
+    except AttemptLost:
+        log.warning("chat job %s was taken from attempt %d; stopping", job.id, job.attempt)
+        return
+    except HandBack:
+        _release(res, job, stats, stream, AttemptOutcome.HANDED_BACK, 0.0, "the worker stopped")
+        return
+    except (RetryLater, WaitForIndex) as wait:
+        _wait(res, job, stats, stream, wait.delay, wait.reason)
         return
     except LLMError as exc:
-        record_failure(res, job_id, exc.code, exc.message, stats.merged_into(job.metrics))
+        _fail(res, job, stream, exc.code, exc.message, stats.merged_into(job.metrics))
         return
-    except RetryLater as exc:
-        if _release_for_retry(res, job_id, job, stats, exc):
-            raise
+    except SoftTimeLimitExceeded:
+        _fail(res, job, stream, "timeout", "answering took too long")
         return
+    except Exception as exc:
+        if not is_unavailable(exc):
+            _fail(res, job, stream, "internal_error", "the answer could not be produced")
+        raise  # an unreachable database leaves the job to the watchdog
     citations = [p.citation(n) for n, p in enumerate(passages, start=1)]
     metrics = stats.merged_into(job.metrics)
-    with session_scope(res.sessions) as session:
-        recorded = complete_chat_job(
-            session, job_id, answer.text, citations, answer.model, answer.usage, metrics
-        )
+    recorded = _record(
+        res,
+        lambda s: complete_chat_job(
+            s,
+            job.id,
+            answer.text,
+            citations,
+            answer.model,
+            answer.usage,
+            metrics,
+            attempt=job.attempt,
+        ),
+    )
     if recorded:
-        events.publish(job_id, "citations", {"citations": citations})
-        events.publish(
-            job_id,
+        stream.publish("citations", {"citations": citations})
+        stream.publish(
             "done",
             {"status": JobStatus.COMPLETED.value, "model": answer.model, "usage": answer.usage},
         )
 
 
-def _release_for_retry(
-    res: WorkerResources, job_id: uuid.UUID, job: _JobInput, stats: CallStats, exc: RetryLater
-) -> bool:
-    """Put the job back in the queue, or fail it past its deadline; True if it should retry."""
-    stats.requeues += 1
-    metrics = stats.merged_into(job.metrics)
-    waited = (utcnow() - job.created_at).total_seconds()
-    if waited + exc.delay > res.retry_policy.max_job_wait_s:
-        record_failure(
-            res,
-            job_id,
-            "llm_unavailable",
-            f"the language model stayed unavailable ({exc.reason})",
-            metrics,
-        )
-        return False
-    with session_scope(res.sessions) as session:
-        released = release_chat_job(session, job_id, metrics)
-    if released:
-        res.events.publish(
-            job_id,
-            "status",
-            {
-                "status": JobStatus.QUEUED.value,
-                "retry_in": round(exc.delay, 2),
-                "reason": exc.reason,
-            },
-        )
-    return released  # not released: cancelled meanwhile, nothing to retry
+def _check_still_ours(res: WorkerResources, job: _JobInput) -> None:
+    if res.leases.lost(JobKind.CHAT, job.id):
+        raise AttemptLost()
+    if res.shutting_down.is_set():
+        raise HandBack()
 
 
-def record_failure(
+def _wait(
     res: WorkerResources,
-    job_id: uuid.UUID,
+    job: _JobInput,
+    stats: CallStats,
+    stream: JobStream,
+    delay: float,
+    reason: str,
+) -> None:
+    """Put the job back until it is due again, or fail it once it has waited too long."""
+    stats.requeues += 1
+    waited = (utcnow() - job.created_at).total_seconds()
+    if waited + delay > res.retry_policy.max_job_wait_s:
+        code = "index_unavailable" if reason == WaitForIndex.reason else "llm_unavailable"
+        message = f"gave up after waiting {waited:.0f}s ({reason})"
+        _fail(res, job, stream, code, message, stats.merged_into(job.metrics))
+        return
+    due_in = min(delay, res.retry_policy.max_countdown_s)
+    _release(res, job, stats, stream, AttemptOutcome.REQUEUED, due_in, reason)
+
+
+def _release(
+    res: WorkerResources,
+    job: _JobInput,
+    stats: CallStats,
+    stream: JobStream,
+    outcome: AttemptOutcome,
+    due_in: float,
+    reason: str,
+) -> None:
+    metrics = stats.merged_into(job.metrics)
+    released = _record(
+        res,
+        lambda s: release_attempt(
+            s, JobKind.CHAT, job.id, job.attempt, outcome, due_in, reason, metrics=metrics
+        ),
+    )
+    if released:
+        status = {"status": JobStatus.QUEUED.value, "retry_in": round(due_in, 2), "reason": reason}
+        stream.publish("status", status)
+
+
+def _fail(
+    res: WorkerResources,
+    job: _JobInput,
+    stream: JobStream,
     code: str,
     message: str,
     metrics: dict[str, Any] | None = None,
 ) -> None:
-    """Mark the running job failed and tell its stream."""
-    with session_scope(res.sessions) as session:
-        recorded = fail_chat_job(session, job_id, code, message, metrics)
+    """Mark the attempt's job failed and tell its stream."""
+    recorded = _record(
+        res,
+        lambda s: fail_chat_job(s, job.id, code, message, metrics, attempt=job.attempt),
+    )
     if recorded:
-        res.events.publish(job_id, "error", {"code": code, "message": message})
+        stream.publish("error", {"code": code, "message": message})

@@ -13,11 +13,13 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from common.db import session_scope
+from common.db import is_unavailable, run_unit, session_scope
 from common.ingest.chunking import chunk_document
 from common.ingest.documents import DocumentError, parse_markdown
 from common.ingest_jobs import (
@@ -27,11 +29,14 @@ from common.ingest_jobs import (
     record_progress,
     start_ingest_job,
 )
+from common.lifecycle import release_attempt
+from common.models import AttemptOutcome, JobKind
 from common.retrieval.embeddings import Embedder
 from common.retrieval.store import IndexedChunk, TextbookIndex
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MARKDOWN_SUFFIXES = (".md", ".mdx")
 # An ingest job's row is updated at most this often while files are processed.
 PROGRESS_INTERVAL_S = 0.5
@@ -150,14 +155,30 @@ def ingest_tree(
 
 def run_ingest_job(res: WorkerResources, job_id: uuid.UUID, path: str, full: bool) -> None:
     """Run one ingest job and record its outcome on its row; safe to call again."""
-    with session_scope(res.sessions) as session:
-        if not start_ingest_job(session, job_id):
-            log.info("ingest job %s is not queued (a redelivery?); skipping", job_id)
-            return
-    root = Path(path)
+    policy = res.retry_policy
+    attempt = _record(
+        res, lambda s: start_ingest_job(s, job_id, policy.job_lease_s, res.worker_name)
+    )
+    if attempt is None:
+        log.info("ingest job %s is not runnable (finished, running or not due)", job_id)
+        return
+    res.leases.hold(JobKind.INGEST, job_id, attempt)
+    try:
+        _run_attempt(res, job_id, attempt, Path(path), full)
+    finally:
+        res.leases.release(JobKind.INGEST, job_id)
+
+
+def _record(res: WorkerResources, write: Callable[[Session], T]) -> T:
+    return run_unit(res.sessions, write, res.retry_policy.outage_bound_s)
+
+
+def _run_attempt(
+    res: WorkerResources, job_id: uuid.UUID, attempt: int, root: Path, full: bool
+) -> None:
     if not root.is_dir():
         reason = "not a folder" if root.exists() else "folder not found"
-        _fail(res, job_id, f"{reason}: {path}")
+        _fail(res, job_id, attempt, f"{reason}: {root}")
         return
     try:
         report = ingest_tree(
@@ -166,23 +187,57 @@ def run_ingest_job(res: WorkerResources, job_id: uuid.UUID, path: str, full: boo
             root,
             res.settings.textbook_base_url,
             full=full,
-            on_progress=_progress_recorder(res, job_id),
+            on_progress=_progress_recorder(res, job_id, attempt),
         )
+    except _HandBack:
+        _record(
+            res,
+            lambda s: release_attempt(
+                s,
+                JobKind.INGEST,
+                job_id,
+                attempt,
+                AttemptOutcome.HANDED_BACK,
+                0.0,
+                "worker stopped",
+            ),
+        )
+        return
+    except _AttemptLost:
+        log.warning("ingest job %s was taken from attempt %d; stopping", job_id, attempt)
+        return
     except SoftTimeLimitExceeded:
-        _fail(res, job_id, "the ingest took longer than its time limit")
+        _fail(res, job_id, attempt, "the ingest took longer than its time limit")
         return
     except Exception as exc:
-        _fail(res, job_id, f"ingest failed: {type(exc).__name__}: {exc}")
+        if not is_unavailable(exc):
+            _fail(res, job_id, attempt, f"ingest failed: {type(exc).__name__}: {exc}")
         raise
-    with session_scope(res.sessions) as session:
-        finish_ingest_job(session, job_id, report, report.collection or None)
-    log.info("ingested %s (job %s): %s", path, job_id, report)
+    _record(
+        res,
+        lambda s: finish_ingest_job(s, job_id, report, report.collection or None, attempt=attempt),
+    )
+    log.info("ingested %s (job %s): %s", root, job_id, report)
 
 
-def _progress_recorder(res: WorkerResources, job_id: uuid.UUID) -> Callable[[IngestReport], None]:
+class _HandBack(Exception):
+    """The worker is shutting down: give the job back now (it is idempotent to redo)."""
+
+
+class _AttemptLost(Exception):
+    """The job was taken from this attempt."""
+
+
+def _progress_recorder(
+    res: WorkerResources, job_id: uuid.UUID, attempt: int
+) -> Callable[[IngestReport], None]:
     last_write = 0.0
 
     def on_progress(report: IngestReport) -> None:
+        if res.leases.lost(JobKind.INGEST, job_id):
+            raise _AttemptLost()
+        if res.shutting_down.is_set():
+            raise _HandBack()
         # Throttled: a row update per file would make SQLite the bottleneck on big books.
         nonlocal last_write
         if time.monotonic() - last_write < PROGRESS_INTERVAL_S:
@@ -190,13 +245,12 @@ def _progress_recorder(res: WorkerResources, job_id: uuid.UUID) -> Callable[[Ing
         last_write = time.monotonic()
         try:
             with session_scope(res.sessions) as session:
-                record_progress(session, job_id, report)
+                record_progress(session, job_id, report, attempt=attempt)
         except SQLAlchemyError:
             log.warning("could not record progress of ingest job %s", job_id, exc_info=True)
 
     return on_progress
 
 
-def _fail(res: WorkerResources, job_id: uuid.UUID, message: str) -> None:
-    with session_scope(res.sessions) as session:
-        fail_ingest_job(session, job_id, message)
+def _fail(res: WorkerResources, job_id: uuid.UUID, attempt: int, message: str) -> None:
+    _record(res, lambda s: fail_ingest_job(s, job_id, message, attempt=attempt))

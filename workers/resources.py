@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from functools import cached_property
 
 import redis
@@ -22,6 +25,7 @@ from common.retrieval.retriever import Retriever
 from common.retrieval.search import TextbookSearch
 from common.retrieval.store import TextbookIndex, make_qdrant
 from common.settings import Settings
+from workers.leases import LeaseKeeper
 
 
 class WorkerResources:
@@ -29,6 +33,10 @@ class WorkerResources:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Named after the Celery worker once it starts; recorded on each attempt it runs.
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        # Set when the worker begins a warm shutdown: running attempts hand their jobs back.
+        self.shutting_down = threading.Event()
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -39,6 +47,12 @@ class WorkerResources:
     def retry_policy(self) -> RetryPolicy:
         """How often and how long jobs and model calls are retried."""
         return retry_policy(self.settings)
+
+    @cached_property
+    def leases(self) -> LeaseKeeper:
+        """Renews the leases of the jobs this process runs."""
+        policy = self.retry_policy
+        return LeaseKeeper(self.sessions, policy.job_lease_s, policy.lease_renew_s)
 
     @cached_property
     def redis(self) -> redis.Redis:

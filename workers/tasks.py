@@ -1,18 +1,20 @@
-"""Celery tasks: thin wrappers that take ids, call plain functions and record failures."""
+"""Celery tasks: thin wrappers that take ids and call plain functions.
+
+The functions record every outcome on the job's row, including waits: a job that must wait goes
+back to `queued` with a due time and the watchdog sends it again, so no task retries itself.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
 
-from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import Celery
 
-from common.llm.errors import RetryLater
 from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK, SEARCH_TASK
 from common.retrieval.passages import search_result
 from common.search_rpc import send_reply
-from workers.chat import answer_chat_job, record_failure
+from workers.chat import answer_chat_job
 from workers.ingest import run_ingest_job
 from workers.resources import WorkerResources
 
@@ -22,20 +24,9 @@ log = logging.getLogger(__name__)
 def register_tasks(app: Celery, res: WorkerResources) -> None:
     """Define bookchat's tasks on the app, bound to this process's resources."""
 
-    @app.task(name=CHAT_ANSWER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-    def answer(self: Task, job_id: str) -> None:
-        job = uuid.UUID(job_id)
-        try:
-            answer_chat_job(res, job)
-        except RetryLater as wait:
-            # The slot is freed: the job waits in the queue, not in this worker thread.
-            countdown = min(wait.delay, res.retry_policy.max_countdown_s)
-            raise self.retry(countdown=countdown, max_retries=None) from wait
-        except SoftTimeLimitExceeded:
-            record_failure(res, job, "timeout", "answering took too long")
-        except Exception:
-            record_failure(res, job, "internal_error", "the answer could not be produced")
-            raise
+    @app.task(name=CHAT_ANSWER_TASK, acks_late=True, reject_on_worker_lost=True)
+    def answer(job_id: str) -> None:
+        answer_chat_job(res, uuid.UUID(job_id))
 
     @app.task(
         name=INGEST_TREE_TASK,

@@ -9,12 +9,14 @@ The knobs are in `common.retries.RetryPolicy`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import openai
+import redis
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from common.llm.base import DeltaSink
@@ -26,6 +28,7 @@ from common.llm.provider_headers import rate_limit_state
 from common.retries import RetryPolicy
 from common.tokens import admission_tokens
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -146,19 +149,26 @@ class LLMClient:
         cost = prompt_estimate + max_tokens
 
         def attempt() -> T:
-            self._admit(limiter, cost, stats, ticket)
+            try:
+                self._admit(limiter, cost, stats, ticket)
+                self.counters.add("requests")
+            except redis.RedisError as exc:
+                # No shared limits to check against: wait rather than risk a 429 storm.
+                raise RetryLater(self.policy.requeue_delay_s, "the rate limiter is away") from exc
             stats.llm_calls += 1
-            self.counters.add("requests")
             started = time.monotonic()
             try:
                 value, headers = call()
             except openai.OpenAIError as exc:
                 raise self._failed(limiter, classify(exc), stats) from exc
-            limiter.observe(rate_limit_state(headers), age=time.monotonic() - started)
-            self.circuit.record_success()
-            actual_prompt = getattr(value, "prompt_tokens", None)
-            if isinstance(actual_prompt, int):
-                limiter.reconcile(cost, actual_prompt + max_tokens)
+            try:
+                limiter.observe(rate_limit_state(headers), age=time.monotonic() - started)
+                self.circuit.record_success()
+                actual_prompt = getattr(value, "prompt_tokens", None)
+                if isinstance(actual_prompt, int):
+                    limiter.reconcile(cost, actual_prompt + max_tokens)
+            except redis.RedisError:
+                log.warning("could not record a model call's usage in the shared limiter")
             return value
 
         retrying = Retrying(
@@ -195,12 +205,16 @@ class LLMClient:
             self.sleep(reservation.delay)
 
     def _failed(self, limiter: RateLimiter, error: LLMError, stats: CallStats) -> LLMError:
-        self.counters.add(f"errors_{error.code}")
         if error.code == "rate_limited":
             stats.rate_limited += 1
-            limiter.pause(error.retry_after if error.retry_after is not None else 1.0)
-        elif error.retryable and self.circuit.record_failure():
-            self.counters.add("circuit_opened")
+        try:
+            self.counters.add(f"errors_{error.code}")
+            if error.code == "rate_limited":
+                limiter.pause(error.retry_after if error.retry_after is not None else 1.0)
+            elif error.retryable and self.circuit.record_failure():
+                self.counters.add("circuit_opened")
+        except redis.RedisError:
+            log.warning("could not share a provider failure with other workers")
         return error
 
     def _backoff(self, retry_state: Any) -> float:

@@ -21,8 +21,10 @@ from common.chat_jobs import (
     submit_chat_job,
 )
 from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound
-from common.models import ChatJob, Conversation, JobStatus, User, utcnow
+from common.lifecycle import job_attempts
+from common.models import ChatJob, Conversation, JobKind, JobStatus, User, utcnow
 from common.schemas import ChatJobCreate
+from common.watchdog import take_back_lost_jobs
 
 LEASE = 60
 
@@ -144,20 +146,44 @@ def test_a_job_is_claimed_only_once(session: Session, user: User) -> None:
     assert second is None
 
 
-def test_an_expired_lease_can_be_claimed_again(session: Session, user: User) -> None:
+def test_an_expired_lease_is_taken_back_then_claimed_as_a_new_attempt(
+    session: Session, user: User
+) -> None:
     job = submit(session, user)
-    assert claim_chat_job(session, job.id, LEASE) is not None
+    assert claim_chat_job(session, job.id, LEASE, "w1") is not None
     session.execute(
         update(ChatJob)
         .where(ChatJob.id == job.id)
         .values(lease_expires_at=utcnow() - timedelta(seconds=5))
     )
+    assert claim_chat_job(session, job.id, LEASE) is None  # only the watchdog takes it back
 
-    reclaimed = claim_chat_job(session, job.id, LEASE)
+    [taken] = take_back_lost_jobs(session, JobKind.CHAT, utcnow(), max_lost_attempts=3)
+    reclaimed = claim_chat_job(session, job.id, LEASE, "w2")
 
+    assert taken.dead is False
     assert reclaimed is not None
     assert reclaimed.attempts == 2
     assert reread(session, job.id).attempts == 2
+    assert claim_chat_job(session, job.id, LEASE) is None
+    # The first attempt can no longer write its answer over the second's.
+    assert complete_chat_job(session, job.id, "stale", [], "m", None, attempt=1) is False
+    history = [(a.number, a.worker, a.outcome) for a in job_attempts(session, JobKind.CHAT, job.id)]
+    assert history == [(1, "w1", "lost"), (2, "w2", None)]
+
+
+def test_a_job_lost_too_often_is_dead_lettered(session: Session, user: User) -> None:
+    job = submit(session, user)
+    for attempt in (1, 2):
+        assert claim_chat_job(session, job.id, LEASE) is not None
+        session.execute(
+            update(ChatJob).where(ChatJob.id == job.id).values(lease_expires_at=utcnow())
+        )
+        [taken] = take_back_lost_jobs(session, JobKind.CHAT, utcnow(), max_lost_attempts=2)
+        assert (taken.attempt, taken.dead) == (attempt, attempt == 2)
+
+    stored = reread(session, job.id)
+    assert (stored.status, stored.error_code) == (JobStatus.FAILED.value, "worker_lost")
     assert claim_chat_job(session, job.id, LEASE) is None
 
 
@@ -166,7 +192,7 @@ def test_completing_a_cancelled_job_changes_nothing(session: Session, user: User
     claim_chat_job(session, job.id, LEASE)
     assert cancel_chat_job(session, user.id, job.id).status == JobStatus.CANCELLED.value
 
-    recorded = complete_chat_job(session, job.id, "late answer", [], "extractive", None)
+    recorded = complete_chat_job(session, job.id, "late answer", [], "extractive", None, attempt=1)
 
     assert recorded is False
     stored = reread(session, job.id)
@@ -181,7 +207,7 @@ def test_a_completed_job_cannot_be_cancelled(session: Session, user: User) -> No
     claim_chat_job(session, job.id, LEASE)
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     citations = [{"n": 1, "title": "Nodes"}]
-    assert complete_chat_job(session, job.id, "A node [1].", citations, "m", usage) is True
+    assert complete_chat_job(session, job.id, "A node [1].", citations, "m", usage, attempt=1)
 
     with pytest.raises(JobNotCancellable):
         cancel_chat_job(session, user.id, job.id)
@@ -195,14 +221,16 @@ def test_fail_records_the_code_and_message(session: Session, user: User) -> None
     job = submit(session, user)
     claim_chat_job(session, job.id, LEASE)
 
-    assert fail_chat_job(session, job.id, "llm_unavailable", "the model had a server error")
+    assert fail_chat_job(
+        session, job.id, "llm_unavailable", "the model had a server error", attempt=1
+    )
 
     stored = reread(session, job.id)
     assert stored.status == JobStatus.FAILED.value
     assert stored.error_code == "llm_unavailable"
     assert stored.error_message == "the model had a server error"
     assert stored.completed_at is not None
-    assert fail_chat_job(session, job.id, "again", "no longer running") is False
+    assert fail_chat_job(session, job.id, "again", "no longer running", attempt=1) is False
 
 
 def test_history_is_the_last_completed_turns_in_order(session: Session, user: User) -> None:
@@ -219,7 +247,7 @@ def test_history_is_the_last_completed_turns_in_order(session: Session, user: Us
     session.flush()
     for job in (*jobs[:3], later):
         claim_chat_job(session, job.id, LEASE)
-        complete_chat_job(session, job.id, f"A-{job.message}", [], "m", None)
+        complete_chat_job(session, job.id, f"A-{job.message}", [], "m", None, attempt=1)
     claim_chat_job(session, jobs[3].id, LEASE)
     current = submit(session, user, "Q4", conversation_id=conversation)
     current.created_at = base + timedelta(seconds=5)
@@ -237,7 +265,7 @@ def test_history_is_the_last_completed_turns_in_order(session: Session, user: Us
 def test_timestamps_come_back_aware_in_utc(session: Session, user: User) -> None:
     job = submit(session, user)
     claim_chat_job(session, job.id, LEASE)
-    complete_chat_job(session, job.id, "answer", [], "m", None)
+    complete_chat_job(session, job.id, "answer", [], "m", None, attempt=1)
     if session.get_bind().dialect.name == "postgresql":
         # A server or session in another zone must not leak its offset into our values.
         session.execute(text("SET LOCAL TIME ZONE 'Asia/Kolkata'"))

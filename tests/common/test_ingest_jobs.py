@@ -13,17 +13,19 @@ from sqlalchemy.orm import Session
 from common.accounts import create_user
 from common.errors import NotFound
 from common.ingest_jobs import (
-    STALE_AFTER,
     IngestReport,
     create_ingest_job,
     fail_ingest_job,
+    fail_queued_ingest_job,
     finish_ingest_job,
     get_ingest_job,
     list_ingest_jobs,
     record_progress,
     start_ingest_job,
 )
-from common.models import IngestJob, JobStatus, User, utcnow
+from common.lifecycle import job_attempts
+from common.models import IngestJob, JobKind, JobStatus, User, utcnow
+from common.watchdog import take_back_lost_jobs
 
 # A report of a four-file run; each test sets the counts it checks.
 Report = partial(IngestReport, files_total=4)
@@ -70,33 +72,45 @@ def test_a_job_is_started_only_once(session: Session) -> None:
 
     first, second = start_ingest_job(session, job.id), start_ingest_job(session, job.id)
 
-    assert (first, second) == (True, False)
+    assert (first, second) == (1, None)
     stored = reread(session, job.id)
     assert stored.status == JobStatus.IN_PROGRESS.value
-    assert stored.started_at is not None
+    assert stored.started_at is not None and stored.lease_expires_at is not None
+    assert [a.number for a in job_attempts(session, JobKind.INGEST, job.id)] == [1]
 
 
-def test_a_run_whose_worker_died_long_ago_can_be_started_again(session: Session) -> None:
+def test_a_run_whose_lease_expired_is_taken_back_as_a_new_attempt(session: Session) -> None:
     job = create_ingest_job(session, "/srv/book", False, None)
-    assert start_ingest_job(session, job.id)
-    long_ago = utcnow() - STALE_AFTER - timedelta(minutes=1)
-    session.execute(update(IngestJob).where(IngestJob.id == job.id).values(started_at=long_ago))
+    assert start_ingest_job(session, job.id, worker="w1") == 1
+    expired = utcnow() - timedelta(seconds=1)
+    session.execute(
+        update(IngestJob).where(IngestJob.id == job.id).values(lease_expires_at=expired)
+    )
 
-    assert start_ingest_job(session, job.id) is True
-    restarted = reread(session, job.id).started_at
-    assert restarted is not None and restarted > long_ago
-    assert start_ingest_job(session, job.id) is False
+    [taken] = take_back_lost_jobs(session, JobKind.INGEST, utcnow(), max_lost_attempts=3)
+
+    assert (taken.job_id, taken.attempt, taken.dead) == (job.id, 1, False)
+    assert reread(session, job.id).status == JobStatus.QUEUED.value
+    assert record_progress(session, job.id, Report(files_seen=1), attempt=1) is False
+    assert start_ingest_job(session, job.id, worker="w2") == 2
+    [lost, running] = job_attempts(session, JobKind.INGEST, job.id)
+    assert (lost.outcome, lost.worker, running.outcome, running.worker) == (
+        "lost",
+        "w1",
+        None,
+        "w2",
+    )
 
 
 def test_progress_is_written_while_running(session: Session) -> None:
     job = create_ingest_job(session, "/srv/book", False, None)
-    assert record_progress(session, job.id, Report(files_seen=1)) is False  # not started
+    assert record_progress(session, job.id, Report(files_seen=1), attempt=1) is False
     start_ingest_job(session, job.id)
     report = Report(files_seen=2, files_changed=1, chunks_written=5, embeddings_computed=5)
     report.failures["bad.md"] = "not valid UTF-8"
     report.seconds = 0.25
 
-    assert record_progress(session, job.id, report) is True
+    assert record_progress(session, job.id, report, attempt=1) is True
 
     stored = reread(session, job.id)
     assert stored.status == JobStatus.IN_PROGRESS.value
@@ -113,7 +127,7 @@ def test_finish_records_counts_collection_and_time(session: Session) -> None:
     report.chunks_written, report.embeddings_computed, report.seconds = 12, 9, 1.23456
     report.failures.update({"z.md": "broken", "a.md": "empty"})
 
-    assert finish_ingest_job(session, job.id, report, "textbook_v2") is True
+    assert finish_ingest_job(session, job.id, report, "textbook_v2", attempt=1) is True
 
     stored = reread(session, job.id)
     assert stored.status == JobStatus.COMPLETED.value
@@ -127,9 +141,9 @@ def test_finish_records_counts_collection_and_time(session: Session) -> None:
     assert stored.started_at is not None and stored.completed_at is not None
     assert stored.started_at <= stored.completed_at
     # A finished job is no longer anyone's to run, update or fail.
-    assert start_ingest_job(session, job.id) is False
-    assert record_progress(session, job.id, Report(files_seen=1)) is False
-    assert fail_ingest_job(session, job.id, "late") is False
+    assert start_ingest_job(session, job.id) is None
+    assert record_progress(session, job.id, Report(files_seen=1), attempt=1) is False
+    assert fail_ingest_job(session, job.id, "late", attempt=1) is False
     assert reread(session, job.id).status == JobStatus.COMPLETED.value
 
 
@@ -137,22 +151,22 @@ def test_fail_records_the_message(session: Session) -> None:
     job = create_ingest_job(session, "/nowhere", False, None)
     start_ingest_job(session, job.id)
 
-    assert fail_ingest_job(session, job.id, "folder not found: /nowhere") is True
+    assert fail_ingest_job(session, job.id, "folder not found: /nowhere", attempt=1) is True
 
     stored = reread(session, job.id)
     assert stored.status == JobStatus.FAILED.value
     assert stored.error_message == "folder not found: /nowhere"
     assert stored.completed_at is not None
-    assert finish_ingest_job(session, job.id, Report(), "textbook_v1") is False
+    assert finish_ingest_job(session, job.id, Report(), "textbook_v1", attempt=1) is False
     assert reread(session, job.id).status == JobStatus.FAILED.value
 
 
 def test_a_job_that_was_never_queued_can_fail(session: Session) -> None:
     job = create_ingest_job(session, "/srv/book", False, None)
 
-    assert fail_ingest_job(session, job.id, "the job could not be queued") is True
+    assert fail_queued_ingest_job(session, job.id, "the job could not be queued") is True
     assert reread(session, job.id).status == JobStatus.FAILED.value
-    assert start_ingest_job(session, job.id) is False
+    assert start_ingest_job(session, job.id) is None
 
 
 def test_jobs_are_listed_newest_first(session: Session) -> None:

@@ -1,0 +1,210 @@
+"""The lifecycle both kinds of job share: claim, renew, finish, release, and the attempt history.
+
+A job's row is its truth. `queued` rows wait for a worker, either in the broker (`enqueued_at`
+set) or in the database until `due_at` (the watchdog sends them). A worker claims a row with one
+conditional UPDATE that also counts the attempt; every later write names that attempt, so a
+worker whose job was taken from it (its lease expired) can no longer change the row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from common.models import AttemptOutcome, ChatJob, IngestJob, JobAttempt, JobKind, JobStatus, utcnow
+
+Job = ChatJob | IngestJob
+JobModel = type[ChatJob] | type[IngestJob]
+MODELS: dict[JobKind, JobModel] = {JobKind.CHAT: ChatJob, JobKind.INGEST: IngestJob}
+ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+
+
+def model_of(kind: JobKind) -> JobModel:
+    """The table of this kind of job."""
+    return MODELS[kind]
+
+
+def claim_job(
+    session: Session, kind: JobKind, job_id: uuid.UUID, worker: str, lease_seconds: float
+) -> Job | None:
+    """Take a queued, due job as a new attempt; None if it is not ours to run."""
+    model, now = model_of(kind), utcnow()
+    result: Any = session.execute(
+        update(model)
+        .where(
+            model.id == job_id,
+            model.status == JobStatus.QUEUED.value,
+            (model.due_at.is_(None)) | (model.due_at <= now),
+        )
+        .values(
+            status=JobStatus.IN_PROGRESS.value,
+            attempts=model.attempts + 1,
+            worker=worker,
+            started_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            due_at=None,
+            enqueued_at=None,
+        )
+    )
+    if result.rowcount == 0:
+        return None
+    job = session.get(model, job_id, populate_existing=True)
+    assert isinstance(job, ChatJob | IngestJob)
+    session.add(JobAttempt(job_kind=kind.value, job_id=job_id, number=job.attempts, worker=worker))
+    return job
+
+
+def renew_lease(
+    session: Session, kind: JobKind, job_id: uuid.UUID, attempt: int, lease_seconds: float
+) -> bool:
+    """Extend a running attempt's lease; False if the job is no longer this attempt's."""
+    model = model_of(kind)
+    result: Any = session.execute(
+        update(model)
+        .where(
+            model.id == job_id,
+            model.status == JobStatus.IN_PROGRESS.value,
+            model.attempts == attempt,
+        )
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    return bool(result.rowcount)
+
+
+def end_attempt(
+    session: Session,
+    kind: JobKind,
+    job_id: uuid.UUID,
+    attempt: int,
+    outcome: AttemptOutcome,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    """Record how an attempt ended (once: a later call for the same attempt changes nothing)."""
+    session.execute(
+        update(JobAttempt)
+        .where(
+            JobAttempt.job_kind == kind.value,
+            JobAttempt.job_id == job_id,
+            JobAttempt.number == attempt,
+            JobAttempt.ended_at.is_(None),
+        )
+        .values(
+            ended_at=utcnow(),
+            outcome=outcome.value,
+            error_code=error_code,
+            error_message=error_message,
+        )
+    )
+
+
+def finish_attempt(
+    session: Session,
+    kind: JobKind,
+    job_id: uuid.UUID,
+    attempt: int,
+    status: JobStatus,
+    **values: Any,
+) -> bool:
+    """End a running attempt with a final status; False if the job is no longer this attempt's."""
+    model = model_of(kind)
+    result: Any = session.execute(
+        update(model)
+        .where(
+            model.id == job_id,
+            model.status == JobStatus.IN_PROGRESS.value,
+            model.attempts == attempt,
+        )
+        .values(status=status.value, completed_at=utcnow(), lease_expires_at=None, **values)
+    )
+    if not result.rowcount:
+        return False
+    outcome = AttemptOutcome(status.value)
+    end_attempt(
+        session,
+        kind,
+        job_id,
+        attempt,
+        outcome,
+        values.get("error_code"),
+        values.get("error_message"),
+    )
+    return True
+
+
+def release_attempt(
+    session: Session,
+    kind: JobKind,
+    job_id: uuid.UUID,
+    attempt: int,
+    outcome: AttemptOutcome,
+    due_in: float = 0.0,
+    reason: str | None = None,
+    **values: Any,
+) -> bool:
+    """Put a running attempt's job back in the queue, due in `due_in` seconds.
+
+    It waits in the database, not the broker: the watchdog sends it when it is due.
+    """
+    model = model_of(kind)
+    result: Any = session.execute(
+        update(model)
+        .where(
+            model.id == job_id,
+            model.status == JobStatus.IN_PROGRESS.value,
+            model.attempts == attempt,
+        )
+        .values(
+            status=JobStatus.QUEUED.value,
+            worker=None,
+            lease_expires_at=None,
+            due_at=utcnow() + timedelta(seconds=max(0.0, due_in)),
+            enqueued_at=None,
+            **values,
+        )
+    )
+    if not result.rowcount:
+        return False
+    end_attempt(session, kind, job_id, attempt, outcome, error_message=reason)
+    return True
+
+
+def lost_attempts(session: Session, kind: JobKind, job_id: uuid.UUID) -> int:
+    """How many of the job's attempts ended because their worker was lost."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(JobAttempt)
+            .where(
+                JobAttempt.job_kind == kind.value,
+                JobAttempt.job_id == job_id,
+                JobAttempt.outcome == AttemptOutcome.LOST.value,
+            )
+        )
+        or 0
+    )
+
+
+def job_attempts(session: Session, kind: JobKind, job_id: uuid.UUID) -> list[JobAttempt]:
+    """The job's attempts, first to last."""
+    return list(
+        session.scalars(
+            select(JobAttempt)
+            .where(JobAttempt.job_kind == kind.value, JobAttempt.job_id == job_id)
+            .order_by(JobAttempt.number)
+        )
+    )
+
+
+def mark_enqueued(session: Session, kind: JobKind, job_id: uuid.UUID, at: datetime) -> None:
+    """Note that the job's id was handed to the broker."""
+    model = model_of(kind)
+    session.execute(
+        update(model)
+        .where(model.id == job_id, model.status == JobStatus.QUEUED.value)
+        .values(enqueued_at=at)
+    )

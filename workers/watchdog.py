@@ -1,0 +1,145 @@
+"""The watchdog: one per deployment, elected through a Redis lock, run by every worker process.
+
+Each pass (every `watchdog_interval_s`) it takes back jobs whose lease expired (a new attempt,
+or a dead letter after too many losses), sends queued jobs that are due, and now and then
+re-sends queued jobs whose message is no longer in the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from celery import Celery
+from redis import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from common.db import session_scope
+from common.lifecycle import mark_enqueued
+from common.models import IngestJob, JobKind, JobStatus, utcnow
+from common.queue import CHAT_QUEUE, INGEST_QUEUE, enqueue_chat_job, enqueue_ingest, waiting_job_ids
+from common.watchdog import (
+    WORKER_LOST,
+    TakenBack,
+    due_jobs,
+    forget_enqueued,
+    long_enqueued_jobs,
+    take_back_lost_jobs,
+)
+from workers.resources import WorkerResources
+
+log = logging.getLogger(__name__)
+LEADER_KEY = "bookchat:watchdog:leader"
+QUEUES = {JobKind.CHAT: CHAT_QUEUE, JobKind.INGEST: INGEST_QUEUE}
+
+
+class Watchdog:
+    """Runs watchdog passes in a daemon thread while this process leads."""
+
+    def __init__(self, res: WorkerResources, celery: Celery) -> None:
+        self.res = res
+        self.celery = celery
+        self.policy = res.retry_policy
+        self._stop = threading.Event()
+        self._last_broker_check = 0.0
+        self._thread = threading.Thread(target=self._run, name="bookchat-watchdog", daemon=True)
+
+    def start(self) -> None:
+        """Start passing in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current pass, and step down so another worker leads at once."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            if self.res.redis.get(LEADER_KEY) == self.res.worker_name:
+                self.res.redis.delete(LEADER_KEY)
+        except RedisError:
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.policy.watchdog_interval_s):
+            try:
+                if self._lead():
+                    self.run_pass()
+            except (RedisError, SQLAlchemyError) as exc:
+                log.warning("watchdog pass skipped: %s", exc)
+            except Exception:
+                log.exception("watchdog pass failed")
+
+    def _lead(self) -> bool:
+        """Hold (or take) the leader lock for a few intervals."""
+        ttl_ms = int(self.policy.watchdog_interval_s * 5000)
+        redis, me = self.res.redis, self.res.worker_name
+        if redis.set(LEADER_KEY, me, nx=True, px=ttl_ms):
+            return True
+        if redis.get(LEADER_KEY) == me:
+            redis.pexpire(LEADER_KEY, ttl_ms)
+            return True
+        return False
+
+    def run_pass(self) -> None:
+        """One pass over both kinds of job."""
+        # Reading the broker's lists costs more than the rest: do it a few times per grace.
+        check_broker = time.monotonic() - self._last_broker_check > self.policy.missing_grace_s / 3
+        for kind in (JobKind.CHAT, JobKind.INGEST):
+            with session_scope(self.res.sessions) as session:
+                taken = take_back_lost_jobs(session, kind, utcnow(), self.policy.max_lost_attempts)
+            for job in taken:
+                self._announce(job)
+            if check_broker:
+                self._find_lost_messages(kind)
+            self._send_due(kind)
+        if check_broker:
+            self._last_broker_check = time.monotonic()
+
+    def _announce(self, job: TakenBack) -> None:
+        log.warning(
+            "%s job %s lost its worker (attempt %d); %s",
+            job.kind,
+            job.job_id,
+            job.attempt,
+            "dead-lettered" if job.dead else "queued again",
+        )
+        if job.kind != JobKind.CHAT:
+            return
+        if job.dead:
+            event, data = "error", {"code": WORKER_LOST, "message": "the job's worker was lost"}
+        else:
+            data = {"status": JobStatus.QUEUED.value, "reason": "its worker stopped; retrying"}
+            event = "status"
+        try:
+            self.res.events.publish(job.job_id, event, data)
+        except RedisError:
+            log.warning("could not tell job %s's stream", job.job_id)
+
+    def _send_due(self, kind: JobKind) -> None:
+        with session_scope(self.res.sessions) as session:
+            ids = due_jobs(session, kind, utcnow())
+            for job_id in ids:
+                self._send(session, kind, job_id)
+                mark_enqueued(session, kind, job_id, utcnow())
+                session.commit()  # one job at a time: a broker failure loses no bookkeeping
+
+    def _send(self, session: Session, kind: JobKind, job_id: uuid.UUID) -> None:
+        if kind == JobKind.CHAT:
+            enqueue_chat_job(self.celery, job_id)
+            return
+        ingest = session.get(IngestJob, job_id)
+        if ingest is not None:
+            enqueue_ingest(self.celery, ingest.path, full=ingest.full, run_id=str(job_id))
+
+    def _find_lost_messages(self, kind: JobKind) -> None:
+        with session_scope(self.res.sessions) as session:
+            candidates = long_enqueued_jobs(session, kind, utcnow(), self.policy.missing_grace_s)
+            if not candidates:
+                return
+            waiting = waiting_job_ids(self.res.redis, QUEUES[kind])
+            missing = [job_id for job_id in candidates if str(job_id) not in waiting]
+            if missing:
+                log.warning("%d %s jobs missing from the broker; sending again", len(missing), kind)
+            forget_enqueued(session, kind, missing)
