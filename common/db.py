@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -15,6 +17,11 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 from common.settings import Settings
 
 T = TypeVar("T")
+# PostgreSQL SQLSTATEs that mean "not reachable now": connection exceptions (class 08),
+# admin or crash shutdown, starting up, too many connections.
+_PG_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# SQLite result codes that mean "try again": another writer holds the file, or it can't be opened.
+_SQLITE_OUTAGE_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -65,10 +72,22 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether a database error means "unreachable for now" rather than a bad statement."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    """Whether a database error means "unreachable for now" rather than a bad query or row."""
+    if isinstance(exc, PoolTimeout):  # no pooled connection came free in time
         return True
-    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout)
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:  # the dialect recognised a lost connection
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False  # IntegrityError, ProgrammingError, DataError, ...: our bug or the caller's
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        return str(getattr(orig, "sqlite_errorname", "")).startswith(_SQLITE_OUTAGE_CODES)
+    if isinstance(orig, psycopg.Error):
+        # No SQLSTATE: the server never answered (refused, reset, timed out, closed).
+        return orig.sqlstate is None or orig.sqlstate.startswith(_PG_OUTAGE_STATES)
+    return False
 
 
 def retry_while_unavailable(work: Callable[[], T], bound_seconds: float) -> T:

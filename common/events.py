@@ -61,6 +61,13 @@ class JobEvents:
                 events.append(JobEvent(event_id, fields["event"], json.loads(fields["data"])))
         return events
 
+    def last(self, job_id: uuid.UUID) -> JobEvent | None:
+        """The newest event of the job's stream, if it has any."""
+        response: Any = self.client.xrevrange(stream_key(job_id), count=1)
+        for event_id, fields in response or []:
+            return JobEvent(event_id, fields["event"], json.loads(fields["data"]))
+        return None
+
     def exists(self, job_id: uuid.UUID) -> bool:
         """Whether the job's stream is still kept."""
         return bool(self.client.exists(stream_key(job_id)))

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
 from common.models import JobStatus
+from web.problems import REDIS_ERRORS, REDIS_OUTAGE, RETRY_AFTER_SECONDS
 
+log = logging.getLogger(__name__)
 PING_SECONDS = 15
 MAX_STREAM_SECONDS = 600
 
@@ -41,24 +46,68 @@ def replay_from_snapshot(job: dict[str, Any]) -> list[JobEvent]:
     return frames
 
 
+def redis_outage_frame() -> str:
+    """The frame ending a stream when Redis goes away: no id, so clients resume where they were."""
+    data = {"code": REDIS_OUTAGE.code, "detail": REDIS_OUTAGE.detail, "retry": RETRY_AFTER_SECONDS}
+    return f"retry: {RETRY_AFTER_SECONDS * 1000}\nevent: error\ndata: {json.dumps(data)}\n\n"
+
+
 def job_event_stream(
-    events: JobEvents, job_id: uuid.UUID, after: str, snapshot: dict[str, Any]
+    events: JobEvents,
+    job_id: uuid.UUID,
+    after: str,
+    snapshot: dict[str, Any],
+    reload: Callable[[], dict[str, Any]],
 ) -> Iterator[str]:
-    """SSE frames from `after` until the job's terminal event, with keep-alive pings."""
+    """SSE frames from `after` until the job's terminal event, with keep-alive pings.
+
+    Redis is asked once before the first byte is sent, so an outage then raises (a 503)
+    instead of a 200 with a broken stream; a finished job replays from its row regardless.
+    """
+    finished = JobStatus(snapshot["status"]).is_terminal
+    try:
+        kept = events.exists(job_id)
+    except REDIS_ERRORS:
+        if not (finished and after == "0-0"):
+            raise
+        kept = False
+    if finished and not kept:
+        return _replayed_frames(snapshot if after == "0-0" else None)
+    return _live_frames(events, job_id, after, snapshot, reload)
+
+
+def _replayed_frames(snapshot: dict[str, Any] | None) -> Iterator[str]:
+    yield "retry: 2000\n\n"
+    if snapshot is not None:
+        yield from (frame.to_sse() for frame in replay_from_snapshot(snapshot))
+
+
+def _live_frames(
+    events: JobEvents,
+    job_id: uuid.UUID,
+    after: str,
+    snapshot: dict[str, Any],
+    reload: Callable[[], dict[str, Any]],
+) -> Iterator[str]:
     yield "retry: 2000\n\n"
     finished = JobStatus(snapshot["status"]).is_terminal
-    if finished and not events.exists(job_id):
-        if after == "0-0":
-            yield from (frame.to_sse() for frame in replay_from_snapshot(snapshot))
-        return
     deadline = time.monotonic() + MAX_STREAM_SECONDS
     while time.monotonic() < deadline:
         # A finished job's terminal event may trail its row by a moment; wait briefly only.
         block = 2000 if finished else PING_SECONDS * 1000
-        batch = events.read(job_id, after, block_ms=block)
-        if not batch:
-            if finished:
+        try:
+            batch = events.read(job_id, after, block_ms=block)
+            if not batch and finished:
+                yield from _catch_up(events, job_id, snapshot)
                 return
+        except REDIS_ERRORS as exc:
+            # The headers are sent: end with whole frames and let the client reconnect.
+            log.warning("event stream of job %s ended: Redis unavailable (%s)", job_id, exc)
+            yield redis_outage_frame()
+            return
+        if not batch:
+            snapshot = _reread(reload, snapshot)
+            finished = JobStatus(snapshot["status"]).is_terminal
             yield ": ping\n\n"
             continue
         for event in batch:
@@ -67,3 +116,28 @@ def job_event_stream(
             if event.event in TERMINAL_EVENTS:
                 return
     yield f"event: timeout\ndata: {json.dumps({'detail': 'stream time limit reached'})}\n\n"
+
+
+def _catch_up(events: JobEvents, job_id: uuid.UUID, snapshot: dict[str, Any]) -> Iterator[str]:
+    """A finished job whose stream lacks its ending (lost in a Redis blip): replay the row.
+
+    The frames carry no id, so a client that reconnects resumes from the last real event; the
+    leading `reset` makes the client rule (drop partial text on reset) yield the row's answer.
+    """
+    last = events.last(job_id)
+    if last is not None and last.event in TERMINAL_EVENTS:
+        return  # the client already has everything
+    yield _frame_without_id("reset", {"reason": "replaying the finished answer"})
+    for frame in replay_from_snapshot(snapshot)[1:]:
+        yield _frame_without_id(frame.event, frame.data)
+
+
+def _frame_without_id(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _reread(reload: Callable[[], dict[str, Any]], snapshot: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return reload()
+    except SQLAlchemyError:
+        return snapshot  # the database is away: keep streaming what Redis has

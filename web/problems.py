@@ -5,17 +5,53 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any, cast
 
+import redis
 from flask import Flask, Response, g, json, request
+from kombu.exceptions import OperationalError as BrokerConnectionError
 from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from common.db import is_unavailable
 from common.errors import BookchatError, MalformedJSON, PayloadTooLarge, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+
+# Every 503 tells the client when to come back; outages are short or they are incidents.
+RETRY_AFTER_SECONDS = 5
+# Redis unreachable: refused, reset, timed out, still loading, pool exhausted. kombu raises its
+# OperationalError when Celery cannot reach the broker, which is the same Redis.
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    BrokerConnectionError,
+)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A backing service the request needed and could not reach."""
+
+    code: str
+    title: str
+    detail: str
+
+
+REDIS_OUTAGE = Outage(
+    "redis_unavailable",
+    "Redis unavailable",
+    "the job queue and event store cannot be reached; try again shortly",
+)
+DATABASE_OUTAGE = Outage(
+    "database_unavailable",
+    "Database unavailable",
+    "the database cannot be reached; try again shortly",
+)
 
 
 def request_id() -> str:
@@ -34,7 +70,7 @@ def problem(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response:
-    """A problem+json response."""
+    """A problem+json response; a 503 says when to retry (Retry-After)."""
     body = {
         "type": f"/problems/{code}",
         "title": title,
@@ -46,6 +82,8 @@ def problem(
         **extensions,
     }
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response.headers.update(headers or {})
     return response
 
@@ -69,6 +107,37 @@ def validation_problem(exc: ValidationError) -> Response:
 def error_problem(exc: BookchatError) -> Response:
     """One of our own errors as a problem (the handler for them all, JWT failures included)."""
     return problem(exc.status, exc.code, exc.title, exc.detail, exc.headers, **exc.extensions)
+
+
+def outage_of(exc: BaseException) -> Outage | None:
+    """The unreachable service behind this error, or None when it is not an outage."""
+    if isinstance(exc, REDIS_ERRORS):
+        return REDIS_OUTAGE
+    if is_unavailable(exc):
+        return DATABASE_OUTAGE
+    return None
+
+
+def outage_problem(exc: BaseException) -> Response | None:
+    """A 503 with Retry-After for an outage (logged as one line), or None for any other error."""
+    outage = outage_of(exc)
+    if outage is None:
+        return None
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""]
+    log.warning(
+        "%s %s: %s (%s: %s)",
+        request.method,
+        request.path,
+        outage.code,
+        type(exc).__name__,
+        reason[0],
+    )
+    return problem(503, outage.code, outage.title, outage.detail)
+
+
+def _handle_infrastructure_error(exc: Exception) -> Response:
+    unavailable = outage_problem(exc)
+    return unavailable if unavailable is not None else _handle_unexpected(exc)
 
 
 def _handle_http_exception(exc: HTTPException) -> Response:
@@ -106,9 +175,11 @@ def _tag_response(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Install the error handlers, the request-id header and the malformed-JSON check."""
+    """Install the error handlers (outages as 503), the request-id header and the JSON check."""
     app.register_error_handler(BookchatError, error_problem)
     app.register_error_handler(HTTPException, _handle_http_exception)
+    for infrastructure_error in (*REDIS_ERRORS, sa_exc.SQLAlchemyError):
+        app.register_error_handler(infrastructure_error, _handle_infrastructure_error)
     app.register_error_handler(Exception, _handle_unexpected)
     app.before_request(_reject_malformed_json)
     app.after_request(_tag_response)

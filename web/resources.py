@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import redis
 from celery import Celery
 from flask import Flask, Response, current_app, g
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.db import make_engine, make_session_factory
@@ -15,6 +17,9 @@ from common.events import JobEvents
 from common.queue import make_celery
 from common.redis_client import make_redis
 from common.settings import Settings
+from web.problems import outage_problem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,17 +66,30 @@ def db() -> Session:
 
 
 def _commit_session(response: Response) -> Response:
-    # Commit before the response leaves, so a failed commit is a 500 and not a lie.
+    # Commit before the response leaves, so a failed commit is an error and not a lie. Errors
+    # raised here skip the app's handlers, so the database going away is answered here.
     session: Session | None = g.get("db")
     if session is not None and response.status_code < 400:
-        session.commit()
+        try:
+            session.commit()
+        except SQLAlchemyError as exc:
+            unavailable = outage_problem(exc)
+            if unavailable is None:
+                raise
+            return unavailable
     return response
 
 
 def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db", None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.rollback()
+    except SQLAlchemyError as exc:
+        # The response is decided; a connection that died meanwhile is the pool's to discard.
+        log.warning("could not roll back the request's session: %s", type(exc).__name__)
+    finally:
         session.close()
 
 

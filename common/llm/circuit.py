@@ -8,6 +8,7 @@ opens it again.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import redis
 
@@ -70,3 +71,11 @@ class CircuitBreaker:
         """Whether calls are currently held back."""
         raw = self.client.get(self.open_key)
         return raw is not None and float(raw) > time.time()  # type: ignore[arg-type]
+
+    def state(self) -> dict[str, Any]:
+        """For probes: `closed` or `open`, with the seconds until a probe call is allowed."""
+        raw = self.client.get(self.open_key)
+        remaining = float(raw) - time.time() if raw is not None else 0.0  # type: ignore[arg-type]
+        if remaining > 0:
+            return {"state": "open", "retry_in": round(remaining, 1)}
+        return {"state": "closed"}

@@ -24,6 +24,28 @@ def read_events(
         )
         if "event" in fields:
             events.append(
-                {"id": fields["id"], "event": fields["event"], "data": json.loads(fields["data"])}
+                {
+                    "id": fields.get("id"),
+                    "event": fields["event"],
+                    "data": json.loads(fields["data"]),
+                }
             )
     return events
+
+
+def join_answer(events: list[dict[str, Any]]) -> str:
+    """The answer text by the documented client rule.
+
+    A `reset` drops the partial text; a delta of an attempt older than the newest one seen (in
+    `status` or `reset`) is ignored.
+    """
+    text, attempt = "", 0
+    for event in events:
+        data = event["data"]
+        if event["event"] in ("status", "reset") and "attempt" in data:
+            attempt = max(attempt, int(data["attempt"]))
+        if event["event"] == "reset":
+            text = ""
+        elif event["event"] == "delta" and int(data.get("attempt", attempt)) >= attempt:
+            text += data["text"]
+    return text

@@ -21,3 +21,10 @@ def assert_problem(response: TestResponse, status: int, code: str | None = None)
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+def assert_unavailable(response: TestResponse, code: str) -> dict[str, Any]:
+    """A 503 problem with this code that says when to retry."""
+    body = assert_problem(response, 503, code)
+    assert int(response.headers["Retry-After"]) >= 1, response.headers
+    return body

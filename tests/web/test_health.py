@@ -24,6 +24,11 @@ def test_readyz_is_ready_with_a_live_chat_worker(stack: Stack) -> None:
     assert workers["ok"] is True
     assert workers["live"], workers
     assert any("chat" in worker["queues"] for worker in workers["live"])
+    assert workers["queues"]["chat"] and workers["queues"]["ingest"]
+    assert workers["queues"]["reprocess"] == []
+    index = body["checks"]["index"]
+    assert index["ok"] is True and index["collection"] and index["documents"] > 0
+    assert body["checks"]["circuit"] == {"ok": True, "state": "closed"}
 
 
 def test_readyz_is_not_ready_without_a_chat_worker(idle_stack: Stack) -> None:
@@ -34,7 +39,12 @@ def test_readyz_is_not_ready_without_a_chat_worker(idle_stack: Stack) -> None:
     assert body["status"] == "not_ready"
     assert body["checks"]["database"] == {"ok": True}
     assert body["checks"]["redis"] == {"ok": True}
-    assert body["checks"]["workers"] == {"ok": False, "live": []}
+    assert body["checks"]["workers"] == {
+        "ok": False,
+        "live": [],
+        "queues": {"chat": [], "ingest": [], "reprocess": []},
+    }
+    assert body["checks"]["index"]["ok"] is False
 
 
 def test_openapi_document_describes_the_api(idle_stack: Stack) -> None:

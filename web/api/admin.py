@@ -28,10 +28,10 @@ bp = APIBlueprint(
 )
 # Check the role before flask-openapi3 validates the body: others get 401/403, not 422.
 bp.before_request(require_admin)
-_ERRORS: ResponseDict = {401: Problem, 403: Problem, 422: Problem}
+_ERRORS: ResponseDict = {401: Problem, 403: Problem, 422: Problem, 503: Problem}
 
 
-@bp.post("/ingest", responses={202: IngestJobOut, 400: Problem, 503: Problem, **_ERRORS})
+@bp.post("/ingest", responses={202: IngestJobOut, 400: Problem, **_ERRORS})
 def ingest(body: IngestRequest) -> tuple[Response, int]:
     """Queue an ingest of a folder the workers can read; poll the Location for progress."""
     job = queue_ingest_job(

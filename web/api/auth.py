@@ -20,7 +20,7 @@ from web.security import (
 )
 
 bp = APIBlueprint("auth", __name__, url_prefix="/v1", abp_tags=[Tag(name="accounts")])
-_ERRORS: ResponseDict = {401: Problem, 409: Problem, 422: Problem}
+_ERRORS: ResponseDict = {401: Problem, 409: Problem, 422: Problem, 503: Problem}
 
 
 def _user_out(user: User) -> dict[str, object]:
@@ -43,7 +43,9 @@ def login(body: LoginRequest) -> Response:
     return jsonify(issue_tokens(user, resources().settings))
 
 
-@bp.post("/auth/refresh", responses={200: TokenResponse, 401: Problem}, security=BEARER)
+@bp.post(
+    "/auth/refresh", responses={200: TokenResponse, 401: Problem, 503: Problem}, security=BEARER
+)
 def refresh() -> Response:
     """Exchange a refresh token for a new access token."""
     require_refresh_token()
@@ -53,7 +55,7 @@ def refresh() -> Response:
     return jsonify(issue_tokens(user, resources().settings, with_refresh=False))
 
 
-@bp.get("/me", responses={200: UserOut, 401: Problem}, security=BEARER)
+@bp.get("/me", responses={200: UserOut, 401: Problem, 503: Problem}, security=BEARER)
 def me() -> Response:
     """The authenticated user."""
     require_access_token()

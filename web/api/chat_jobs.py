@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Response, jsonify, request, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
@@ -10,9 +11,11 @@ from flask_openapi3.types import ResponseDict
 from redis import RedisError
 
 from common.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
+from common.db import session_scope
 from common.models import JobStatus
 from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
 from web.job_events import job_event_stream, wait_for_job
+from web.problems import REDIS_ERRORS
 from web.resources import db, resources
 from web.security import BEARER, current_user_id, require_access_token
 from web.serializers import chat_job_body
@@ -27,10 +30,10 @@ bp = APIBlueprint(
 )
 # Authenticate before flask-openapi3 validates the body: signed-out callers get 401, not 422.
 bp.before_request(require_access_token)
-_ERRORS: ResponseDict = {401: Problem, 404: Problem, 422: Problem}
+_ERRORS: ResponseDict = {401: Problem, 404: Problem, 422: Problem, 503: Problem}
 
 
-@bp.post("", responses={202: ChatJobOut, 400: Problem, 503: Problem, **_ERRORS})
+@bp.post("", responses={202: ChatJobOut, 400: Problem, **_ERRORS})
 def submit(body: ChatJobCreate, header: IdempotencyHeader) -> tuple[Response, int]:
     """Queue a question; poll the Location or stream its events."""
     res = resources()
@@ -52,13 +55,19 @@ def read(path: JobPath, query: WaitQuery) -> Response:
     job = get_chat_job(session, current_user_id(), path.job_id)
     if query.wait > 0 and not job.job_status.is_terminal:
         session.rollback()  # release the connection while we wait
-        wait_for_job(resources().events, job.id, query.wait)
+        try:
+            wait_for_job(resources().events, job.id, query.wait)
+        except REDIS_ERRORS:
+            # Nothing to wait on without Redis: a finished row is still an answer, else 503.
+            session.refresh(job)
+            if not job.job_status.is_terminal:
+                raise
         job = get_chat_job(session, current_user_id(), path.job_id)
         session.refresh(job)
     return jsonify(chat_job_body(job))
 
 
-@bp.get("/<job_id>/events", responses={404: Problem, 401: Problem, 422: Problem})
+@bp.get("/<job_id>/events", responses=_ERRORS)
 def events(path: JobPath) -> Response:
     """Server-Sent Events for the job; send Last-Event-ID to resume."""
     session = db()
@@ -66,7 +75,13 @@ def events(path: JobPath) -> Response:
     after = request.headers.get("Last-Event-ID") or request.args.get("starting_after") or "0-0"
     snapshot = chat_job_body(job)
     session.rollback()
-    stream = job_event_stream(resources().events, job.id, after, snapshot)
+    user_id, res = current_user_id(), resources()
+
+    def reload() -> dict[str, Any]:
+        with session_scope(res.sessions) as fresh:
+            return chat_job_body(get_chat_job(fresh, user_id, job.id))
+
+    stream = job_event_stream(res.events, job.id, after, snapshot, reload)
     return Response(
         stream_with_context(stream),
         mimetype="text/event-stream",

@@ -28,7 +28,9 @@ bp = APIBlueprint(
 bp.before_request(require_access_token)
 
 
-@bp.get("", responses={200: ConversationList, 401: Problem, 404: Problem, 422: Problem})
+@bp.get(
+    "", responses={200: ConversationList, 401: Problem, 404: Problem, 422: Problem, 503: Problem}
+)
 def index(query: ListQuery) -> Response:
     """The user's conversations, most recent first, paginated with `after`."""
     rows, has_more = list_conversations(db(), current_user_id(), query.limit, query.after)
@@ -44,7 +46,10 @@ def index(query: ListQuery) -> Response:
     )
 
 
-@bp.get("/<conversation_id>", responses={200: ConversationDetail, 401: Problem, 404: Problem})
+@bp.get(
+    "/<conversation_id>",
+    responses={200: ConversationDetail, 401: Problem, 404: Problem, 503: Problem},
+)
 def show(path: ConversationPath) -> Response:
     """One conversation with its messages."""
     conversation = get_conversation(db(), current_user_id(), path.conversation_id)

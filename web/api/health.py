@@ -6,10 +6,12 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from common.heartbeat import live_workers
-from common.queue import CHAT_QUEUE
+from common.llm.circuit import CircuitBreaker
+from common.models import IngestJob, JobStatus
+from common.queue import ALL_QUEUES, CHAT_QUEUE
 from web.resources import resources
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health")])
@@ -30,22 +32,56 @@ def _check_database() -> dict[str, Any]:
         return {"ok": False, "error": type(exc).__name__}
 
 
-def _check_redis_and_workers() -> tuple[dict[str, Any], dict[str, Any]]:
+def _check_redis_and_workers() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    res = resources()
     try:
-        resources().redis.ping()
-        workers = live_workers(resources().redis)
+        res.redis.ping()
+        workers = live_workers(res.redis)
+        circuit = CircuitBreaker(res.redis, "openai").state()
     except Exception as exc:  # any client error means not ready
         error = {"ok": False, "error": type(exc).__name__}
-        return error, error
-    chat_consumers = [w for w in workers if CHAT_QUEUE in w["queues"]]
-    return {"ok": True}, {"ok": bool(chat_consumers), "live": workers}
+        return error, error, {"ok": True, "state": "unknown"}
+    by_queue = {q: sorted(w["name"] for w in workers if q in w["queues"]) for q in ALL_QUEUES}
+    worker_check = {"ok": bool(by_queue[CHAT_QUEUE]), "live": workers, "queues": by_queue}
+    # An open circuit is not "not ready": jobs wait for the model instead of failing.
+    return {"ok": True}, worker_check, {"ok": True, **circuit}
+
+
+def _check_index() -> dict[str, Any]:
+    """The index as the last successful ingest left it (the API never opens Qdrant itself)."""
+    try:
+        with resources().sessions() as session:
+            last = session.scalar(
+                select(IngestJob)
+                .where(
+                    IngestJob.status == JobStatus.COMPLETED.value, IngestJob.collection.is_not(None)
+                )
+                .order_by(IngestJob.completed_at.desc())
+                .limit(1)
+            )
+    except Exception as exc:  # reported by the database check
+        return {"ok": False, "error": type(exc).__name__}
+    if last is None:
+        return {"ok": False, "detail": "no textbook has been ingested yet"}
+    return {
+        "ok": True,
+        "collection": last.collection,
+        "documents": last.files_total - last.files_failed,
+        "last_ingest": {"id": str(last.id), "path": last.path, "completed_at": last.completed_at},
+    }
 
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Redis, the database and a live chat worker are all reachable."""
-    redis_check, worker_check = _check_redis_and_workers()
-    checks = {"database": _check_database(), "redis": redis_check, "workers": worker_check}
+    """Ready when a question would be answered: database, Redis, a chat worker and an index."""
+    redis_check, worker_check, circuit_check = _check_redis_and_workers()
+    checks = {
+        "database": _check_database(),
+        "redis": redis_check,
+        "workers": worker_check,
+        "index": _check_index(),
+        "circuit": circuit_check,
+    }
     ready = all(check["ok"] for check in checks.values())
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     return jsonify(body), 200 if ready else 503
