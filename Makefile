@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-burst bench-ratelimit bench-retrieval clean
+.PHONY: dev test lint bench-burst bench-ratelimit bench-recovery bench-retrieval clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bookchat needs Python 3.11+")'
@@ -29,6 +29,9 @@ bench-burst: $(STAMP)
 
 bench-ratelimit: $(STAMP)
 	$(BIN)/python -m bench.ratelimit $(ARGS)
+
+bench-recovery: $(STAMP)
+	$(BIN)/python -m bench.recovery $(ARGS)
 
 bench-retrieval: $(STAMP)
 	$(BIN)/python -m bench.retrieval $(ARGS)

@@ -53,6 +53,7 @@ class BenchStack:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -75,12 +76,28 @@ class BenchStack:
         stack = cls(var_dir, env)
         stack._run(["migrate"], wait=True)
         for n in range(workers):
-            stack._run(worker_args(["chat", "ingest"], concurrency, f"bench{n}@%h", "WARNING"))
+            stack.start_worker(f"bench{n}", concurrency)
         if web:
             stack.env["PORT"] = str(stack.port)
             stack._run(["web", "--threads", "64"])
             stack.wait_ready()
         return stack
+
+    def start_worker(self, name: str, concurrency: int = 4) -> subprocess.Popen[bytes]:
+        """Start one more worker process on the chat and ingest queues."""
+        self._run(worker_args(["chat", "ingest"], concurrency, f"{name}@%h", "WARNING"))
+        self._workers.append(self.processes[-1])
+        return self.processes[-1]
+
+    def workers(self) -> list[subprocess.Popen[bytes]]:
+        """The worker processes still running."""
+        return [worker for worker in self._workers if worker.poll() is None]
+
+    def stop_workers(self) -> None:
+        """Stop every worker process (warm shutdown, then kill)."""
+        stop_processes(self._workers)
+        self.processes = [p for p in self.processes if p not in self._workers]
+        self._workers = []
 
     @property
     def base_url(self) -> str:
@@ -102,13 +119,14 @@ class BenchStack:
         self._run(["ingest", str(folder), "--timeout", "600"], wait=True)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        """Wait until /readyz says a worker consumes the chat queue."""
+        """Wait until /readyz says a worker consumes the chat queue (the index may come later)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                checks = httpx.get(f"{self.base_url}/readyz", timeout=2).json()["checks"]
+                if all(checks[name]["ok"] for name in ("database", "redis", "workers")):
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError, KeyError):
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"bench stack not ready; logs in {self.var_dir}")

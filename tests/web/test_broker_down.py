@@ -9,6 +9,8 @@ from sqlalchemy import select
 
 from common.db import make_engine, make_session_factory
 from common.models import ChatJob
+from common.queue import CHAT_QUEUE, waiting_job_ids
+from tests.support.redis_server import RedisServer
 from tests.support.stack import make_settings, start_stack
 from tests.web.assertions import assert_problem
 
@@ -33,3 +35,33 @@ def test_submit_with_the_broker_down_is_503_and_the_job_is_failed(tmp_path: Path
         assert [(job.status, job.error_code) for job in jobs] == [("failed", "queue_unavailable")]
     finally:
         stack.stop()
+
+
+def test_a_submit_refused_while_redis_was_down_runs_when_retried_with_its_key(
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    stack = start_stack(make_settings(tmp_path, redis.url), with_worker=False)
+    try:
+        headers = {**stack.signup(), "Idempotency-Key": "retry-me"}
+        body = {"message": "What is a node?", "selected_text": "A node is a process."}
+        redis.stop()
+        refused = stack.client.post("/v1/chat/jobs", json=body, headers=headers)
+        assert_problem(refused, 503, "service_unavailable")
+        assert refused.headers["Retry-After"]
+        redis.start()
+
+        retried = stack.client.post("/v1/chat/jobs", json=body, headers=headers)
+
+        assert retried.status_code == 202, retried.get_json()
+        assert "Idempotent-Replayed" not in retried.headers
+        job = retried.get_json()
+        assert (job["status"], job["error"]) == ("queued", None)
+        assert waiting_job_ids(stack.resources.redis, CHAT_QUEUE) == {job["id"]}
+        again = stack.client.post("/v1/chat/jobs", json=body, headers=headers)
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.get_json()["id"] == job["id"]
+        assert waiting_job_ids(stack.resources.redis, CHAT_QUEUE) == {job["id"]}
+    finally:
+        stack.stop()
+        redis.stop()

@@ -14,6 +14,7 @@ import pytest
 from common.ingest.chunking import chunk_document
 from common.ingest.documents import parse_markdown
 from common.models import JobKind
+from common.queue import CHAT_QUEUE, waiting_job_ids
 from common.retrieval.store import TextbookIndex, make_qdrant
 from tests.support.faults import FaultStack, start_fault_stack, wait_until
 from tests.support.sse import read_events
@@ -267,3 +268,17 @@ def test_a_worker_killed_mid_ingest_leaves_one_complete_index(faults: FaultStack
     )
     assert len(sources) == job["chunks_written"] == expected
     assert sorted(set(sources)) == [f"page-{page:02d}.md" for page in range(20)]
+
+
+def test_a_job_whose_message_vanished_from_the_broker_is_sent_again(faults: FaultStack) -> None:
+    headers = faults.stack.signup()
+    jobs = submit_many(faults, headers, 2)  # no worker yet: they wait in the broker
+    client = faults.stack.resources.redis
+    assert waiting_job_ids(client, CHAT_QUEUE) == set(jobs)
+    client.delete(CHAT_QUEUE)  # as if Redis lost them in a crash
+
+    faults.start_worker("finder", concurrency=2)
+
+    for job in faults.wait_for(headers, jobs, timeout=60):
+        assert job["status"] == "completed"
+        assert job["attempts"] == 1
