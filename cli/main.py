@@ -1,4 +1,4 @@
-"""The `bookchat` command: dev | web | worker | ingest | ask | migrate."""
+"""The `bookchat` command: dev | web | worker | ingest | ask | search | migrate."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 import os
 import sys
 
+from cli.client import NOT_RUNNING_EXIT, NotRunning, connect, connect_to_worker
 from common.errors import BookchatError
-from common.queue import ALL_QUEUES
+from common.queue import ALL_QUEUES, CHAT_QUEUE, INGEST_QUEUE
 from common.settings import get_settings
 
 
@@ -35,7 +36,7 @@ def _web(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from cli.processes import run_dev
+    from cli.dev import run_dev
 
     return run_dev(get_settings(), concurrency=args.concurrency)
 
@@ -51,26 +52,30 @@ def _migrate(_args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from cli.ingest import run_ingest_via_queue
 
-    return run_ingest_via_queue(get_settings(), args.path, full=args.full, timeout=args.timeout)
+    settings = get_settings()
+    connect_to_worker(settings, INGEST_QUEUE)
+    return run_ingest_via_queue(settings, args.path, full=args.full, timeout=args.timeout)
 
 
 def _ask(args: argparse.Namespace) -> int:
     from cli.ask import ask_via_queue
 
-    return ask_via_queue(get_settings(), args.question, timeout=args.timeout, as_json=args.json)
+    settings = get_settings()
+    connect_to_worker(settings, CHAT_QUEUE)
+    return ask_via_queue(settings, args.question, timeout=args.timeout, as_json=args.json)
 
 
 def _search(args: argparse.Namespace) -> int:
     import json
 
     from common.queue import make_celery
-    from common.redis_client import make_redis
     from common.search_rpc import request_search
 
     settings = get_settings()
+    client = connect_to_worker(settings, CHAT_QUEUE)
     results = request_search(
         make_celery(settings),
-        make_redis(settings),
+        client,
         args.query,
         args.k,
         args.path_prefix,
@@ -87,9 +92,8 @@ def _search(args: argparse.Namespace) -> int:
 
 def _worker_alive(args: argparse.Namespace) -> int:
     from common.heartbeat import live_workers
-    from common.redis_client import make_redis
 
-    names = {worker["name"] for worker in live_workers(make_redis(get_settings()))}
+    names = {worker["name"] for worker in live_workers(connect(get_settings()))}
     return 0 if args.name in names else 1
 
 
@@ -149,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except NotRunning as exc:
+        print(f"bookchat {args.command}: {exc}", file=sys.stderr)
+        return NOT_RUNNING_EXIT
     except BookchatError as exc:
         print(f"bookchat {args.command}: {exc.detail}", file=sys.stderr)
         return 1

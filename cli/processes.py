@@ -1,27 +1,31 @@
-"""Starting bookchat's processes: the web server, workers, and the all-in-one dev supervisor."""
+"""bookchat's processes: their command lines, and children that lead process groups of their own."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from common.db import make_engine, make_session_factory, session_scope
-from common.embedded_redis import stop_embedded_redis
-from common.ingest_jobs import queue_ingest_job
-from common.migrate import upgrade_database
-from common.queue import ALL_QUEUES, make_celery
 from common.redis_client import resolve_redis_url
 from common.settings import Settings
 
 BOOKCHAT = [sys.executable, "-m", "cli"]
 
 
-def web_command(settings: Settings, host: str = "127.0.0.1", threads: int = 32) -> list[str]:
+def web_command(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    threads: int = 32,
+    graceful_timeout: int | None = None,
+) -> list[str]:
     """Gunicorn with threads, so long-polls and event streams don't block other requests."""
+    graceful = ["--graceful-timeout", str(graceful_timeout)] if graceful_timeout else []
     return [
         sys.executable,
         "-m",
@@ -36,6 +40,7 @@ def web_command(settings: Settings, host: str = "127.0.0.1", threads: int = 32) 
         f"{host}:{settings.port}",
         "--timeout",
         "120",
+        *graceful,
         "--access-logfile",
         "-",
         "web:create_app()",
@@ -97,55 +102,77 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_dev(settings: Settings, concurrency: int = 4) -> int:
-    """Run Redis (embedded if needed), migrations, one worker and the API until Ctrl-C."""
-    owns_redis = settings.redis_url is None
-    signal.signal(signal.SIGTERM, _interrupt)
-    env = child_env(settings)
-    upgrade_database(settings)
-    children = [
-        subprocess.Popen(worker_command(ALL_QUEUES, concurrency), env=env),
-        subprocess.Popen(web_command(settings), env=env),
-    ]
-    _queue_textbook(settings)
-    print(f"bookchat is up: http://127.0.0.1:{settings.port}  (API docs at /docs)", flush=True)
-    try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        print("a bookchat process exited; stopping the others", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        # Ctrl-C reaches the whole process group, and impatient users press it twice: shut
-        # down without being interrupted again, or the embedded Redis would be left running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _stop(children)
-        if owns_redis:
-            stop_embedded_redis(settings.var_dir)
-
-
-def _queue_textbook(settings: Settings) -> None:
-    engine = make_engine(settings)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            queue_ingest_job(session, make_celery(settings), str(settings.textbook_path.resolve()))
-    finally:
-        engine.dispose()
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _stop(children: list[subprocess.Popen[bytes]], grace: float = 15.0) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for child in children:
+def port_problem(port: int, host: str = "127.0.0.1") -> str | None:
+    """Why the web server could not listen on host:port, or None if it can."""
+    with socket.socket() as sock:
+        # As gunicorn does: connections closing in TIME_WAIT do not make the port busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+@dataclass
+class Child:
+    """A process bookchat started, leader of its own process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        """Its pid, which is also its process group's id."""
+        return self.process.pid
+
+
+def start_child(name: str, command: Sequence[str], env: dict[str, str]) -> Child:
+    """Start a command in a session of its own, so a terminal's Ctrl-C reaches only us."""
+    process = subprocess.Popen(
+        list(command), env=env, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    return Child(name, process)
+
+
+def stop_children(children: Sequence[Child], grace: float = 6.5, kill_wait: float = 3.0) -> None:
+    """SIGTERM each child in order, then SIGKILL whatever is left of their process groups.
+
+    SIGTERM goes to the group's leader, which stops its own workers: gunicorn its workers,
+    Celery its pool after handing running jobs back (Celery's pool processes would die at
+    once on a SIGTERM of their own). After `grace` seconds SIGKILL goes to the whole group,
+    so even a worker whose parent is gone cannot keep the port.
+    """
+    for child in children:
+        if child.process.poll() is None:
+            _signal_leader(child, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    _wait_for_groups(children, deadline)
+    for child in children:
+        if _group_alive(child):
+            print(f"{child.name} did not stop within {grace:.0f}s; killing it", file=sys.stderr)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+    _wait_for_groups(children, time.monotonic() + kill_wait)
+
+
+def _signal_leader(child: Child, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        child.process.send_signal(sig)
+
+
+def _wait_for_groups(children: Sequence[Child], deadline: float) -> None:
+    while any(_group_alive(child) for child in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _group_alive(child: Child) -> bool:
+    # Reap the leader first: a zombie leader would keep its group "alive" forever.
+    child.process.poll()
+    try:
+        os.killpg(child.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -55,16 +58,29 @@ def _locked(run_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _port_file(var_dir: Path) -> Path:
+    return (var_dir / "redis" / "redis.port").resolve()
+
+
+def find_embedded_redis(var_dir: Path) -> str | None:
+    """URL of the private redis-server under var/ if it is running; never starts one."""
+    try:
+        port = _port_file(var_dir).read_text().strip()
+    except OSError:
+        return None
+    url = f"redis://127.0.0.1:{port}/0"
+    return url if _responds(url) else None
+
+
 def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0) -> str:
     """Start the private redis-server unless it already runs; return its URL."""
     run_dir = (var_dir / "redis").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     port_file = run_dir / "redis.port"
     with _locked(run_dir):
-        if port_file.exists():
-            url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
-            if _responds(url):
-                return url
+        running = find_embedded_redis(var_dir)
+        if running:
+            return running
         port = _free_port()
         subprocess.run(
             [
@@ -98,13 +114,50 @@ def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0) -> str:
         return url
 
 
-def stop_embedded_redis(var_dir: Path) -> None:
-    """Shut the private redis-server down (it flushes its append-only file first)."""
-    port_file = (var_dir / "redis" / "redis.port").resolve()
+def stop_embedded_redis(var_dir: Path, timeout: float = 10.0) -> None:
+    """Shut the private redis-server down (it flushes its append-only file) and wait for it."""
+    port_file = _port_file(var_dir)
     if not port_file.exists():
         return
     url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
-    # Shutdown closes the connection under us, or the server was already down.
-    with contextlib.suppress(redis.ConnectionError):
-        redis.Redis.from_url(url, socket_timeout=2).shutdown()
+    client = redis.Redis.from_url(url, socket_timeout=timeout)
+    try:
+        # The server's own answer, not redis.pid: a stale pid file could name another process.
+        info: Any = client.info("server")
+        pid = int(info["process_id"])
+    except redis.RedisError:
+        pid = None  # already down
+    if pid is not None:
+        # Shutdown closes the connection under us; an error reply leaves it to the signals below.
+        with contextlib.suppress(redis.RedisError):
+            client.shutdown()
+        _wait_for_exit(pid, timeout)
+    client.close()
     port_file.unlink(missing_ok=True)
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    # SIGTERM is redis-server's own clean shutdown; SIGKILL only if even that hangs.
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout / 2
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not _alive(pid):
+            return
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process is running (a zombie waiting to be reaped is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        # Linux: the state is the field after the command name in /proc/PID/stat.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import redis
 
-from common.embedded_redis import ensure_embedded_redis
+from common.embedded_redis import ensure_embedded_redis, find_embedded_redis
+from common.errors import ServiceUnavailable
 from common.settings import Settings
 
 
-def resolve_redis_url(settings: Settings) -> str:
-    """REDIS_URL, or the URL of the private redis-server (started if needed)."""
+class RedisNotRunning(ServiceUnavailable):
+    """REDIS_URL is unset and no embedded redis-server runs under var/."""
+
+    code, title = "redis_not_running", "bookchat is not running"
+
+
+def resolve_redis_url(settings: Settings, start: bool = True) -> str:
+    """REDIS_URL, or the URL of the private redis-server (started only if `start`)."""
     if settings.redis_url:
         return settings.redis_url
-    settings.redis_url = ensure_embedded_redis(settings.var_dir)
-    return settings.redis_url
+    if start:
+        settings.redis_url = ensure_embedded_redis(settings.var_dir)
+        return settings.redis_url
+    url = find_embedded_redis(settings.var_dir)
+    if url is None:
+        raise RedisNotRunning(f"no embedded Redis is running under {settings.var_dir}")
+    settings.redis_url = url
+    return url
 
 
 def make_redis(settings: Settings) -> redis.Redis:

@@ -11,15 +11,17 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Settings(BaseSettings):
     """All configuration; each unset service falls back to an embedded default."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # The project's .env, then one in the current folder (which wins), from any folder.
+    model_config = SettingsConfigDict(env_file=(PROJECT_ROOT / ".env", ".env"), extra="ignore")
 
     environment: Environment = "development"
-    var_dir: Path = Path(__file__).resolve().parents[1] / "var"  # same from any folder
+    var_dir: Path = PROJECT_ROOT / "var"  # the same from any folder
     port: int = Field(default=8000, ge=1, le=65535)
 
     # Database: SQLite under var/ unless DATABASE_URL is set.
@@ -67,7 +69,7 @@ class Settings(BaseSettings):
     outage_bound_seconds: float = Field(default=20.0, ge=1)
 
     # Retrieval and the textbook ingested on first start.
-    textbook_path: Path = Path(__file__).resolve().parents[1] / "examples" / "textbook"
+    textbook_path: Path = PROJECT_ROOT / "examples" / "textbook"
     textbook_base_url: str = "/"
     retrieval_k: int = Field(default=5, ge=1, le=20)
     embeddings: Literal["local", "openai"] = "local"
