@@ -15,11 +15,24 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from common.models import AttemptOutcome, ChatJob, IngestJob, JobAttempt, JobKind, JobStatus, utcnow
+from common.models import (
+    AttemptOutcome,
+    ChatJob,
+    IngestJob,
+    JobAttempt,
+    JobKind,
+    JobStatus,
+    ReprocessJob,
+    utcnow,
+)
 
-Job = ChatJob | IngestJob
-JobModel = type[ChatJob] | type[IngestJob]
-MODELS: dict[JobKind, JobModel] = {JobKind.CHAT: ChatJob, JobKind.INGEST: IngestJob}
+Job = ChatJob | IngestJob | ReprocessJob
+JobModel = type[ChatJob] | type[IngestJob] | type[ReprocessJob]
+MODELS: dict[JobKind, JobModel] = {
+    JobKind.CHAT: ChatJob,
+    JobKind.INGEST: IngestJob,
+    JobKind.REPROCESS: ReprocessJob,
+}
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
 
 
@@ -53,7 +66,7 @@ def claim_job(
     if result.rowcount == 0:
         return None
     job = session.get(model, job_id, populate_existing=True)
-    assert isinstance(job, ChatJob | IngestJob)
+    assert isinstance(job, ChatJob | IngestJob | ReprocessJob)
     session.add(JobAttempt(job_kind=kind.value, job_id=job_id, number=job.attempts, worker=worker))
     return job
 

@@ -104,6 +104,7 @@ class ChatJob(Base):
         Index("ix_chat_jobs_user_idempotency", "user_id", "idempotency_key", unique=True),
         Index("ix_chat_jobs_conversation_created", "conversation_id", "created_at"),
         Index("ix_chat_jobs_status", "status"),
+        Index("ix_chat_jobs_created", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -148,6 +149,7 @@ class ChatJob(Base):
 class JobKind(enum.StrEnum):
     CHAT = "chat"
     INGEST = "ingest"
+    REPROCESS = "reprocess"
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -178,6 +180,68 @@ class JobAttempt(Base):
     outcome: Mapped[str | None] = mapped_column(String(20))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # The last lines of the traceback of an unexpected error, for the operator.
+    traceback: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Who did what to which job, document, user or setting, when, and how it went."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_action", "action"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    actor: Mapped[str] = mapped_column(String(320))  # an admin's email, or "cli:<os user>"
+    action: Mapped[str] = mapped_column(String(64))
+    target_kind: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(4096))
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class ReprocessJob(Base):
+    """An operator's bulk operation on other jobs (a bulk retry), run on the reprocess queue."""
+
+    __tablename__ = "reprocess_jobs"
+    __table_args__ = (
+        UniqueConstraint("requested_by", "idempotency_key", name="uq_reprocess_idempotency"),
+        Index("ix_reprocess_jobs_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    operation: Mapped[str] = mapped_column(String(32))
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
+    matched: Mapped[int] = mapped_column(default=0)
+    requeued: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    enqueued_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def job_status(self) -> JobStatus:
+        """The status as an enum."""
+        return JobStatus(self.status)
 
 
 class IngestJob(Base):
@@ -196,6 +260,11 @@ class IngestJob(Base):
     )
     path: Mapped[str] = mapped_column(String(4096))
     full: Mapped[bool] = mapped_column(default=False)
+    # "update" (what changed), "full" (a new collection), "document" (one file, re-embedded).
+    mode: Mapped[str] = mapped_column(String(20), default="update")
+    document: Mapped[str | None] = mapped_column(String(4096))
+    # A folder without documents normally never replaces an index; this says it may.
+    allow_empty: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
 
     files_total: Mapped[int] = mapped_column(default=0)

@@ -67,7 +67,11 @@ def _check_index() -> dict[str, Any]:
         "ok": True,
         "collection": last.collection,
         "documents": last.files_total - last.files_failed,
-        "last_ingest": {"id": str(last.id), "path": last.path, "completed_at": last.completed_at},
+        "last_ingest": {
+            "id": str(last.id),
+            "path": last.path,
+            "completed_at": last.completed_at.isoformat() if last.completed_at else None,
+        },
     }
 
 
