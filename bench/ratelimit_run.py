@@ -186,9 +186,7 @@ class StrategyRun:
         celery = make_celery(self.settings)
         events = JobEvents(make_redis(self.settings))
         with session_scope(sessions) as session:
-            user_id = create_user(
-                session, f"{self.name}@bench.local", "bench-password", None, []
-            ).id
+            user_id = create_user(session, f"{self.name}@bench.local", "bench-password", None).id
         interval = 60.0 / self.offered_per_minute
         self.load_started = time.time()
         end = self.load_started + self.args.minutes * 60

@@ -31,7 +31,7 @@ def ask_via_queue(settings: Settings, question: str, *, timeout: float, as_json:
     with session_scope(sessions) as session:
         user = session.scalar(select(User).where(User.email == CLI_USER_EMAIL))
         if user is None:
-            user = create_user(session, CLI_USER_EMAIL, secrets.token_urlsafe(24), "CLI", [])
+            user = create_user(session, CLI_USER_EMAIL, secrets.token_urlsafe(24), "CLI")
         job, _ = queue_chat_job(
             session, make_celery(settings), events, user.id, ChatJobCreate(message=question)
         )

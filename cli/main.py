@@ -1,4 +1,4 @@
-"""The `bookchat` command: dev | web | worker | ingest | ask | search | migrate."""
+"""The `bookchat` command: dev | web | worker | ingest | ask | search | migrate | admin."""
 
 from __future__ import annotations
 
@@ -97,6 +97,66 @@ def _worker_alive(args: argparse.Namespace) -> int:
     return 0 if args.name in names else 1
 
 
+def _create_admin(args: argparse.Namespace) -> int:
+    from cli.accounts import create_admin
+
+    return create_admin(get_settings(), args.email, args.name, sys.stdin)
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from cli.admin import run_admin
+
+    return run_admin(args)
+
+
+def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    create = sub.add_parser(
+        "create-admin",
+        help="make an admin: create the account (password from stdin or a prompt) or promote it",
+    )
+    create.add_argument("email")
+    create.add_argument("--name", default=None)
+    create.set_defaults(run=_create_admin)
+
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print what the API returns")
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--kind", help="chat, ingest or reprocess")
+    filters.add_argument("--user", help="the owner's account id")
+    filters.add_argument("--error", help="an error code, e.g. llm_unavailable")
+    filters.add_argument("--since", help="created since: 30m, 1h, 2d or an ISO 8601 time")
+    filters.add_argument("--dead", action="store_true", help="only dead letters")
+    page = argparse.ArgumentParser(add_help=False)
+    page.add_argument("--limit", help="how many (1-100; audit: 1-200)")
+    page.add_argument("--after", help="the last id of the previous page")
+
+    admin = sub.add_parser("admin", help="operate the queues: jobs, retries, cancels, audit log")
+    admin.set_defaults(run=_admin)
+    commands = admin.add_subparsers(dest="admin_command", required=True)
+    commands.add_parser("queues", parents=[output], help="depth, waits and workers per queue")
+    jobs = commands.add_parser("jobs", parents=[output, filters, page], help="list jobs")
+    jobs.add_argument("--status", help="queued, in_progress, completed, failed or cancelled")
+    commands.add_parser("dlq", parents=[output, filters, page], help="list dead letters")
+    show = commands.add_parser("show", parents=[output], help="a job and its attempts")
+    show.add_argument("job_id", metavar="ID")
+    retry = commands.add_parser(
+        "retry", parents=[output, filters], help="retry a job, or every failed job that matches"
+    )
+    retry.add_argument("job_id", metavar="ID", nargs="?")
+    retry.add_argument("--failed", action="store_true", help="every failed job the filters match")
+    retry.add_argument("--dry-run", action="store_true", help="only count what would be retried")
+    retry.add_argument("--wait", action="store_true", help="wait for the bulk retry and report")
+    retry.add_argument("--timeout", type=float, default=300, help="seconds to --wait (exit 2)")
+    cancel = commands.add_parser("cancel", parents=[output], help="cancel a queued or running job")
+    cancel.add_argument("job_id", metavar="ID")
+    audit = commands.add_parser("audit", parents=[output, page], help="the audit log, newest first")
+    audit.add_argument("--action", help="e.g. job.retry, job.cancel, jobs.bulk_retry, user.role")
+    audit.add_argument("--actor", help="an admin's email, or cli:<user>")
+    audit.add_argument("--target", help="a job, user or document id")
+    audit.add_argument("--outcome", help="ok, refused or failed")
+    audit.add_argument("--since", help="30m, 1h, 2d or an ISO 8601 time")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="bookchat", description=__doc__)
@@ -145,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)
+
+    _add_admin_parsers(sub)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy import select
@@ -11,6 +12,9 @@ from sqlalchemy.orm import Session
 from common.errors import EmailTaken, InvalidCredentials, NotFound
 from common.models import Role, User
 from common.passwords import hash_password, verify_password
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def normalize_email(email: str) -> str:
@@ -19,17 +23,11 @@ def normalize_email(email: str) -> str:
 
 
 def create_user(
-    session: Session, email: str, password: str, name: str | None, admin_emails: list[str]
+    session: Session, email: str, password: str, name: str | None, role: Role = Role.READER
 ) -> User:
-    """Register a user; emails listed in ADMIN_EMAILS become admins."""
+    """Register a user with this role (a reader unless the caller decided otherwise)."""
     email = normalize_email(email)
-    admins = {normalize_email(a) for a in admin_emails}
-    user = User(
-        email=email,
-        password_hash=hash_password(password),
-        name=name,
-        role=Role.ADMIN.value if email in admins else Role.READER.value,
-    )
+    user = User(email=email, password_hash=hash_password(password), name=name, role=role.value)
     session.add(user)
     try:
         session.flush()
@@ -39,12 +37,36 @@ def create_user(
     return user
 
 
+def signup_role(settings: Settings, email: str) -> Role:
+    """The role of a new sign-up: admin for ADMIN_EMAILS in development only.
+
+    Nobody verifies that the address belongs to whoever signs up with it, so elsewhere admins
+    are made with `bookchat create-admin`.
+    """
+    if normalize_email(email) not in {normalize_email(a) for a in settings.admin_emails}:
+        return Role.READER
+    if settings.environment != "development":
+        log.warning(
+            "%s is in ADMIN_EMAILS but signs up as a reader: ADMIN_EMAILS applies only when "
+            "ENVIRONMENT=development (use `bookchat create-admin`)",
+            email,
+        )
+        return Role.READER
+    log.warning("%s signs up as an admin because it is in ADMIN_EMAILS (development only)", email)
+    return Role.ADMIN
+
+
 def authenticate(session: Session, email: str, password: str) -> User:
     """The user with these credentials, or InvalidCredentials."""
-    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    user = find_user(session, email)
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise InvalidCredentials()
     return user
+
+
+def find_user(session: Session, email: str) -> User | None:
+    """The user with this email, if there is one."""
+    return session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
 def get_user(session: Session, user_id: uuid.UUID) -> User:

@@ -59,7 +59,7 @@ def _replay(session: Session, existing: ChatJob, fingerprint: str) -> tuple[Chat
         existing.status = JobStatus.QUEUED.value
         existing.error_code = existing.error_message = None
         existing.completed_at = None
-        existing.enqueued_at = utcnow()
+        existing.enqueued_at = existing.queued_at = utcnow()
         session.flush()
         return existing, False
     return existing, True
@@ -198,8 +198,9 @@ def fail_chat_job(
     metrics: dict[str, Any] | None = None,
     *,
     attempt: int,
+    trace: str | None = None,
 ) -> bool:
-    """Mark the attempt's job failed with an error the user sees."""
+    """Mark the attempt's job failed with an error the user sees (`trace` is for operators)."""
     extra = {"metrics": metrics} if metrics is not None else {}
     return finish_attempt(
         session,
@@ -207,6 +208,7 @@ def fail_chat_job(
         job_id,
         attempt,
         JobStatus.FAILED,
+        trace,
         error_code=code,
         error_message=message,
         **extra,

@@ -1,11 +1,14 @@
 """Ingest jobs: one row per run of ingesting a textbook folder, written by the worker as it goes.
 
 The lifecycle matches chat jobs: create the row, commit, enqueue, and mark it failed if the
-broker cannot take it; the worker then starts, records progress and finishes the row.
+broker cannot take it; the worker then starts, records progress and finishes the row. A job's
+mode says what it does: `update` what changed in a folder, rebuild it in a `full` new
+collection, or re-embed one `document` of the last folder into the current collection.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 import uuid
@@ -18,7 +21,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.db import session_scope
-from common.errors import NotFound, ServiceUnavailable
+from common.errors import InvalidInput, NotFound, ServiceUnavailable
+from common.ingest.sources import is_indexable, is_source_name
 from common.lifecycle import claim_job, finish_attempt
 from common.models import IngestJob, JobKind, JobStatus, utcnow
 from common.queue import enqueue_ingest
@@ -26,6 +30,26 @@ from common.queue import enqueue_ingest
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.5
+
+
+class IngestMode(enum.StrEnum):
+    UPDATE = "update"
+    FULL = "full"
+    DOCUMENT = "document"
+
+
+FOLDER_MODES = (IngestMode.UPDATE.value, IngestMode.FULL.value)
+
+
+@dataclass(frozen=True)
+class IngestRun:
+    """What a worker needs to run a claimed job: the attempt and the row's request."""
+
+    attempt: int
+    path: str
+    mode: IngestMode
+    document: str | None
+    allow_empty: bool
 
 
 @dataclass
@@ -68,12 +92,31 @@ def _counts(report: IngestReport) -> dict[str, Any]:
 
 
 def create_ingest_job(
-    session: Session, path: str, full: bool, requested_by: uuid.UUID | None
+    session: Session,
+    path: str,
+    full: bool,
+    requested_by: uuid.UUID | None,
+    *,
+    allow_empty: bool = False,
+    document: str | None = None,
 ) -> IngestJob:
-    """A queued run of ingesting `path`; `requested_by` is None for the CLI."""
+    """A queued run of ingesting `path` (or one `document` in it); None `requested_by`: the CLI."""
+    if document is not None and not (is_source_name(document) and is_indexable(document)):
+        raise InvalidInput(f"not a Markdown page of the textbook: {document!r}")
+    if document is not None:
+        mode = IngestMode.DOCUMENT
+    else:
+        mode = IngestMode.FULL if full else IngestMode.UPDATE
     # Sent right after commit; the watchdog re-sends it if that send is lost.
     job = IngestJob(
-        path=path, full=full, requested_by=requested_by, failures=[], enqueued_at=utcnow()
+        path=path,
+        full=full,
+        mode=mode.value,
+        document=document,
+        allow_empty=allow_empty,
+        requested_by=requested_by,
+        failures=[],
+        enqueued_at=utcnow(),
     )
     session.add(job)
     session.flush()
@@ -87,12 +130,16 @@ def queue_ingest_job(
     *,
     full: bool = False,
     requested_by: uuid.UUID | None = None,
+    allow_empty: bool = False,
+    document: str | None = None,
 ) -> IngestJob:
     """Record a queued ingest job, commit, then send it to the ingest queue.
 
     If the broker cannot take it, the row is marked failed and ServiceUnavailable is raised.
     """
-    job = create_ingest_job(session, path, full, requested_by)
+    job = create_ingest_job(
+        session, path, full, requested_by, allow_empty=allow_empty, document=document
+    )
     session.commit()
     try:
         enqueue_ingest(celery, job.path, full=job.full, run_id=str(job.id))
@@ -142,10 +189,18 @@ def list_ingest_jobs(session: Session, limit: int) -> list[IngestJob]:
 
 def start_ingest_job(
     session: Session, job_id: uuid.UUID, lease_seconds: float = 15.0, worker: str = "local"
-) -> int | None:
-    """Take a queued, due job as a new attempt and return its number; None if not ours to run."""
+) -> IngestRun | None:
+    """Take a queued, due job as a new attempt and say what to run; None if not ours to run."""
     job = claim_job(session, JobKind.INGEST, job_id, worker, lease_seconds)
-    return job.attempts if job is not None else None
+    if not isinstance(job, IngestJob):
+        return None
+    return IngestRun(
+        attempt=job.attempts,
+        path=job.path,
+        mode=IngestMode(job.mode),
+        document=job.document,
+        allow_empty=job.allow_empty,
+    )
 
 
 def record_progress(
@@ -185,9 +240,19 @@ def finish_ingest_job(
 
 
 def fail_ingest_job(
-    session: Session, job_id: uuid.UUID, message: str, *, attempt: int, code: str = "ingest_failed"
+    session: Session,
+    job_id: uuid.UUID,
+    message: str,
+    *,
+    attempt: int,
+    code: str = "ingest_failed",
+    report: IngestReport | None = None,
 ) -> bool:
-    """Mark the attempt's job failed as a whole (e.g. its folder does not exist)."""
+    """Mark the attempt's job failed as a whole (e.g. its folder is unavailable or empty).
+
+    With a `report`, its counts and per-file failures are kept on the row too.
+    """
+    counts = _counts(report) if report is not None else {}
     return finish_attempt(
         session,
         JobKind.INGEST,
@@ -196,6 +261,7 @@ def fail_ingest_job(
         JobStatus.FAILED,
         error_code=code,
         error_message=message,
+        **counts,
     )
 
 

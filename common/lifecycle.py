@@ -8,6 +8,7 @@ worker whose job was taken from it (its lease expired) can no longer change the 
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -96,6 +97,7 @@ def end_attempt(
     outcome: AttemptOutcome,
     error_code: str | None = None,
     error_message: str | None = None,
+    trace: str | None = None,
 ) -> None:
     """Record how an attempt ended (once: a later call for the same attempt changes nothing)."""
     session.execute(
@@ -111,6 +113,7 @@ def end_attempt(
             outcome=outcome.value,
             error_code=error_code,
             error_message=error_message,
+            traceback=trace,
         )
     )
 
@@ -121,6 +124,7 @@ def finish_attempt(
     job_id: uuid.UUID,
     attempt: int,
     status: JobStatus,
+    trace: str | None = None,
     **values: Any,
 ) -> bool:
     """End a running attempt with a final status; False if the job is no longer this attempt's."""
@@ -221,3 +225,9 @@ def mark_enqueued(session: Session, kind: JobKind, job_id: uuid.UUID, at: dateti
         .where(model.id == job_id, model.status == JobStatus.QUEUED.value)
         .values(enqueued_at=at)
     )
+
+
+def trace_summary(exc: BaseException, frames: int = 6, limit: int = 2000) -> str:
+    """The last frames of an exception's traceback, short enough to keep on an attempt."""
+    lines = traceback.format_exception(exc)
+    return "".join(lines[-frames:])[-limit:]

@@ -134,6 +134,8 @@ class ChatJob(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     due_at: Mapped[datetime | None] = mapped_column()
     enqueued_at: Mapped[datetime | None] = mapped_column()
+    # When its bounded wait for the model began: submission, or an operator's retry.
+    queued_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()

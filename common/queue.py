@@ -23,6 +23,7 @@ ALL_QUEUES = (CHAT_QUEUE, INGEST_QUEUE, REPROCESS_QUEUE)
 CHAT_ANSWER_TASK = "chat.answer"
 INGEST_TREE_TASK = "ingest.tree"
 SEARCH_TASK = "search.query"
+REPROCESS_TASK = "reprocess.run"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -37,6 +38,7 @@ def make_celery(settings: Settings) -> Celery:
             "chat.*": {"queue": CHAT_QUEUE},
             "search.*": {"queue": CHAT_QUEUE},
             "ingest.*": {"queue": INGEST_QUEUE},
+            "reprocess.*": {"queue": REPROCESS_QUEUE},
         },
         task_serializer="json",
         accept_content=["json"],
@@ -89,6 +91,13 @@ def enqueue_ingest(celery: Celery, path: str, *, full: bool = False, run_id: str
         kwargs={"full": full, "run_id": run_id},
         queue=INGEST_QUEUE,
         task_id=task_id(run_id),
+    )
+
+
+def enqueue_reprocess(celery: Celery, job_id: uuid.UUID) -> None:
+    """Send a reprocess job's id to the reprocess queue."""
+    celery.send_task(
+        REPROCESS_TASK, args=[str(job_id)], queue=REPROCESS_QUEUE, task_id=task_id(job_id)
     )
 
 

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from common.ingest.sources import is_indexable, is_source_name
+
 MAX_MESSAGE_CHARS = 4000
 MAX_SELECTED_TEXT_CHARS = 20_000
 MAX_PAGE_URL_CHARS = 2048
@@ -159,6 +161,39 @@ class IngestRequest(StrictModel):
         examples=["/srv/textbook/docs"],
     )
     full: bool = Field(default=False, description="Rebuild instead of updating what changed")
+    allow_empty: bool = Field(
+        default=False,
+        description="Let a folder without any ingestible page empty the index (else the job "
+        "fails with `empty_source` and the index is left as it was)",
+    )
+
+
+class RebuildRequest(StrictModel):
+    path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_INGEST_PATH_CHARS,
+        description="The folder to rebuild from; default: the folder of the last completed ingest",
+    )
+    allow_empty: bool = Field(default=False, description="As for POST /v1/admin/ingest")
+
+
+class DocumentReindexRequest(StrictModel):
+    source: str = Field(
+        min_length=1,
+        max_length=MAX_INGEST_PATH_CHARS,
+        description="A page as the index names it: relative to the last ingested folder",
+        examples=["01-ros2/nodes-and-topics.md"],
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _a_page_inside_the_folder(cls, value: str) -> str:
+        if not is_source_name(value):
+            raise ValueError("must be a relative path inside the folder, without `..`")
+        if not is_indexable(value):
+            raise ValueError("must be a .md or .mdx page outside hidden and `_` folders")
+        return value
 
 
 class IngestFailure(BaseModel):
@@ -169,9 +204,14 @@ class IngestFailure(BaseModel):
 class IngestJobOut(BaseModel):
     id: uuid.UUID
     object: Literal["ingest.job"] = "ingest.job"
-    status: Literal["queued", "in_progress", "completed", "failed"]
+    status: Literal["queued", "in_progress", "completed", "failed", "cancelled"]
     path: str
     full: bool
+    mode: Literal["update", "full", "document"] = Field(
+        description="`update` what changed, `full` rebuild, or re-index one `document`"
+    )
+    document: str | None = Field(description="The page a `document` run re-indexes")
+    allow_empty: bool
     requested_by: uuid.UUID | None
     files_total: int
     files_seen: int
@@ -182,8 +222,14 @@ class IngestJobOut(BaseModel):
     chunks_written: int
     embeddings_computed: int
     failures: list[IngestFailure]
+    error_code: str | None = Field(
+        description="Why the whole run failed: `path_unavailable`, `empty_source`, `no_index`, "
+        "`rebuild_required`, `ingest_failed`, ..."
+    )
     error_message: str | None = Field(description="Why the whole run failed, if it did")
-    collection: str | None = Field(description="The physical collection the run wrote")
+    collection: str | None = Field(
+        description="The physical collection a folder run wrote (null for a document run)"
+    )
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -197,6 +243,27 @@ class IngestListQuery(BaseModel):
 class IngestJobList(BaseModel):
     object: Literal["list"] = "list"
     data: list[IngestJobOut]
+
+
+class IndexIngestOut(BaseModel):
+    id: uuid.UUID
+    mode: str
+    completed_at: datetime | None
+    seconds: float | None
+
+
+class IndexOut(BaseModel):
+    """The index as the last completed folder run left it, read from the ingest_jobs table."""
+
+    object: Literal["index"] = "index"
+    alias: str = Field(description="The name chat reads through (QDRANT_COLLECTION)")
+    collection: str | None = Field(description="The versioned collection behind the alias")
+    embedder: str | None = Field(description="The embedding model that built it (a slug)")
+    dimension: int | None
+    version: int | None
+    documents: int | None = Field(description="Pages the last folder run indexed or kept")
+    folder: str | None = Field(description="The folder of the last folder run")
+    last_ingest: IndexIngestOut | None
 
 
 class SearchRequest(StrictModel):

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Retrieval and the textbook ingested on first start.
     textbook_path: Path = PROJECT_ROOT / "examples" / "textbook"
     textbook_base_url: str = "/"
+    # Ingest jobs read only under these folders (symlinks leaving them are never followed);
+    # unset or `[]`: the textbook folder alone.
+    ingest_roots: list[Path] = Field(default_factory=list)
     retrieval_k: int = Field(default=5, ge=1, le=20)
     embeddings: Literal["local", "openai"] = "local"
     search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
@@ -100,6 +103,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files pass `${VAR:-}`: an empty value means "not configured".
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _default_ingest_roots(self) -> Settings:
+        if not self.ingest_roots:
+            self.ingest_roots = [self.textbook_path]
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

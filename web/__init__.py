@@ -9,7 +9,16 @@ from flask_openapi3 import Info, OpenAPI
 from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
 from common.settings import Settings, get_settings
 from web import problems, resources, security
-from web.api import admin, auth, chat_jobs, conversations, health, metrics, search
+from web.api import (
+    admin_index,
+    admin_jobs,
+    auth,
+    chat_jobs,
+    conversations,
+    health,
+    metrics,
+    search,
+)
 
 # Room for the largest valid chat job plus JSON overhead; bigger bodies are refused early.
 # A character can take 12 bytes: JSON encoders escape an emoji as two \uXXXX surrogates.
@@ -45,7 +54,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         chat_jobs.bp,
         conversations.bp,
         search.bp,
-        admin.bp,
+        admin_index.bp,
+        admin_jobs.bp,
     )
     for blueprint in blueprints:
         app.register_api(blueprint)

@@ -21,12 +21,15 @@ MAX_STREAM_SECONDS = 600
 
 
 def wait_for_job(events: JobEvents, job_id: uuid.UUID, timeout: float) -> None:
-    """Block until the job's stream carries a terminal event or the timeout passes."""
+    """Block until the job's stream ends on a terminal event or the timeout passes.
+
+    A terminal event followed by others (an operator retried the job) does not count.
+    """
     deadline = time.monotonic() + timeout
     after = "0-0"
     while (remaining := deadline - time.monotonic()) > 0:
         batch = events.read(job_id, after, block_ms=max(1, int(remaining * 1000)))
-        if any(event.event in TERMINAL_EVENTS for event in batch):
+        if batch and batch[-1].event in TERMINAL_EVENTS:
             return
         if batch:
             after = batch[-1].id
@@ -113,8 +116,9 @@ def _live_frames(
         for event in batch:
             yield event.to_sse()
             after = event.id
-            if event.event in TERMINAL_EVENTS:
-                return
+        # The job ended, unless an operator retried it since: then its new attempt follows.
+        if batch[-1].event in TERMINAL_EVENTS and not events.read(job_id, after, count=1):
+            return
     yield f"event: timeout\ndata: {json.dumps({'detail': 'stream time limit reached'})}\n\n"
 
 

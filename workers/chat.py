@@ -19,7 +19,7 @@ from common.chat_jobs import (
     fail_chat_job,
 )
 from common.db import is_unavailable, run_unit
-from common.lifecycle import end_attempt, release_attempt
+from common.lifecycle import end_attempt, finish_attempt, release_attempt, trace_summary
 from common.llm.base import Answer, AnswerRequest, DeltaSink, GenerationStopped
 from common.llm.errors import LLMError, RetryLater
 from common.llm.metrics import CallStats
@@ -45,7 +45,7 @@ class _JobInput:
     page_url: str | None
     history: list[tuple[str, str]]
     attempt: int
-    created_at: datetime
+    queued_at: datetime
     metrics: dict[str, Any] | None
 
 
@@ -65,7 +65,7 @@ def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> _Job
         job.page_url,
         history,
         job.attempts,
-        job.created_at,
+        job.queued_at or job.created_at,
         job.metrics,
     )
 
@@ -192,7 +192,7 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         answer = generate(res, job, passages, on_delta, stats, on_restart)
     except GenerationStopped:
         log.info("chat job %s was cancelled while generating", job.id)
-        _record(res, lambda s: end_attempt(s, JobKind.CHAT, job.id, job.attempt, CANCELLED))
+        _record(res, lambda s: _end_cancelled(s, job))
         return
     except AttemptLost:
         log.warning("chat job %s was taken from attempt %d; stopping", job.id, job.attempt)
@@ -211,7 +211,8 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         return
     except Exception as exc:
         if not is_unavailable(exc):
-            _fail(res, job, stream, "internal_error", "the answer could not be produced")
+            message = "the answer could not be produced"
+            _fail(res, job, stream, "internal_error", message, trace=trace_summary(exc))
         raise  # an unreachable database leaves the job to the watchdog
     citations = [p.citation(n) for n, p in enumerate(passages, start=1)]
     metrics = stats.merged_into(job.metrics)
@@ -236,6 +237,12 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         )
 
 
+def _end_cancelled(session: Session, job: _JobInput) -> None:
+    # The row is normally cancelled already; if only the flag was set, the flag still wins.
+    if not finish_attempt(session, JobKind.CHAT, job.id, job.attempt, JobStatus.CANCELLED):
+        end_attempt(session, JobKind.CHAT, job.id, job.attempt, CANCELLED)
+
+
 def _check_still_ours(res: WorkerResources, job: _JobInput) -> None:
     if res.leases.lost(JobKind.CHAT, job.id):
         raise AttemptLost()
@@ -253,7 +260,7 @@ def _wait(
 ) -> None:
     """Put the job back until it is due again, or fail it once it has waited too long."""
     stats.requeues += 1
-    waited = (utcnow() - job.created_at).total_seconds()
+    waited = (utcnow() - job.queued_at).total_seconds()
     if waited + delay > res.retry_policy.max_job_wait_s:
         code = "index_unavailable" if reason == WaitForIndex.reason else "llm_unavailable"
         message = f"gave up after waiting {waited:.0f}s ({reason})"
@@ -291,11 +298,14 @@ def _fail(
     code: str,
     message: str,
     metrics: dict[str, Any] | None = None,
+    trace: str | None = None,
 ) -> None:
     """Mark the attempt's job failed and tell its stream."""
     recorded = _record(
         res,
-        lambda s: fail_chat_job(s, job.id, code, message, metrics, attempt=job.attempt),
+        lambda s: fail_chat_job(
+            s, job.id, code, message, metrics, attempt=job.attempt, trace=trace
+        ),
     )
     if recorded:
         stream.publish("error", {"code": code, "message": message})

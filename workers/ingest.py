@@ -2,7 +2,10 @@
 
 An incremental run compares each file's hash with the index and re-embeds only changed
 chunks (unchanged chunks of a changed file keep their vectors). A full run, or a change of
-embedding model, builds a new collection and swaps the alias once it is complete.
+embedding model, builds a new collection and swaps the alias once it is complete. A document
+run re-embeds one page into the current collection. Every run reads only under INGEST_ROOTS
+(common/ingest/sources.py), and a source that yields no page never empties the index unless
+the job allows it.
 """
 
 from __future__ import annotations
@@ -10,49 +13,40 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
-
-from common.db import is_unavailable, run_unit, session_scope
 from common.ingest.chunking import chunk_document
 from common.ingest.documents import DocumentError, parse_markdown
+from common.ingest.sources import (
+    LinkRefused,
+    find_markdown_files,
+    locate_document,
+    read_source,
+)
 from common.ingest_jobs import (
     IngestReport,
-    fail_ingest_job,
-    finish_ingest_job,
-    record_progress,
-    start_ingest_job,
 )
-from common.lifecycle import release_attempt
-from common.models import AttemptOutcome, JobKind
 from common.retrieval.embeddings import Embedder
 from common.retrieval.store import IndexedChunk, TextbookIndex
-from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MARKDOWN_SUFFIXES = (".md", ".mdx")
-# An ingest job's row is updated at most this often while files are processed.
-PROGRESS_INTERVAL_S = 0.5
+EMPTY_SOURCE = (
+    "the folder holds no Markdown page that could be ingested; the index was left as it was "
+    "(send allow_empty to replace it with an empty one)"
+)
 
 
-def find_markdown_files(root: Path) -> list[Path]:
-    """Markdown and MDX pages, skipping Docusaurus partials (leading underscore) and hidden dirs."""
-    files = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).parts
-        if path.suffix.lower() not in MARKDOWN_SUFFIXES or not path.is_file():
-            continue
-        if any(part.startswith((".", "_")) or part == "node_modules" for part in relative):
-            continue
-        files.append(path)
-    return files
+class IngestRefused(Exception):
+    """The run must not change the index as asked; the job fails with `code`."""
+
+    def __init__(self, code: str, message: str, report: IngestReport | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.report = report
 
 
 def _chunks(raw: bytes, source: str, base_url: str, document_hash: str) -> list[IndexedChunk]:
@@ -100,26 +94,37 @@ def ingest_tree(
     base_url: str = "/",
     *,
     full: bool = False,
+    allow_empty: bool = False,
+    roots: list[Path] | None = None,
     on_progress: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
-    """Bring the index in line with the folder and return what was done."""
+    """Bring the index in line with the folder and return what was done.
+
+    Only files under `roots` (default: the folder) are read; links leaving them are listed in
+    `failures`. If no page could be read and `allow_empty` is false, IngestRefused is raised
+    and the index is left as it was.
+    """
     started = time.monotonic()
-    report = IngestReport()
+    allowed = roots if roots is not None else [root]
+    walk = find_markdown_files(root, allowed)
+    report = IngestReport(files_total=len(walk.files) + len(walk.refused))
+    report.files_seen = len(walk.refused)
+    report.failures.update(walk.refused)
+    if not walk.files and not allow_empty:
+        raise IngestRefused("empty_source", EMPTY_SOURCE, report)
     current = index.current_collection()
     report.rebuilt = full or current is None or not index.matches_embedder(current)
     collection = index.create_version() if report.rebuilt else str(current)
     report.collection = collection
     indexed = {} if report.rebuilt else index.document_hashes(collection)
-    files = find_markdown_files(root)
-    report.files_total = len(files)
     seen: set[str] = set()
     try:
-        for path in files:
-            source = path.relative_to(root).as_posix()
+        for found in walk.files:
+            source = found.source
             seen.add(source)
             report.files_seen += 1
             try:
-                raw = path.read_bytes()
+                raw = read_source(found.path, allowed)
                 document_hash = hashlib.sha256(raw).hexdigest()
                 if indexed.get(source) == document_hash:
                     report.files_skipped += 1
@@ -137,120 +142,77 @@ def ingest_tree(
             report.seconds = time.monotonic() - started
             if on_progress:
                 on_progress(report)
+        if report.files_changed + report.files_skipped == 0 and not allow_empty:
+            # Every page failed: nothing was written, and nothing may be deleted.
+            raise IngestRefused("empty_source", EMPTY_SOURCE, report)
+        # Links that now leave the roots lose their points too: they are not `seen`.
         for source in sorted(set(indexed) - seen):
             index.delete_document(collection, source)
             report.files_deleted += 1
     except BaseException:
         if report.rebuilt:
             index.drop(collection)  # readers still see the previous collection
-        raise
-    if report.rebuilt and report.files_failed == report.files_seen:
-        index.drop(collection)  # nothing usable: keep serving the previous index
         report.collection = current or ""
-    elif report.rebuilt:
+        report.seconds = time.monotonic() - started
+        raise
+    if report.rebuilt:
         index.publish(collection)
     report.seconds = time.monotonic() - started
     return report
 
 
-def run_ingest_job(res: WorkerResources, job_id: uuid.UUID, path: str, full: bool) -> None:
-    """Run one ingest job and record its outcome on its row; safe to call again."""
-    policy = res.retry_policy
-    attempt = _record(
-        res, lambda s: start_ingest_job(s, job_id, policy.job_lease_s, res.worker_name)
-    )
-    if attempt is None:
-        log.info("ingest job %s is not runnable (finished, running or not due)", job_id)
-        return
-    res.leases.hold(JobKind.INGEST, job_id, attempt)
+def reindex_document(
+    index: TextbookIndex,
+    embedder: Embedder,
+    folder: Path,
+    source: str,
+    base_url: str = "/",
+    *,
+    roots: list[Path] | None = None,
+) -> IngestReport:
+    """Re-parse and re-embed one page of `folder` into the current collection (no vector reuse).
+
+    A page that is gone, or that became a link leaving `roots`, loses its points.
+    """
+    started = time.monotonic()
+    report = IngestReport(files_total=1, files_seen=1)
+    current = index.current_collection()
+    if current is None:
+        raise IngestRefused("no_index", "there is no index yet: ingest a folder first")
+    if not index.matches_embedder(current):
+        raise IngestRefused(
+            "rebuild_required",
+            "the index was built with another embedding model: rebuild it instead",
+        )
+    report.collection = current
+    allowed = roots if roots is not None else [folder]
     try:
-        _run_attempt(res, job_id, attempt, Path(path), full)
-    finally:
-        res.leases.release(JobKind.INGEST, job_id)
+        path = locate_document(folder, source, allowed)
+        if path is None:
+            _remove_document(index, current, source, "not in the folder or the index", report)
+        else:
+            raw = read_source(path, allowed)
+            chunks = _chunks(raw, source, base_url, hashlib.sha256(raw).hexdigest())
+            texts = [chunk.embedding_text() for chunk in chunks]
+            vectors = embedder.embed_documents(texts) if texts else []
+            index.replace_document(current, source, chunks, vectors)
+            report.embeddings_computed = len(vectors)
+            report.files_changed, report.chunks_written = 1, len(chunks)
+    except LinkRefused as exc:
+        report.failures[source] = str(exc)
+        _remove_document(index, current, source, None, report)  # it must not be served
+    except (DocumentError, OSError) as exc:
+        log.warning("could not re-index %s: %s", source, exc)
+        report.failures[source] = str(exc)
+    report.seconds = time.monotonic() - started
+    return report
 
 
-def _record(res: WorkerResources, write: Callable[[Session], T]) -> T:
-    return run_unit(res.sessions, write, res.retry_policy.outage_bound_s)
-
-
-def _run_attempt(
-    res: WorkerResources, job_id: uuid.UUID, attempt: int, root: Path, full: bool
+def _remove_document(
+    index: TextbookIndex, collection: str, source: str, absent: str | None, report: IngestReport
 ) -> None:
-    if not root.is_dir():
-        reason = "not a folder" if root.exists() else "folder not found"
-        _fail(res, job_id, attempt, f"{reason}: {root}")
-        return
-    try:
-        report = ingest_tree(
-            res.index,
-            res.embedder,
-            root,
-            res.settings.textbook_base_url,
-            full=full,
-            on_progress=_progress_recorder(res, job_id, attempt),
-        )
-    except _HandBack:
-        _record(
-            res,
-            lambda s: release_attempt(
-                s,
-                JobKind.INGEST,
-                job_id,
-                attempt,
-                AttemptOutcome.HANDED_BACK,
-                0.0,
-                "worker stopped",
-            ),
-        )
-        return
-    except _AttemptLost:
-        log.warning("ingest job %s was taken from attempt %d; stopping", job_id, attempt)
-        return
-    except SoftTimeLimitExceeded:
-        _fail(res, job_id, attempt, "the ingest took longer than its time limit")
-        return
-    except Exception as exc:
-        if not is_unavailable(exc):
-            _fail(res, job_id, attempt, f"ingest failed: {type(exc).__name__}: {exc}")
-        raise
-    _record(
-        res,
-        lambda s: finish_ingest_job(s, job_id, report, report.collection or None, attempt=attempt),
-    )
-    log.info("ingested %s (job %s): %s", root, job_id, report)
-
-
-class _HandBack(Exception):
-    """The worker is shutting down: give the job back now (it is idempotent to redo)."""
-
-
-class _AttemptLost(Exception):
-    """The job was taken from this attempt."""
-
-
-def _progress_recorder(
-    res: WorkerResources, job_id: uuid.UUID, attempt: int
-) -> Callable[[IngestReport], None]:
-    last_write = 0.0
-
-    def on_progress(report: IngestReport) -> None:
-        if res.leases.lost(JobKind.INGEST, job_id):
-            raise _AttemptLost()
-        if res.shutting_down.is_set():
-            raise _HandBack()
-        # Throttled: a row update per file would make SQLite the bottleneck on big books.
-        nonlocal last_write
-        if time.monotonic() - last_write < PROGRESS_INTERVAL_S:
-            return
-        last_write = time.monotonic()
-        try:
-            with session_scope(res.sessions) as session:
-                record_progress(session, job_id, report, attempt=attempt)
-        except SQLAlchemyError:
-            log.warning("could not record progress of ingest job %s", job_id, exc_info=True)
-
-    return on_progress
-
-
-def _fail(res: WorkerResources, job_id: uuid.UUID, attempt: int, message: str) -> None:
-    _record(res, lambda s: fail_ingest_job(s, job_id, message, attempt=attempt))
+    if index.has_document(collection, source):
+        index.delete_document(collection, source)
+        report.files_deleted += 1
+    elif absent is not None:
+        report.failures[source] = absent

@@ -11,11 +11,12 @@ import uuid
 
 from celery import Celery
 
-from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK, SEARCH_TASK
+from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK, REPROCESS_TASK, SEARCH_TASK
 from common.retrieval.passages import search_result
 from common.search_rpc import send_reply
 from workers.chat import answer_chat_job
-from workers.ingest import run_ingest_job
+from workers.ingest_job import run_ingest_job
+from workers.reprocess import run_reprocess_job
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ def register_tasks(app: Celery, res: WorkerResources) -> None:
     )
     def ingest(path: str, full: bool = False, run_id: str = "") -> None:
         run_ingest_job(res, uuid.UUID(run_id), path, full)
+
+    @app.task(name=REPROCESS_TASK, acks_late=True, reject_on_worker_lost=True)
+    def reprocess(job_id: str) -> None:
+        run_reprocess_job(res, uuid.UUID(job_id))
 
     @app.task(name=SEARCH_TASK, acks_late=False, ignore_result=True, soft_time_limit=20)
     def search(query: str, k: int, path_prefix: str | None, reply_to: str) -> None:

@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 from common.db import session_scope
 from common.lifecycle import mark_enqueued
 from common.models import IngestJob, JobKind, JobStatus, utcnow
-from common.queue import CHAT_QUEUE, INGEST_QUEUE, enqueue_chat_job, enqueue_ingest, waiting_job_ids
+from common.queue import (
+    CHAT_QUEUE,
+    INGEST_QUEUE,
+    REPROCESS_QUEUE,
+    enqueue_chat_job,
+    enqueue_ingest,
+    enqueue_reprocess,
+    waiting_job_ids,
+)
 from common.watchdog import (
     WORKER_LOST,
     TakenBack,
@@ -33,7 +41,11 @@ from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 LEADER_KEY = "bookchat:watchdog:leader"
-QUEUES = {JobKind.CHAT: CHAT_QUEUE, JobKind.INGEST: INGEST_QUEUE}
+QUEUES = {
+    JobKind.CHAT: CHAT_QUEUE,
+    JobKind.INGEST: INGEST_QUEUE,
+    JobKind.REPROCESS: REPROCESS_QUEUE,
+}
 
 
 class Watchdog:
@@ -86,7 +98,7 @@ class Watchdog:
         """One pass over both kinds of job."""
         # Reading the broker's lists costs more than the rest: do it a few times per grace.
         check_broker = time.monotonic() - self._last_broker_check > self.policy.missing_grace_s / 3
-        for kind in (JobKind.CHAT, JobKind.INGEST):
+        for kind in QUEUES:
             with session_scope(self.res.sessions) as session:
                 taken = take_back_lost_jobs(session, kind, utcnow(), self.policy.max_lost_attempts)
             for job in taken:
@@ -128,6 +140,9 @@ class Watchdog:
     def _send(self, session: Session, kind: JobKind, job_id: uuid.UUID) -> None:
         if kind == JobKind.CHAT:
             enqueue_chat_job(self.celery, job_id)
+            return
+        if kind == JobKind.REPROCESS:
+            enqueue_reprocess(self.celery, job_id)
             return
         ingest = session.get(IngestJob, job_id)
         if ingest is not None:

@@ -232,6 +232,12 @@ class TextbookIndex:
                 wait=True,
             )
 
+    def has_document(self, collection: str, source: str) -> bool:
+        """Whether one source file has any point in the collection."""
+        with self.lock:
+            found = self.client.count(collection, count_filter=match("source", source), exact=True)
+        return found.count > 0
+
     def all_texts(self, collection: str) -> list[str]:
         """Title, headings and text of every chunk (for the book's vocabulary)."""
         return [

@@ -166,7 +166,11 @@ def test_dev_without_its_textbook_runs_and_says_it_is_not_indexed(tmp_path: Path
     try:
         dev.wait_until_up()
         output = dev.output()
-        assert f"warning: the textbook is not indexed (folder not found: {missing})" in output
+        assert f"indexing the textbook in {missing}" in output
+        assert (
+            "warning: the textbook is not indexed "
+            "(the path is not a folder under the configured INGEST_ROOTS)"
+        ) in output
         _stop_and_check(dev, whole_group=False)
     finally:
         dev.kill_leftovers()

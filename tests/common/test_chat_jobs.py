@@ -32,7 +32,7 @@ LEASE = 60
 @pytest.fixture
 def user(session: Session) -> User:
     """A fresh reader."""
-    return create_user(session, f"r-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None, [])
+    return create_user(session, f"r-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None)
 
 
 def submit(
@@ -95,7 +95,7 @@ def test_losing_an_idempotency_race_keeps_the_callers_other_work(
 ) -> None:
     # The reader and a first request with the key are committed by other transactions.
     with Session(bind=session.get_bind(), expire_on_commit=False) as other:
-        reader = create_user(other, f"r-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None, [])
+        reader = create_user(other, f"r-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None)
         winner, _ = submit_chat_job(other, reader.id, ChatJobCreate(message="Race"), "race-key")
         other.commit()
     # This transaction did other work first, then checked the key before the winner committed.
@@ -120,7 +120,7 @@ def test_losing_an_idempotency_race_keeps_the_callers_other_work(
 
 
 def test_someone_elses_conversation_is_not_found(session: Session, user: User) -> None:
-    other = create_user(session, f"o-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None, [])
+    other = create_user(session, f"o-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None)
     theirs = submit(session, other, "Private question")
 
     with pytest.raises(NotFound):

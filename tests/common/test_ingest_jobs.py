@@ -11,9 +11,12 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from common.accounts import create_user
-from common.errors import NotFound
+from common.errors import InvalidInput, NotFound
+from common.index_operations import index_state, last_folder_ingest
 from common.ingest_jobs import (
+    IngestMode,
     IngestReport,
+    IngestRun,
     create_ingest_job,
     fail_ingest_job,
     fail_queued_ingest_job,
@@ -24,7 +27,7 @@ from common.ingest_jobs import (
     start_ingest_job,
 )
 from common.lifecycle import job_attempts
-from common.models import IngestJob, JobKind, JobStatus, User, utcnow
+from common.models import IngestJob, JobKind, JobStatus, Role, User, utcnow
 from common.watchdog import take_back_lost_jobs
 
 # A report of a four-file run; each test sets the counts it checks.
@@ -35,7 +38,12 @@ Report = partial(IngestReport, files_total=4)
 def admin(session: Session) -> User:
     """A fresh administrator."""
     email = f"a-{uuid.uuid4().hex[:12]}@example.com"
-    return create_user(session, email, "pw" * 6, None, [email])
+    return create_user(session, email, "pw" * 6, None, Role.ADMIN)
+
+
+def attempt_of(run: IngestRun | None) -> int | None:
+    """The attempt number a start gave, or None."""
+    return run.attempt if run is not None else None
 
 
 def reread(session: Session, job_id: uuid.UUID) -> IngestJob:
@@ -72,7 +80,8 @@ def test_a_job_is_started_only_once(session: Session) -> None:
 
     first, second = start_ingest_job(session, job.id), start_ingest_job(session, job.id)
 
-    assert (first, second) == (1, None)
+    assert first is not None and first.attempt == 1
+    assert second is None
     stored = reread(session, job.id)
     assert stored.status == JobStatus.IN_PROGRESS.value
     assert stored.started_at is not None and stored.lease_expires_at is not None
@@ -81,7 +90,7 @@ def test_a_job_is_started_only_once(session: Session) -> None:
 
 def test_a_run_whose_lease_expired_is_taken_back_as_a_new_attempt(session: Session) -> None:
     job = create_ingest_job(session, "/srv/book", False, None)
-    assert start_ingest_job(session, job.id, worker="w1") == 1
+    assert attempt_of(start_ingest_job(session, job.id, worker="w1")) == 1
     expired = utcnow() - timedelta(seconds=1)
     session.execute(
         update(IngestJob).where(IngestJob.id == job.id).values(lease_expires_at=expired)
@@ -92,7 +101,7 @@ def test_a_run_whose_lease_expired_is_taken_back_as_a_new_attempt(session: Sessi
     assert (taken.job_id, taken.attempt, taken.dead) == (job.id, 1, False)
     assert reread(session, job.id).status == JobStatus.QUEUED.value
     assert record_progress(session, job.id, Report(files_seen=1), attempt=1) is False
-    assert start_ingest_job(session, job.id, worker="w2") == 2
+    assert attempt_of(start_ingest_job(session, job.id, worker="w2")) == 2
     [lost, running] = job_attempts(session, JobKind.INGEST, job.id)
     assert (lost.outcome, lost.worker, running.outcome, running.worker) == (
         "lost",
@@ -179,3 +188,80 @@ def test_jobs_are_listed_newest_first(session: Session) -> None:
     listed = list_ingest_jobs(session, 2)
 
     assert [job.path for job in listed] == ["/srv/book-2", "/srv/book-1"]
+
+
+def test_start_says_what_the_row_asks_for(session: Session) -> None:
+    update_job = create_ingest_job(session, "/srv/book", False, None)
+    full_job = create_ingest_job(session, "/srv/book", True, None, allow_empty=True)
+    page_job = create_ingest_job(session, "/srv/book", False, None, document="a/b.md")
+
+    runs = [start_ingest_job(session, job.id) for job in (update_job, full_job, page_job)]
+
+    assert runs == [
+        IngestRun(1, "/srv/book", IngestMode.UPDATE, None, False),
+        IngestRun(1, "/srv/book", IngestMode.FULL, None, True),
+        IngestRun(1, "/srv/book", IngestMode.DOCUMENT, "a/b.md", False),
+    ]
+    assert [reread(session, job.id).mode for job in (update_job, full_job, page_job)] == [
+        "update",
+        "full",
+        "document",
+    ]
+
+
+@pytest.mark.parametrize(
+    "source", ["../etc/passwd.md", "/etc/x.md", "a/../../b.md", "notes.txt", "_partial.md", ""]
+)
+def test_a_document_must_be_a_page_inside_the_folder(session: Session, source: str) -> None:
+    with pytest.raises(InvalidInput):
+        create_ingest_job(session, "/srv/book", False, None, document=source)
+
+
+def test_a_refused_run_keeps_its_counts_and_failures(session: Session) -> None:
+    job = create_ingest_job(session, "/srv/book", False, None)
+    start_ingest_job(session, job.id)
+    report = Report(files_total=1, files_seen=1)
+    report.failures["leak.md"] = "a symbolic link that leaves INGEST_ROOTS: not followed"
+
+    assert fail_ingest_job(
+        session, job.id, "no page", attempt=1, code="empty_source", report=report
+    )
+
+    stored = reread(session, job.id)
+    assert (stored.status, stored.error_code, stored.error_message) == (
+        "failed",
+        "empty_source",
+        "no page",
+    )
+    assert (stored.files_total, stored.files_failed) == (1, 1)
+    assert stored.failures[0]["source"] == "leak.md"
+
+
+def test_the_index_is_what_the_last_folder_run_left(session: Session) -> None:
+    later = utcnow() + timedelta(days=2)  # after anything other tests left behind
+    folder = create_ingest_job(session, "/srv/book", True, None)
+    start_ingest_job(session, folder.id)
+    report = Report(files_seen=4, files_changed=3, files_skipped=1, seconds=2.5)
+    finish_ingest_job(session, folder.id, report, "textbook__minilm-l6-v2-int8-384__v3", attempt=1)
+    page = create_ingest_job(session, "/srv/book", False, None, document="a.md")
+    start_ingest_job(session, page.id)
+    finish_ingest_job(session, page.id, Report(files_changed=1), None, attempt=1)
+    failed = create_ingest_job(session, "/srv/other", False, None)
+    start_ingest_job(session, failed.id)
+    fail_ingest_job(session, failed.id, "refused", attempt=1, code="path_unavailable")
+    for offset, job in enumerate((folder, page, failed)):
+        session.execute(
+            update(IngestJob)
+            .where(IngestJob.id == job.id)
+            .values(completed_at=later + timedelta(seconds=offset))
+        )
+
+    assert last_folder_ingest(session) == reread(session, folder.id)
+    state = index_state(session, "textbook")
+
+    assert state["collection"] == "textbook__minilm-l6-v2-int8-384__v3"
+    embedder = (state["embedder"], state["dimension"], state["version"])
+    assert embedder == ("minilm-l6-v2-int8", 384, 3)
+    assert (state["documents"], state["folder"], state["alias"]) == (4, "/srv/book", "textbook")
+    assert state["last_ingest"]["id"] == folder.id
+    assert state["last_ingest"]["mode"] == "full"

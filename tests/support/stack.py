@@ -21,6 +21,7 @@ from common.db import session_scope
 from common.heartbeat import live_workers
 from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
 from common.migrate import upgrade_database
+from common.models import Role
 from common.redis_client import make_redis
 from common.settings import Settings
 from web import create_app
@@ -36,7 +37,11 @@ TEST_PASSWORD = "pw-" * 4
 def make_settings(
     var_dir: Path, redis_url: str, database_url: str | None = None, **overrides: Any
 ) -> Settings:
-    """Explicit settings that ignore the developer's environment and .env."""
+    """Explicit settings that ignore the developer's environment and .env.
+
+    Ingest roots: the sample book and pytest's temporary folder (the var_dir's parent), where
+    tests build the books they ingest.
+    """
     values: dict[str, Any] = {
         "environment": "test",
         "var_dir": var_dir,
@@ -47,6 +52,7 @@ def make_settings(
         "openai_base_url": None,
         "jwt_secret_key": JWT_TEST_SECRET,
         "textbook_path": SAMPLE_TEXTBOOK,
+        "ingest_roots": [SAMPLE_TEXTBOOK, var_dir.parent],
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -61,7 +67,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        env[name.upper()] = json.dumps(value) if isinstance(value, list) else str(value)
+        listed = isinstance(value, list)  # INGEST_ROOTS and the like: JSON, paths as text
+        env[name.upper()] = json.dumps(value, default=str) if listed else str(value)
     return env
 
 
@@ -90,10 +97,10 @@ class Stack:
         return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
 
     def admin(self) -> dict[str, str]:
-        """A new administrator's Authorization header (the account is made as ADMIN_EMAILS do)."""
+        """A new administrator's Authorization header (made as `bookchat create-admin` does)."""
         email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
         with session_scope(self.resources.sessions) as session:
-            create_user(session, email, TEST_PASSWORD, "Admin", admin_emails=[email])
+            create_user(session, email, TEST_PASSWORD, "Admin", Role.ADMIN)
         login = {"email": email, "password": TEST_PASSWORD}
         response = self.client.post("/v1/auth/login", json=login)
         assert response.status_code == 200, response.get_json()

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from common.models import IngestJob
+from common.models import AuditEntry, IngestJob
 from common.queue import INGEST_QUEUE
 from common.redis_client import make_redis
-from tests.support.stack import Stack, make_settings, start_stack
+from tests.support.stack import SAMPLE_TEXTBOOK, Stack, make_settings, start_stack
 from tests.web.assertions import assert_problem
 
 INGEST = "/v1/admin/ingest"
@@ -37,6 +37,18 @@ def admin(idle_stack: Stack) -> dict[str, str]:
     return idle_stack.admin()
 
 
+def me(stack: Stack, headers: dict[str, str]) -> uuid.UUID:
+    """The signed-in account's id."""
+    return uuid.UUID(stack.client.get("/v1/me", headers=headers).get_json()["id"])
+
+
+def audit_entries(stack: Stack, action: str, job_id: str) -> list[AuditEntry]:
+    """The audit rows of one action on one job, read from the database."""
+    with stack.resources.sessions() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.action == action)).all()
+    return [row for row in rows if row.detail.get("job_id") == job_id]
+
+
 def _queued_ingest_kwargs(stack: Stack) -> list[dict[str, Any]]:
     """The keyword arguments of every ingest task waiting in the queue."""
     raw: Any = make_redis(stack.settings).lrange(INGEST_QUEUE, 0, -1)
@@ -52,10 +64,12 @@ def test_an_admin_queues_an_ingest(idle_stack: Stack, admin: dict[str, str]) -> 
     assert response.headers["Location"] == f"{INGEST}/{job['id']}"
     assert job["object"] == "ingest.job"
     assert (job["status"], job["path"], job["full"]) == ("queued", "/srv/book", False)
+    assert (job["mode"], job["document"], job["allow_empty"]) == ("update", None, False)
     me = idle_stack.client.get("/v1/me", headers=admin).get_json()
     assert job["requested_by"] == me["id"]
     assert all(job[name] == 0 for name in COUNTS), job
-    assert job["failures"] == [] and job["error_message"] is None and job["collection"] is None
+    assert job["failures"] == [] and job["collection"] is None
+    assert job["error_code"] is None and job["error_message"] is None
     assert job["started_at"] is None and job["completed_at"] is None and job["seconds"] is None
     # The queue carries only the job's id; the row holds the rest.
     assert {"full": False, "run_id": job["id"]} in _queued_ingest_kwargs(idle_stack)
@@ -70,6 +84,40 @@ def test_location_reads_the_queued_job(idle_stack: Stack, admin: dict[str, str])
     assert read.status_code == 200
     assert read.get_json() == created.get_json()
     assert read.get_json()["full"] is True and read.get_json()["status"] == "queued"
+    assert read.get_json()["mode"] == "full"
+
+
+def test_the_api_does_not_look_at_the_path(idle_stack: Stack, admin: dict[str, str]) -> None:
+    # The worker checks paths, so the API answers alike whether they exist, are folders or not.
+    bodies = [
+        {"path": "/etc", "allow_empty": True},
+        {"path": "../../../etc"},
+        {"path": "/no/such/folder"},
+        {"path": str(SAMPLE_TEXTBOOK / "intro.md")},
+        {"path": str(SAMPLE_TEXTBOOK)},
+    ]
+
+    responses = [idle_stack.client.post(INGEST, json=body, headers=admin) for body in bodies]
+
+    assert {response.status_code for response in responses} == {202}
+    assert len({tuple(sorted(response.get_json())) for response in responses}) == 1
+    assert responses[0].get_json()["allow_empty"] is True
+
+
+def test_starting_an_ingest_is_audited(idle_stack: Stack, admin: dict[str, str]) -> None:
+    body = {"path": "/srv/audited", "full": True}
+
+    job = idle_stack.client.post(INGEST, json=body, headers=admin).get_json()
+
+    [entry] = audit_entries(idle_stack, "ingest.start", job["id"])
+    assert (entry.outcome, entry.target_kind) == ("ok", "ingest_job")
+    assert entry.actor_id == me(idle_stack, admin)
+    assert entry.detail == {
+        "path": "/srv/audited",
+        "full": True,
+        "allow_empty": False,
+        "job_id": job["id"],
+    }
 
 
 def test_jobs_are_listed_newest_first(idle_stack: Stack, admin: dict[str, str]) -> None:
@@ -159,5 +207,9 @@ def test_with_the_broker_down_an_ingest_is_503_and_the_job_failed(tmp_path: Path
         assert [(job.status, job.error_message) for job in jobs] == [
             ("failed", "the job could not be queued")
         ]
+        with stack.resources.sessions() as session:
+            [entry] = session.scalars(select(AuditEntry)).all()
+        assert (entry.action, entry.outcome) == ("ingest.start", "refused")
+        assert entry.detail["error"] == "service_unavailable"
     finally:
         stack.stop()

@@ -18,7 +18,7 @@ from common.retrieval.embeddings import Embedder, LocalMiniLM
 from common.retrieval.search import SEARCH_MODES, SearchMode, TextbookSearch
 from common.retrieval.store import DENSE_VECTOR, TextbookIndex, point_id
 from tests.support.stack import SAMPLE_TEXTBOOK
-from workers.ingest import ingest_tree
+from workers.ingest import IngestRefused, ingest_tree, reindex_document
 
 NODES = "01-ros2/nodes-and-topics.md"
 SIMULATION = "02-simulation/gazebo-and-digital-twins.mdx"
@@ -400,11 +400,177 @@ def test_a_rebuild_where_every_file_fails_keeps_the_old_collection(
     (broken / "latin1.md").write_bytes(LATIN1)
     (broken / "bad-front-matter.md").write_text(BAD_FRONT_MATTER, encoding="utf-8")
 
-    report = ingest_tree(index, embedder, broken, full=True)
+    with pytest.raises(IngestRefused) as refused:
+        ingest_tree(index, embedder, broken, full=True)
 
-    assert report.rebuilt
+    assert refused.value.code == "empty_source"
+    report = refused.value.report
+    assert report is not None and report.rebuilt
     assert report.files_seen == report.files_failed == 2
     assert report.collection == old == index.current_collection()
     assert collection_names(index) == [old]  # the abandoned build was dropped
     assert index.count() == old_count
     assert search.search(NODE_QUESTION)[0].source == NODES
+
+
+# Sources that must not change the index
+
+
+SECRET = "# Secret\n\nThe quokkasecret lives outside the textbook.\n"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder outside the book's root, with a page readers must never see."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "secret.md").write_text(SECRET, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_a_folder_without_pages_is_refused_and_the_index_kept(
+    index: TextbookIndex, embedder: LocalMiniLM, tmp_path: Path, full: bool
+) -> None:
+    before, names = point_ids(index), collection_names(index)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no pages here")
+
+    with pytest.raises(IngestRefused) as refused:
+        ingest_tree(index, embedder, empty, full=full)
+
+    assert refused.value.code == "empty_source"
+    assert point_ids(index) == before and collection_names(index) == names
+
+
+def test_allow_empty_lets_an_empty_folder_empty_the_index(
+    index: TextbookIndex, embedder: LocalMiniLM, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    report = ingest_tree(index, embedder, empty, allow_empty=True)
+
+    assert (report.files_total, report.files_deleted) == (0, 4)
+    assert index.count() == 0
+
+
+def test_an_update_where_every_page_fails_deletes_nothing(
+    index: TextbookIndex, embedder: LocalMiniLM, tmp_path: Path
+) -> None:
+    before = point_ids(index)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "latin1.md").write_bytes(LATIN1)
+
+    with pytest.raises(IngestRefused) as refused:
+        ingest_tree(index, embedder, broken)
+
+    assert refused.value.code == "empty_source"
+    assert refused.value.report is not None and refused.value.report.files_failed == 1
+    assert point_ids(index) == before
+
+
+def test_links_leaving_the_roots_are_reported_and_never_indexed(
+    index: TextbookIndex, embedder: LocalMiniLM, search: TextbookSearch, book: Path, outside: Path
+) -> None:
+    (book / "leak.md").symlink_to(outside / "secret.md")
+    (book / "shared").symlink_to(outside)
+
+    report = ingest_tree(index, embedder, book, roots=[book])
+
+    assert report.failures == {
+        "leak.md": "a symbolic link that leaves INGEST_ROOTS: not followed",
+        "shared": "a symbolic link that leaves INGEST_ROOTS: not followed",
+    }
+    assert (report.files_total, report.files_seen, report.files_skipped) == (6, 6, 4)
+    assert set(index.document_hashes(report.collection)) == set(SOURCES)
+    assert search.search("quokkasecret", mode="sparse") == []
+
+
+def test_a_page_that_became_an_escaping_link_loses_its_points(
+    index: TextbookIndex, embedder: LocalMiniLM, search: TextbookSearch, book: Path, outside: Path
+) -> None:
+    (book / VLA).unlink()
+    (book / VLA).symlink_to(outside / "secret.md")
+
+    report = ingest_tree(index, embedder, book, roots=[book])
+
+    assert set(report.failures) == {VLA} and report.files_deleted == 1
+    assert count_source(index, VLA) == 0
+    assert search.search("quokkasecret", mode="sparse") == []
+
+
+# Re-indexing one document
+
+
+def test_one_document_is_re_embedded_without_reusing_vectors(
+    index: TextbookIndex, embedder: LocalMiniLM, search: TextbookSearch, book: Path
+) -> None:
+    collection = index.current_collection()
+    before = counts(index)
+    with (book / VLA).open("a", encoding="utf-8") as page:
+        page.write("\n## Field notes\n\nWalking robots log every fall for later study.\n")
+
+    report = reindex_document(index, embedder, book, VLA, roots=[book])
+
+    assert report.collection == collection == index.current_collection()
+    assert (report.files_total, report.files_seen, report.files_changed) == (1, 1, 1)
+    assert report.chunks_written == report.embeddings_computed == before[VLA] + 1
+    assert counts(index) == {**before, VLA: before[VLA] + 1}
+    [hit] = search.search("walking robots log every fall", k=1)
+    assert (hit.source, hit.heading) == (VLA, "Field notes")
+
+
+def test_a_document_that_is_gone_loses_its_points(
+    index: TextbookIndex, embedder: LocalMiniLM, book: Path
+) -> None:
+    (book / SIMULATION).unlink()
+
+    report = reindex_document(index, embedder, book, SIMULATION)
+
+    assert (report.files_deleted, report.files_changed, report.failures) == (1, 0, {})
+    assert count_source(index, SIMULATION) == 0
+    assert count_source(index, NODES) > 0
+
+
+def test_an_unknown_document_is_a_failure(
+    index: TextbookIndex, embedder: LocalMiniLM, book: Path
+) -> None:
+    before = point_ids(index)
+
+    report = reindex_document(index, embedder, book, "no/such-page.md")
+
+    assert report.failures == {"no/such-page.md": "not in the folder or the index"}
+    assert point_ids(index) == before
+
+
+def test_a_document_that_escapes_is_not_read_and_loses_its_points(
+    index: TextbookIndex, embedder: LocalMiniLM, search: TextbookSearch, book: Path, outside: Path
+) -> None:
+    (book / NODES).unlink()
+    (book / NODES).symlink_to(outside / "secret.md")
+
+    report = reindex_document(index, embedder, book, NODES, roots=[book])
+
+    assert set(report.failures) == {NODES} and report.files_deleted == 1
+    assert count_source(index, NODES) == 0
+    assert search.search("quokkasecret", mode="sparse") == []
+
+
+def test_a_document_needs_an_index_built_by_this_embedder(
+    index: TextbookIndex, embedder: LocalMiniLM, book: Path, tmp_path: Path
+) -> None:
+    empty = open_index(tmp_path / "empty-qdrant", embedder)
+    tiny = TinyEmbedder()
+    other = TextbookIndex(index.client, "textbook", tiny.name, tiny.dimension)
+    try:
+        with pytest.raises(IngestRefused) as no_index:
+            reindex_document(empty, embedder, book, NODES)
+        with pytest.raises(IngestRefused) as other_model:
+            reindex_document(other, tiny, book, NODES)
+    finally:
+        empty.client.close()
+
+    assert (no_index.value.code, other_model.value.code) == ("no_index", "rebuild_required")

@@ -1,9 +1,13 @@
-"""Ingest jobs through the admin API and a real worker: counts, incremental runs, failures."""
+"""Ingest jobs through the admin API and a real worker: counts, incremental runs, failures,
+and paths that must never be read (outside INGEST_ROOTS, links leaving them, empty folders).
+"""
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,8 @@ from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 
 INGEST = "/v1/admin/ingest"
 SAMPLE_FILES = 4
+NODES = "01-ros2/nodes-and-topics.md"
+VLA = "03-vla/vision-language-action.md"
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +75,104 @@ def test_a_bad_file_fails_alone(ingest_stack: Stack, admin: dict[str, str], tmp_
     assert job["chunks_written"] > 0
 
 
-def test_a_missing_folder_fails_the_job(
+SECRET_WORD = "quokkasecret"
+UNAVAILABLE = {
+    "status": "failed",
+    "error_code": "path_unavailable",
+    "error_message": "the path is not a folder under the configured INGEST_ROOTS",
+    "files_total": 0,
+    "files_seen": 0,
+    "chunks_written": 0,
+    "failures": [],
+    "collection": None,
+}
+
+
+@pytest.fixture
+def outside(ingest_stack: Stack) -> Iterator[Path]:
+    """A folder outside every ingest root, holding a page readers must never see."""
+    folder = Path(tempfile.mkdtemp(prefix="bookchat-outside-")).resolve()
+    roots = [root.resolve() for root in ingest_stack.settings.ingest_roots]
+    assert not any(folder.is_relative_to(root) for root in roots), (folder, roots)
+    (folder / "secret.md").write_text(f"# Secret\n\nThe {SECRET_WORD} is not in the book.\n")
+    yield folder
+    shutil.rmtree(folder)
+
+
+def search(stack: Stack, headers: dict[str, str], query: str) -> list[dict[str, Any]]:
+    """The passages POST /v1/search returns."""
+    response = stack.client.post("/v1/search", json={"query": query, "k": 10}, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return list(response.get_json()["data"])
+
+
+def assert_index_intact(stack: Stack, headers: dict[str, str]) -> None:
+    """Readers still find the sample book's passages, and nothing from outside it."""
+    hits = search(stack, headers, "What is a ROS 2 node?")
+    assert (hits[0]["source"], hits[0]["heading"]) == (NODES, "What is a node?")
+    assert {hit["source"] for hit in search(stack, headers, "robot")} >= {NODES, VLA}
+    assert not [hit for hit in search(stack, headers, SECRET_WORD) if SECRET_WORD in hit["text"]]
+
+
+def test_every_unavailable_path_gives_one_answer_and_leaves_the_index(
+    ingest_stack: Stack, admin: dict[str, str], outside: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "linked").symlink_to(outside)
+    paths = {
+        "outside INGEST_ROOTS": [
+            Path("../../../../../../../../etc"),  # from the worker's working folder
+            SAMPLE_TEXTBOOK / ".." / "..",
+            outside,
+            Path("/etc"),
+            tmp_path / "linked",
+        ],
+        "not found": [tmp_path / "no-such-book"],
+        "not a folder": [SAMPLE_TEXTBOOK / "intro.md"],
+    }
+    jobs = []
+    for reason, cases in paths.items():
+        for path in cases:
+            job = run_ingest(ingest_stack, admin, path)
+            jobs.append(job)
+            assert {k: job[k] for k in UNAVAILABLE} == UNAVAILABLE, (path, job)
+            assert job["path"] == str(path)
+            assert f"refused {str(path)!r}: {reason}" in ingest_stack.worker_log()
+
+    assert len({tuple(sorted(job)) for job in jobs}) == 1  # the same body shape every time
+    assert_index_intact(ingest_stack, ingest_stack.signup())
+
+
+def test_a_folder_without_pages_fails_and_deletes_nothing(
     ingest_stack: Stack, admin: dict[str, str], tmp_path: Path
 ) -> None:
-    missing = tmp_path / "no-such-book"
+    reader = ingest_stack.signup()
+    assert run_ingest(ingest_stack, admin, SAMPLE_TEXTBOOK)["status"] == "completed"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no pages here")
 
-    job = run_ingest(ingest_stack, admin, missing)
+    for full in (False, True):
+        job = run_ingest(ingest_stack, admin, empty, full=full)
 
-    assert job["status"] == "failed"
-    assert job["error_message"] == f"folder not found: {missing}"
-    assert job["completed_at"] is not None and job["files_seen"] == 0
+        assert (job["status"], job["error_code"]) == ("failed", "empty_source"), job
+        assert "index was left as it was" in job["error_message"]
+        assert (job["files_total"], job["files_deleted"]) == (0, 0)
+        assert_index_intact(ingest_stack, reader)
 
 
-def test_a_file_is_not_a_folder(ingest_stack: Stack, admin: dict[str, str]) -> None:
-    page = SAMPLE_TEXTBOOK / "intro.md"
+def test_a_link_to_a_page_outside_is_reported_and_never_served(
+    ingest_stack: Stack, admin: dict[str, str], outside: Path, tmp_path: Path
+) -> None:
+    book = Path(shutil.copytree(SAMPLE_TEXTBOOK, tmp_path / "book"))
+    (book / "leak.md").symlink_to(outside / "secret.md")
+    (book / "01-ros2" / "shared").symlink_to(outside)
 
-    job = run_ingest(ingest_stack, admin, page)
+    job = run_ingest(ingest_stack, admin, book)
 
-    assert (job["status"], job["error_message"]) == ("failed", f"not a folder: {page}")
+    assert job["status"] == "completed", job
+    assert [f["source"] for f in job["failures"]] == ["01-ros2/shared", "leak.md"]
+    assert {f["error"] for f in job["failures"]} == {
+        "a symbolic link that leaves INGEST_ROOTS: not followed"
+    }
+    assert (job["files_total"], job["files_seen"], job["files_failed"]) == (6, 6, 2)
+    assert_index_intact(ingest_stack, ingest_stack.signup())

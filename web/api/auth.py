@@ -6,7 +6,7 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
-from common.accounts import authenticate, create_user, get_user
+from common.accounts import authenticate, create_user, get_user, signup_role
 from common.errors import Unauthorized
 from common.models import User
 from common.schemas import LoginRequest, Problem, SignupRequest, TokenResponse, UserOut
@@ -31,7 +31,8 @@ def _user_out(user: User) -> dict[str, object]:
 def signup(body: SignupRequest) -> tuple[Response, int]:
     """Create an account and return its tokens."""
     settings = resources().settings
-    user = create_user(db(), body.email, body.password, body.name, settings.admin_emails)
+    role = signup_role(settings, body.email)
+    user = create_user(db(), body.email, body.password, body.name, role)
     db().commit()
     return jsonify({**issue_tokens(user, settings), "user": _user_out(user)}), 201
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from common.heartbeat import live_workers
+from common.index_operations import index_state
 from common.llm.circuit import CircuitBreaker
-from common.models import IngestJob, JobStatus
 from common.queue import ALL_QUEUES, CHAT_QUEUE
 from web.resources import resources
 
@@ -48,29 +48,24 @@ def _check_redis_and_workers() -> tuple[dict[str, Any], dict[str, Any], dict[str
 
 
 def _check_index() -> dict[str, Any]:
-    """The index as the last successful ingest left it (the API never opens Qdrant itself)."""
+    """The index as the last folder ingest left it (the API never opens Qdrant itself)."""
+    res = resources()
     try:
-        with resources().sessions() as session:
-            last = session.scalar(
-                select(IngestJob)
-                .where(
-                    IngestJob.status == JobStatus.COMPLETED.value, IngestJob.collection.is_not(None)
-                )
-                .order_by(IngestJob.completed_at.desc())
-                .limit(1)
-            )
+        with res.sessions() as session:
+            state = index_state(session, res.settings.qdrant_collection)
     except Exception as exc:  # reported by the database check
         return {"ok": False, "error": type(exc).__name__}
-    if last is None:
+    if state["collection"] is None:
         return {"ok": False, "detail": "no textbook has been ingested yet"}
+    last = state["last_ingest"]
     return {
         "ok": True,
-        "collection": last.collection,
-        "documents": last.files_total - last.files_failed,
+        "collection": state["collection"],
+        "documents": state["documents"],
         "last_ingest": {
-            "id": str(last.id),
-            "path": last.path,
-            "completed_at": last.completed_at.isoformat() if last.completed_at else None,
+            "id": str(last["id"]),
+            "path": state["folder"],
+            "completed_at": last["completed_at"].isoformat() if last["completed_at"] else None,
         },
     }
 

@@ -74,10 +74,12 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("chat_jobs", schema=None) as batch_op:
         batch_op.create_index("ix_chat_jobs_created", ["created_at"], unique=False)
+        batch_op.add_column(sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("chat_jobs", schema=None) as batch_op:
+        batch_op.drop_column("queued_at")
         batch_op.drop_index("ix_chat_jobs_created")
     with op.batch_alter_table("ingest_jobs", schema=None) as batch_op:
         for column in ("allow_empty", "document", "mode"):

@@ -1,0 +1,130 @@
+"""Administration of the textbook index: ingest a folder, rebuild, re-index a page, follow jobs.
+
+Every operation is an ingest job on the `ingest` queue, answered 202 with the job's Location.
+The worker, not this process, checks the folder (it is the worker's filesystem that counts):
+a folder that does not exist, is not a folder or lies outside INGEST_ROOTS fails the job with
+one code and message, `path_unavailable`, whichever it was, so the API reveals nothing about
+the host's paths; the worker's log says which.
+"""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.types import ResponseDict
+
+from common.index_operations import index_state, queue_document_reindex, queue_rebuild
+from common.ingest_jobs import get_ingest_job, list_ingest_jobs, queue_ingest_job
+from common.models import IngestJob
+from common.schemas import (
+    DocumentReindexRequest,
+    IndexOut,
+    IngestJobList,
+    IngestJobOut,
+    IngestListQuery,
+    IngestRequest,
+    JobPath,
+    Problem,
+    RebuildRequest,
+)
+from web.audit import audited
+from web.resources import db, resources
+from web.security import BEARER, current_user_id, require_admin
+from web.serializers import ingest_job_body
+
+bp = APIBlueprint(
+    "admin_index",
+    __name__,
+    url_prefix="/v1/admin",
+    abp_tags=[Tag(name="admin")],
+    abp_security=BEARER,
+)
+# Check the role before flask-openapi3 validates the body: others get 401/403, not 422.
+bp.before_request(require_admin)
+_ERRORS: ResponseDict = {401: Problem, 403: Problem, 422: Problem, 503: Problem}
+
+
+def _accepted(job: IngestJob) -> tuple[Response, int]:
+    response = jsonify(ingest_job_body(job))
+    response.headers["Location"] = f"/v1/admin/ingest/{job.id}"
+    response.headers["Retry-After"] = "1"
+    return response, 202
+
+
+@bp.post("/ingest", responses={202: IngestJobOut, 400: Problem, **_ERRORS})
+def ingest(body: IngestRequest) -> tuple[Response, int]:
+    """Queue an ingest of a folder under INGEST_ROOTS; poll the Location for progress.
+
+    A folder that is missing, not a folder or outside INGEST_ROOTS fails the job with
+    `path_unavailable`; one without any page fails it with `empty_source` (the index is left
+    as it was) unless `allow_empty` is true.
+    """
+    detail = {"path": body.path, "full": body.full, "allow_empty": body.allow_empty}
+    with audited("ingest.start", "ingest_job", None, **detail) as audit:
+        job = queue_ingest_job(
+            db(),
+            resources().celery,
+            body.path,
+            full=body.full,
+            allow_empty=body.allow_empty,
+            requested_by=current_user_id(),
+        )
+        audit["job_id"] = str(job.id)
+    return _accepted(job)
+
+
+@bp.get("/ingest", responses={200: IngestJobList, **_ERRORS})
+def list_ingests(query: IngestListQuery) -> Response:
+    """The most recent ingest jobs of every mode, newest first."""
+    rows = list_ingest_jobs(db(), query.limit)
+    return jsonify({"object": "list", "data": [ingest_job_body(row) for row in rows]})
+
+
+@bp.get("/ingest/<job_id>", responses={200: IngestJobOut, 404: Problem, **_ERRORS})
+def read_ingest(path: JobPath) -> Response:
+    """An ingest job: mode, status, progress counts, per-file failures and timings."""
+    return jsonify(ingest_job_body(get_ingest_job(db(), path.job_id)))
+
+
+@bp.get("/index", responses={200: IndexOut, **_ERRORS})
+def read_index() -> Response:
+    """The current collection, its embedding model and documents, and the last folder run."""
+    state = index_state(db(), resources().settings.qdrant_collection)
+    return jsonify(IndexOut.model_validate(state).model_dump(mode="json"))
+
+
+@bp.post("/index/rebuild", responses={202: IngestJobOut, 409: Problem, **_ERRORS})
+def rebuild(body: RebuildRequest) -> tuple[Response, int]:
+    """Rebuild the index with zero downtime: a new collection, swapped in when complete.
+
+    The folder defaults to the last completed ingest's (409 `no_index` if there is none). A
+    rebuild embeds every page with the embedding model the workers are configured with now, so
+    after changing EMBEDDINGS or EMBEDDING_MODEL this is how the book is re-embedded (an
+    ordinary ingest also notices the change and rebuilds). Readers keep the old collection
+    until the new one is complete.
+    """
+    with audited("index.rebuild", "index", None, path=body.path) as audit:
+        job = queue_rebuild(
+            db(),
+            resources().celery,
+            body.path,
+            allow_empty=body.allow_empty,
+            requested_by=current_user_id(),
+        )
+        audit.update(job_id=str(job.id), path=job.path)
+    return _accepted(job)
+
+
+@bp.post("/index/documents", responses={202: IngestJobOut, 409: Problem, **_ERRORS})
+def reindex_document(body: DocumentReindexRequest) -> tuple[Response, int]:
+    """Re-parse and re-embed one page of the last ingested folder into the current collection.
+
+    No stored vector is reused. A page that is gone from the folder loses its points. 409
+    `no_index` if no ingest has completed yet.
+    """
+    with audited("index.reindex_document", "document", body.source) as audit:
+        job = queue_document_reindex(
+            db(), resources().celery, body.source, requested_by=current_user_id()
+        )
+        audit.update(job_id=str(job.id), path=job.path)
+    return _accepted(job)

@@ -1,0 +1,156 @@
+"""The operator's reprocessing queues: see every queue and job, retry, cancel, bulk-retry, audit."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.types import ResponseDict
+from redis import RedisError
+
+from common.accounts import get_user
+from common.admin_jobs import attempts_of, cancel_job, find_job, list_jobs, retry_job
+from common.admin_schemas import (
+    AdminList,
+    AnyJobPath,
+    AuditQuery,
+    BulkRetryRequest,
+    JobListQuery,
+    RoleRequest,
+    UserPath,
+    parse_since,
+)
+from common.audit import list_audit
+from common.models import JobKind, JobStatus
+from common.queue_overview import queue_overview
+from common.reprocess import queue_bulk_retry, reprocess_body
+from common.schemas import IdempotencyHeader, Problem
+from web.admin_serializers import admin_job_body, admin_job_detail, audit_body, list_body
+from web.audit import audited
+from web.resources import db, resources
+from web.security import BEARER, current_user_id, require_admin
+
+bp = APIBlueprint(
+    "admin_jobs",
+    __name__,
+    url_prefix="/v1/admin",
+    abp_tags=[Tag(name="admin")],
+    abp_security=BEARER,
+)
+# Check the role before flask-openapi3 validates anything: others get 401/403, not 422.
+bp.before_request(require_admin)
+_ERRORS: ResponseDict = {401: Problem, 403: Problem, 422: Problem, 503: Problem}
+
+
+@bp.get("/queues", responses={200: AdminList, **_ERRORS})
+def queues() -> Response:
+    """Per queue: broker depth, oldest waiting age, in progress, dead letters, live workers."""
+    return jsonify(queue_overview(db(), resources().redis))
+
+
+@bp.get("/jobs", responses={200: AdminList, **_ERRORS})
+def jobs(query: JobListQuery) -> Response:
+    """Chat, ingest and reprocess jobs, newest first; page with `after` = the last id."""
+    found, has_more = list_jobs(db(), query.to_filters(), query.limit, query.after)
+    return jsonify(list_body([admin_job_body(f) for f in found], has_more))
+
+
+@bp.get("/dlq", responses={200: AdminList, **_ERRORS})
+def dead_letters(query: JobListQuery) -> Response:
+    """Dead letters: failed jobs a retry may fix, with their last error."""
+    filters = query.model_copy(update={"dead": True}).to_filters()
+    found, has_more = list_jobs(db(), filters, query.limit, query.after)
+    return jsonify(list_body([admin_job_body(f) for f in found], has_more))
+
+
+@bp.get("/jobs/<job_id>", responses={200: AdminList, 404: Problem, **_ERRORS})
+def job(path: AnyJobPath) -> Response:
+    """One job of any kind with its attempts history (outcomes, errors, traceback summaries)."""
+    found = find_job(db(), path.job_id)
+    return jsonify(admin_job_detail(found, attempts_of(db(), found)))
+
+
+@bp.post("/jobs/<job_id>/retry", responses={200: AdminList, 404: Problem, 409: Problem, **_ERRORS})
+def retry(path: AnyJobPath) -> Response:
+    """Run a failed, dead or cancelled job again as a new attempt; its history stays."""
+    with audited("job.retry", "job", str(path.job_id)) as detail:
+        found = retry_job(db(), path.job_id)
+        detail["kind"] = found.kind.value
+        if found.kind == JobKind.CHAT:
+            resources().events.clear_cancel(found.job.id)  # or its new attempt stops at once
+    db().commit()
+    if found.kind == JobKind.CHAT:
+        retried = {"status": JobStatus.QUEUED.value, "reason": "retried by an operator"}
+        _tell_reader(found.job.id, "status", retried)
+    return jsonify(admin_job_body(found))
+
+
+@bp.post("/jobs/<job_id>/cancel", responses={200: AdminList, 404: Problem, 409: Problem, **_ERRORS})
+def cancel(path: AnyJobPath) -> Response:
+    """Cancel a queued or running job; a running chat job stops streaming within a second."""
+    with audited("job.cancel", "job", str(path.job_id)) as detail:
+        found = cancel_job(db(), path.job_id)
+        detail["kind"] = found.kind.value
+    db().commit()
+    if found.kind == JobKind.CHAT:
+        # Without Redis the worker still stops, at its next lease renewal.
+        with contextlib.suppress(RedisError):
+            resources().events.request_cancel(found.job.id)
+        _tell_reader(found.job.id, "done", {"status": JobStatus.CANCELLED.value})
+    return jsonify(admin_job_body(found))
+
+
+@bp.post("/jobs/retry", responses={202: AdminList, **_ERRORS})
+def bulk_retry(body: BulkRetryRequest, header: IdempotencyHeader) -> tuple[Response, int]:
+    """Retry every job the filters match, as a reprocess job; `dry_run` only counts."""
+    filters = body.to_filters()
+    with audited("jobs.bulk_retry", "reprocess_job", None, filters=filters.as_dict()) as detail:
+        job, replayed = queue_bulk_retry(
+            db(),
+            resources().celery,
+            filters,
+            dry_run=body.dry_run,
+            requested_by=current_user_id(),
+            idempotency_key=header.idempotency_key,
+        )
+        detail.update(reprocess_job=str(job.id), dry_run=body.dry_run, replayed=replayed)
+    response = jsonify(reprocess_body(job))
+    response.headers["Location"] = f"/v1/admin/jobs/{job.id}"
+    response.headers["Retry-After"] = "1"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 202
+
+
+@bp.get("/audit", responses={200: AdminList, **_ERRORS})
+def audit(query: AuditQuery) -> Response:
+    """Who did what to which job, document, user or setting; newest first."""
+    entries, has_more = list_audit(
+        db(),
+        limit=query.limit,
+        after=query.after,
+        action=query.action,
+        actor=query.actor,
+        target_id=query.target_id,
+        outcome=query.outcome,
+        since=parse_since(query.since) if query.since else None,
+    )
+    return jsonify(list_body([audit_body(e) for e in entries], has_more))
+
+
+@bp.post("/users/<user_id>/role", responses={200: AdminList, 404: Problem, **_ERRORS})
+def set_role(path: UserPath, body: RoleRequest) -> Response:
+    """Make an account an admin, or a reader again (the new role applies to new tokens)."""
+    with audited("user.role", "user", str(path.user_id), role=body.role) as detail:
+        user = get_user(db(), path.user_id)
+        detail["previous"] = user.role
+        user.role = body.as_role().value
+    return jsonify({"id": str(user.id), "email": user.email, "role": user.role})
+
+
+def _tell_reader(job_id: uuid.UUID, event: str, data: dict[str, Any]) -> None:
+    with contextlib.suppress(RedisError):  # the stream also learns from the job's row
+        resources().events.publish(job_id, event, data)

@@ -1,0 +1,53 @@
+"""Running an operator's bulk retry on the reprocess queue."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from redis import RedisError
+
+from common.admin_jobs import FoundJob
+from common.db import session_scope
+from common.lifecycle import claim_job
+from common.models import JobKind, JobStatus, ReprocessJob
+from common.reprocess import run_bulk_retry
+from workers.resources import WorkerResources
+
+log = logging.getLogger(__name__)
+
+
+def run_reprocess_job(res: WorkerResources, job_id: uuid.UUID) -> None:
+    """Run one reprocess job to completion; safe to call again for the same job."""
+    lease = res.retry_policy.job_lease_s
+    with session_scope(res.sessions) as session:
+        job = claim_job(session, JobKind.REPROCESS, job_id, res.worker_name, lease)
+        attempt = job.attempts if job is not None else None
+    if attempt is None:
+        log.info("reprocess job %s is not runnable (finished, running or not due)", job_id)
+        return
+    res.leases.hold(JobKind.REPROCESS, job_id, attempt)
+    try:
+        with session_scope(res.sessions) as session:
+            row = session.get(ReprocessJob, job_id)
+            assert row is not None
+            run_bulk_retry(
+                session,
+                row,
+                attempt,
+                on_requeued=lambda found: _tell_reader(res, found),
+                still_ours=lambda: not res.leases.lost(JobKind.REPROCESS, job_id),
+            )
+    finally:
+        res.leases.release(JobKind.REPROCESS, job_id)
+
+
+def _tell_reader(res: WorkerResources, found: FoundJob) -> None:
+    if found.kind != JobKind.CHAT:
+        return
+    try:
+        res.events.clear_cancel(found.job.id)  # a retried cancelled job must run
+        status = {"status": JobStatus.QUEUED.value, "reason": "retried by an operator"}
+        res.events.publish(found.job.id, "status", status)
+    except RedisError:
+        log.warning("could not tell job %s's stream about its retry", found.job.id)
