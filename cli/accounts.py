@@ -31,7 +31,7 @@ def create_admin(settings: Settings, email: str, name: str | None, stdin: TextIO
             user = create_user(
                 action.session, request.email, request.password, request.name, Role.ADMIN
             )
-            action.target_id = str(user.id)
+            action.note.target_id = str(user.id)
         print(f"created admin {user.email} ({user.id})")
         return 0
 

@@ -22,9 +22,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.client import NotRunning, connect
-from common.audit import Actor, cli_actor, record
+from common.audit import Actor, AuditNote, cli_actor
+from common.audit import audited as record_audited
 from common.db import is_unavailable, make_engine, make_session_factory, session_scope
-from common.errors import BookchatError, InvalidInput, ServiceUnavailable
+from common.errors import InvalidInput, ServiceUnavailable
 from common.events import JobEvents
 from common.models import User
 from common.settings import Settings
@@ -37,8 +38,12 @@ class Action:
     """One audited action in progress: its unit of work, and what the audit row will say."""
 
     session: Session
-    target_id: str | None
-    detail: dict[str, Any]
+    note: AuditNote
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """Details for the audit row; the action may add to them."""
+        return self.note.detail
 
 
 @dataclass
@@ -74,38 +79,12 @@ class Operator:
         A success is recorded in the action's own transaction; a refused or failed action is
         recorded on its own, since the action's transaction is rolled back.
         """
-        session = self.sessions()
-        act = Action(session, target_id, detail)
-        try:
-            yield act
-            record(session, self.actor, action, target_kind, act.target_id, "ok", act.detail)
-            session.commit()
-        except BookchatError as exc:
-            session.rollback()
-            outcome = {**act.detail, "error": exc.code}
-            self._record_apart(action, target_kind, act.target_id, "refused", outcome)
-            raise
-        except Exception as exc:
-            session.rollback()
-            outcome = {**act.detail, "error": type(exc).__name__}
-            self._record_apart(action, target_kind, act.target_id, "failed", outcome)
-            raise
-        finally:
-            session.close()
-
-    def _record_apart(
-        self,
-        action: str,
-        target_kind: str,
-        target_id: str | None,
-        outcome: str,
-        detail: dict[str, Any],
-    ) -> None:
-        try:
-            with session_scope(self.sessions) as session:
-                record(session, self.actor, action, target_kind, target_id, outcome, detail)
-        except SQLAlchemyError:
-            log.warning("could not audit %s %s on %s", outcome, action, target_id, exc_info=True)
+        note = AuditNote(target_id, detail)
+        with (
+            session_scope(self.sessions) as session,
+            record_audited(session, self.sessions, self.actor, action, target_kind, note),
+        ):
+            yield Action(session, note)
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
+from common.db import session_scope
+from common.errors import BookchatError
 from common.models import AuditEntry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,49 @@ def record(
     session.add(entry)
     session.flush()
     return entry
+
+
+@dataclass
+class AuditNote:
+    """What the audit row of an action in progress will say; the action may fill it in."""
+
+    target_id: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def audited(
+    session: Session,
+    sessions: sessionmaker[Session],
+    actor: Actor,
+    action: str,
+    target_kind: str,
+    note: AuditNote,
+    request_id: str | None = None,
+) -> Iterator[AuditNote]:
+    """Run an action and record it in the audit log, whatever its outcome.
+
+    A success is recorded in `session`, so the row commits with the change; a refused or
+    failed action is recorded in a unit of work of its own, since the caller's transaction
+    will be rolled back.
+    """
+    try:
+        yield note
+    except Exception as exc:
+        outcome = "refused" if isinstance(exc, BookchatError) else "failed"
+        code = exc.code if isinstance(exc, BookchatError) else type(exc).__name__
+        detail = {**note.detail, "error": code}
+        try:
+            with session_scope(sessions) as apart:
+                record(
+                    apart, actor, action, target_kind, note.target_id, outcome, detail, request_id
+                )
+        except SQLAlchemyError:
+            log.warning(
+                "could not audit %s %s on %s", outcome, action, note.target_id, exc_info=True
+            )
+        raise
+    record(session, actor, action, target_kind, note.target_id, "ok", note.detail, request_id)
 
 
 def list_audit(

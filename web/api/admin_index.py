@@ -60,7 +60,7 @@ def ingest(body: IngestRequest) -> tuple[Response, int]:
     as it was) unless `allow_empty` is true.
     """
     detail = {"path": body.path, "full": body.full, "allow_empty": body.allow_empty}
-    with audited("ingest.start", "ingest_job", None, **detail) as audit:
+    with audited("ingest.start", "ingest_job", None, **detail) as note:
         job = queue_ingest_job(
             db(),
             resources().celery,
@@ -69,7 +69,7 @@ def ingest(body: IngestRequest) -> tuple[Response, int]:
             allow_empty=body.allow_empty,
             requested_by=current_user_id(),
         )
-        audit["job_id"] = str(job.id)
+        note.detail["job_id"] = str(job.id)
     return _accepted(job)
 
 
@@ -103,7 +103,7 @@ def rebuild(body: RebuildRequest) -> tuple[Response, int]:
     ordinary ingest also notices the change and rebuilds). Readers keep the old collection
     until the new one is complete.
     """
-    with audited("index.rebuild", "index", None, path=body.path) as audit:
+    with audited("index.rebuild", "index", None, path=body.path) as note:
         job = queue_rebuild(
             db(),
             resources().celery,
@@ -111,7 +111,7 @@ def rebuild(body: RebuildRequest) -> tuple[Response, int]:
             allow_empty=body.allow_empty,
             requested_by=current_user_id(),
         )
-        audit.update(job_id=str(job.id), path=job.path)
+        note.detail.update(job_id=str(job.id), path=job.path)
     return _accepted(job)
 
 
@@ -122,9 +122,9 @@ def reindex_document(body: DocumentReindexRequest) -> tuple[Response, int]:
     No stored vector is reused. A page that is gone from the folder loses its points. 409
     `no_index` if no ingest has completed yet.
     """
-    with audited("index.reindex_document", "document", body.source) as audit:
+    with audited("index.reindex_document", "document", body.source) as note:
         job = queue_document_reindex(
             db(), resources().celery, body.source, requested_by=current_user_id()
         )
-        audit.update(job_id=str(job.id), path=job.path)
+        note.detail.update(job_id=str(job.id), path=job.path)
     return _accepted(job)

@@ -76,9 +76,9 @@ def job(path: AnyJobPath) -> Response:
 @bp.post("/jobs/<job_id>/retry", responses={200: AdminList, 404: Problem, 409: Problem, **_ERRORS})
 def retry(path: AnyJobPath) -> Response:
     """Run a failed, dead or cancelled job again as a new attempt; its history stays."""
-    with audited("job.retry", "job", str(path.job_id)) as detail:
+    with audited("job.retry", "job", str(path.job_id)) as note:
         found = retry_job(db(), path.job_id)
-        detail["kind"] = found.kind.value
+        note.detail["kind"] = found.kind.value
         if found.kind == JobKind.CHAT:
             resources().events.clear_cancel(found.job.id)  # or its new attempt stops at once
     db().commit()
@@ -91,9 +91,9 @@ def retry(path: AnyJobPath) -> Response:
 @bp.post("/jobs/<job_id>/cancel", responses={200: AdminList, 404: Problem, 409: Problem, **_ERRORS})
 def cancel(path: AnyJobPath) -> Response:
     """Cancel a queued or running job; a running chat job stops streaming within a second."""
-    with audited("job.cancel", "job", str(path.job_id)) as detail:
+    with audited("job.cancel", "job", str(path.job_id)) as note:
         found = cancel_job(db(), path.job_id)
-        detail["kind"] = found.kind.value
+        note.detail["kind"] = found.kind.value
     db().commit()
     if found.kind == JobKind.CHAT:
         # Without Redis the worker still stops, at its next lease renewal.
@@ -107,7 +107,7 @@ def cancel(path: AnyJobPath) -> Response:
 def bulk_retry(body: BulkRetryRequest, header: IdempotencyHeader) -> tuple[Response, int]:
     """Retry every job the filters match, as a reprocess job; `dry_run` only counts."""
     filters = body.to_filters()
-    with audited("jobs.bulk_retry", "reprocess_job", None, filters=filters.as_dict()) as detail:
+    with audited("jobs.bulk_retry", "reprocess_job", None, filters=filters.as_dict()) as note:
         job, replayed = queue_bulk_retry(
             db(),
             resources().celery,
@@ -116,7 +116,7 @@ def bulk_retry(body: BulkRetryRequest, header: IdempotencyHeader) -> tuple[Respo
             requested_by=current_user_id(),
             idempotency_key=header.idempotency_key,
         )
-        detail.update(reprocess_job=str(job.id), dry_run=body.dry_run, replayed=replayed)
+        note.detail.update(reprocess_job=str(job.id), dry_run=body.dry_run, replayed=replayed)
     response = jsonify(reprocess_body(job))
     response.headers["Location"] = f"/v1/admin/jobs/{job.id}"
     response.headers["Retry-After"] = "1"
@@ -144,9 +144,9 @@ def audit(query: AuditQuery) -> Response:
 @bp.post("/users/<user_id>/role", responses={200: AdminList, 404: Problem, **_ERRORS})
 def set_role(path: UserPath, body: RoleRequest) -> Response:
     """Make an account an admin, or a reader again (the new role applies to new tokens)."""
-    with audited("user.role", "user", str(path.user_id), role=body.role) as detail:
+    with audited("user.role", "user", str(path.user_id), role=body.role) as note:
         user = get_user(db(), path.user_id)
-        detail["previous"] = user.role
+        note.detail["previous"] = user.role
         user.role = body.as_role().value
     return jsonify({"id": str(user.id), "email": user.email, "role": user.role})
 
