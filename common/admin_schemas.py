@@ -20,7 +20,10 @@ def parse_since(value: str) -> datetime:
     """`1h`, `30m`, `2d` ago, or an ISO 8601 time (UTC when it has no zone)."""
     match = _SINCE.match(value.strip())
     if match:
-        return utcnow() - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        try:
+            return utcnow() - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        except OverflowError as exc:
+            raise ValueError("that is further back than dates go") from exc
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
