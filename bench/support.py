@@ -79,8 +79,8 @@ class BenchStack:
             stack.start_worker(f"bench{n}", concurrency)
         if web:
             stack.env["PORT"] = str(stack.port)
-            stack._run(["web", "--threads", "64"])
-            stack.wait_ready()
+            stack._run(["web"])
+            stack.wait_ready(need_workers=workers > 0)
         return stack
 
     def start_worker(self, name: str, concurrency: int = 4) -> subprocess.Popen[bytes]:
@@ -118,13 +118,14 @@ class BenchStack:
         """Ingest a textbook folder through the stack's worker (`bookchat ingest`)."""
         self._run(["ingest", str(folder), "--timeout", "600"], wait=True)
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, need_workers: bool = True) -> None:
         """Wait until /readyz says a worker consumes the chat queue (the index may come later)."""
+        needed = ("database", "redis", "workers") if need_workers else ("database", "redis")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 checks = httpx.get(f"{self.base_url}/readyz", timeout=2).json()["checks"]
-                if all(checks[name]["ok"] for name in ("database", "redis", "workers")):
+                if all(checks[name]["ok"] for name in needed):
                     return
             except (httpx.HTTPError, ValueError, KeyError):
                 pass

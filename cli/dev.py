@@ -33,6 +33,7 @@ from common.errors import ServiceUnavailable
 from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
 from common.migrate import upgrade_database
 from common.models import IngestJob, JobStatus
+from common.observability import MULTIPROC_ENV, reset_metrics_dir
 from common.queue import ALL_QUEUES, make_celery
 from common.settings import Settings
 
@@ -117,6 +118,7 @@ class DevSupervisor:
     def run(self, concurrency: int) -> int:
         """Start everything, say so once it answers, and wait for Ctrl-C or a child's exit."""
         env = child_env(self.settings)  # starts the embedded Redis if REDIS_URL is unset
+        reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # no samples of earlier runs
         upgrade_database(self.settings)
         self.check()
         self.worker = start_child("worker", worker_command(ALL_QUEUES, concurrency), env)

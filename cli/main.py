@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from cli.client import NOT_RUNNING_EXIT, NotRunning, connect, connect_to_worker
 from common.errors import BookchatError
@@ -14,11 +15,17 @@ from common.settings import get_settings
 
 def _worker(args: argparse.Namespace) -> int:
     from cli.processes import celery_worker_argv
-    from workers.app import create_worker_app
+    from common.observability import MULTIPROC_ENV, default_metrics_dir
 
     settings = get_settings()
+    # Before prometheus_client is imported: it picks its storage then. Under `bookchat dev` the
+    # supervisor set (and cleaned) the folder; a worker of its own keeps its samples under var/.
+    if not os.environ.get(MULTIPROC_ENV):
+        os.environ[MULTIPROC_ENV] = str(default_metrics_dir(settings.var_dir.resolve()))
     # Local-mode Qdrant allows one process per folder, so the embedded default uses threads.
     pool = args.pool or ("prefork" if settings.qdrant_url else "threads")
+    from workers.app import create_worker_app
+
     app = create_worker_app(settings)
     queues = args.queues.split(",")
     app.worker_main(
@@ -29,10 +36,13 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _web(args: argparse.Namespace) -> int:
     from cli.processes import child_env, web_command
+    from common.observability import MULTIPROC_ENV, reset_metrics_dir
 
     settings = get_settings()
-    command = web_command(settings, host=args.host, threads=args.threads)
-    os.execve(command[0], command, child_env(settings))
+    command = web_command(settings, host=args.host, connections=args.connections)
+    env = child_env(settings)
+    reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # this server's processes start from zero
+    os.execve(command[0], command, env)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -168,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     web = sub.add_parser("web", help="run the HTTP API under gunicorn")
     web.add_argument("--host", default="127.0.0.1")
-    web.add_argument("--threads", type=int, default=32)
+    web.add_argument(
+        "--connections", type=int, default=None, help="open connections per process (4000)"
+    )
     web.set_defaults(run=_web)
 
     worker = sub.add_parser("worker", help="run a Celery worker")

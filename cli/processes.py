@@ -11,38 +11,36 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from common.observability import MULTIPROC_ENV, default_metrics_dir
 from common.redis_client import resolve_redis_url
 from common.settings import Settings
 
 BOOKCHAT = [sys.executable, "-m", "cli"]
+# Read by path: importing it as `web.gunicorn_conf` would import the app before gevent patches.
+GUNICORN_CONF = Path(__file__).resolve().parents[1] / "web" / "gunicorn_conf.py"
 
 
 def web_command(
     settings: Settings,
     host: str = "127.0.0.1",
-    threads: int = 32,
+    connections: int | None = None,
     graceful_timeout: int | None = None,
 ) -> list[str]:
-    """Gunicorn with threads, so long-polls and event streams don't block other requests."""
+    """Gunicorn with gevent (web/gunicorn_conf.py): open streams and long-polls hold no thread."""
     graceful = ["--graceful-timeout", str(graceful_timeout)] if graceful_timeout else []
+    capacity = ["--worker-connections", str(connections)] if connections else []
     return [
         sys.executable,
         "-m",
         "gunicorn",
-        "--worker-class",
-        "gthread",
-        "--workers",
-        "1",
-        "--threads",
-        str(threads),
+        "--config",
+        str(GUNICORN_CONF),
         "--bind",
         f"{host}:{settings.port}",
-        "--timeout",
-        "120",
+        *capacity,
         *graceful,
-        "--access-logfile",
-        "-",
         "web:create_app()",
     ]
 
@@ -99,6 +97,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["REDIS_URL"] = resolve_redis_url(settings)
     env["VAR_DIR"] = str(settings.var_dir.resolve())
     env["PORT"] = str(settings.port)
+    # One Prometheus folder for the web and worker processes of this var/ (cleaned at start).
+    env[MULTIPROC_ENV] = str(default_metrics_dir(settings.var_dir.resolve()))
     return env
 
 

@@ -121,3 +121,12 @@ class AdminList(BaseModel):
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool = False
+
+
+class AdminObject(BaseModel):
+    """One object of the operator's API (a job, a reprocess job, a user): `id`, `object`, ..."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: str

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from celery import Celery
 from redis import RedisError
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound, ServiceUnavailable
 from common.events import JobEvents
@@ -25,24 +27,31 @@ log = logging.getLogger(__name__)
 
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
 QUEUE_UNAVAILABLE = "queue_unavailable"
+_JOBS = cast(Table, ChatJob.__table__)
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+# Columns a new job leaves empty: set on the returned object so reading them loads nothing.
+_UNSET_ON_SUBMIT = dict.fromkeys(
+    (
+        "answer",
+        "model",
+        "usage",
+        "error_code",
+        "error_message",
+        "metrics",
+        "worker",
+        "lease_expires_at",
+        "due_at",
+        "queued_at",
+        "started_at",
+        "completed_at",
+    )
+)
 
 
 def request_fingerprint(request: ChatJobCreate) -> str:
     """A stable hash of the request body, to tell a replay from a reused key."""
     canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _conversation_for(session: Session, user_id: uuid.UUID, request: ChatJobCreate) -> Conversation:
-    if request.conversation_id is None:
-        conversation = Conversation(user_id=user_id, title=request.message[:80])
-        session.add(conversation)
-        return conversation
-    existing = session.get(Conversation, request.conversation_id)
-    if existing is None or existing.user_id != user_id:
-        raise NotFound(f"conversation {request.conversation_id} not found")
-    existing.updated_at = utcnow()
-    return existing
 
 
 def _find_by_key(session: Session, user_id: uuid.UUID, key: str) -> ChatJob | None:
@@ -65,37 +74,102 @@ def _replay(session: Session, existing: ChatJob, fingerprint: str) -> tuple[Chat
     return existing, True
 
 
+@functools.cache
+def _insert_job_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id, built once."""
+    table = _JOBS
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table)
+    else:  # pragma: no cover - bookchat supports SQLite and PostgreSQL
+        raise NotImplementedError(dialect)
+    conflict = statement.on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+    return conflict.returning(table.c.id)
+
+
+_INSERT_CONVERSATION = insert(_CONVERSATIONS)
+_TOUCH_CONVERSATION = (
+    update(_CONVERSATIONS)
+    .where(
+        _CONVERSATIONS.c.id == bindparam("conversation_id"),
+        _CONVERSATIONS.c.user_id == bindparam("owner_id"),
+    )
+    .values(updated_at=bindparam("now"))
+)
+
+
+def _insert_job(session: Session, values: dict[str, Any]) -> bool:
+    """INSERT the job unless its (user, key) exists; False when another request holds the key.
+
+    ON CONFLICT DO NOTHING turns the idempotency race into a result instead of an error, so
+    no savepoint is needed to keep the caller's other work: under PostgreSQL the insert waits
+    for a concurrent transaction holding the key, then inserts (it rolled back) or does nothing
+    (it committed, and the caller can read its row). A row comes back only when inserted
+    (psycopg's rowcount is not 0 for DO NOTHING).
+    """
+    statement = _insert_job_statement(session.get_bind().dialect.name)
+    return session.execute(statement, values).first() is not None
+
+
+def _use_conversation(
+    session: Session, user_id: uuid.UUID, request: ChatJobCreate, now: datetime
+) -> tuple[uuid.UUID, bool]:
+    """The conversation's id (a new one is inserted) and whether it was created here."""
+    if request.conversation_id is None:
+        conversation_id = uuid.uuid4()
+        row = {"id": conversation_id, "user_id": user_id, "title": request.message[:80]}
+        session.execute(_INSERT_CONVERSATION, {**row, "created_at": now, "updated_at": now})
+        return conversation_id, True
+    # One UPDATE checks the owner and touches the conversation (someone else's is "not found").
+    touched: Any = session.execute(
+        _TOUCH_CONVERSATION,
+        {"conversation_id": request.conversation_id, "owner_id": user_id, "now": now},
+    )
+    if not touched.rowcount:
+        raise NotFound(f"conversation {request.conversation_id} not found")
+    return request.conversation_id, False
+
+
 def submit_chat_job(
     session: Session, user_id: uuid.UUID, request: ChatJobCreate, idempotency_key: str | None
 ) -> tuple[ChatJob, bool]:
-    """Create a queued job (or return the one this key made); True when it is a replay."""
+    """Create a queued job (or return the one this key made); True when it is a replay.
+
+    The common case is two INSERTs (conversation, job) and no SELECT: the key is checked by
+    the job's unique index, and only a request whose key exists reads the existing row.
+    """
     fingerprint = request_fingerprint(request)
-    if idempotency_key:
-        existing = _find_by_key(session, user_id, idempotency_key)
-        if existing is not None:
-            return _replay(session, existing, fingerprint)
-    try:
-        # A savepoint: losing the race below undoes only this job, not the caller's work.
-        with session.begin_nested():
-            job = ChatJob(
-                user_id=user_id,
-                conversation=_conversation_for(session, user_id, request),
-                message=request.message,
-                selected_text=request.selected_text,
-                page_url=request.page_url,
-                idempotency_key=idempotency_key,
-                request_hash=fingerprint,
-                citations=[],
-                # Sent right after commit; the watchdog re-sends it if that send is lost.
-                enqueued_at=utcnow(),
-            )
-            session.add(job)
-    except IntegrityError:
-        # A concurrent request with the same key won the race.
+    now = utcnow()
+    conversation_id, created = _use_conversation(session, user_id, request, now)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "conversation_id": conversation_id,
+        "status": JobStatus.QUEUED.value,
+        "message": request.message,
+        "selected_text": request.selected_text,
+        "page_url": request.page_url,
+        "idempotency_key": idempotency_key,
+        "request_hash": fingerprint,
+        "citations": [],
+        "attempts": 0,
+        # Sent right after commit; the watchdog re-sends it if that send is lost.
+        "enqueued_at": now,
+        "created_at": now,
+    }
+    if not _insert_job(session, values):
+        # The key exists (an earlier request, or a concurrent one that won the race).
+        if created:
+            session.execute(delete(_CONVERSATIONS).where(Conversation.id == conversation_id))
         existing = _find_by_key(session, user_id, idempotency_key or "")
-        if existing is None:
-            raise
+        if existing is None:  # pragma: no cover - a conflict names an existing row
+            raise RuntimeError("idempotency conflict without a row")
         return _replay(session, existing, fingerprint)
+    # The row is written: hand the caller a persistent object without reading it back.
+    job = ChatJob(**values, **_UNSET_ON_SUBMIT)
+    make_transient_to_detached(job)
+    session.add(job)
     return job, False
 
 

@@ -11,6 +11,15 @@ import redis
 
 TERMINAL_EVENTS = frozenset({"done", "error"})
 _MAX_EVENTS = 20_000
+# KEYS: stream, cancel flag. ARGV: maxlen, ttl, check cancel (0/1), then event, data pairs.
+_APPEND_UNLESS_CANCELLED = """
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+for i = 4, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[i], 'data', ARGV[i + 1])
+end
+if #ARGV > 3 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class JobEvents:
     def __init__(self, client: redis.Redis, retention_seconds: int = 86400) -> None:
         self.client = client
         self.retention_seconds = retention_seconds
+        self._script: Any = None
 
     def publish(self, job_id: uuid.UUID, event: str, data: dict[str, Any]) -> str:
         """Append one event and keep the stream alive for the retention period."""
@@ -49,6 +59,26 @@ class JobEvents:
         pipe.expire(key, self.retention_seconds)
         event_id, _ = pipe.execute()
         return str(event_id)
+
+    def publish_many(
+        self, job_id: uuid.UUID, events: list[tuple[str, dict[str, Any]]], check_cancel: bool
+    ) -> bool:
+        """Append events in order in one round trip; True (and nothing appended) if cancelled.
+
+        With `check_cancel` the job's cancel flag is read in the same atomic script, so a
+        cancelled job's stream gets nothing after the API's `done`.
+        """
+        args: list[Any] = [_MAX_EVENTS, self.retention_seconds, 1 if check_cancel else 0]
+        for event, data in events:
+            args += [event, json.dumps(data)]
+        keys = [stream_key(job_id), cancel_key(job_id)]
+        return bool(self._append_script(keys=keys, args=args))
+
+    @property
+    def _append_script(self) -> Any:
+        if self._script is None:
+            self._script = self.client.register_script(_APPEND_UNLESS_CANCELLED)
+        return self._script
 
     def read(
         self, job_id: uuid.UUID, after: str = "0-0", block_ms: int | None = None, count: int = 500

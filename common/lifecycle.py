@@ -149,6 +149,7 @@ def finish_attempt(
         outcome,
         values.get("error_code"),
         values.get("error_message"),
+        trace,
     )
     return True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from common.embedded_redis import ensure_embedded_redis, find_embedded_redis
@@ -29,12 +31,20 @@ def resolve_redis_url(settings: Settings, start: bool = True) -> str:
     return url
 
 
-def make_redis(settings: Settings) -> redis.Redis:
-    """A Redis client with string responses and a bounded connection pool."""
-    return redis.Redis.from_url(
-        resolve_redis_url(settings),
-        decode_responses=True,
-        health_check_interval=30,
-        socket_connect_timeout=5,
-        max_connections=64,
-    )
+def make_redis(settings: Settings, pool_wait_seconds: float | None = None) -> redis.Redis:
+    """A Redis client with string responses and a bounded connection pool.
+
+    With `pool_wait_seconds`, a caller finding every connection busy waits that long for one
+    (then ConnectionError) instead of failing at once: for processes with many greenlets.
+    """
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "health_check_interval": 30,
+        "socket_connect_timeout": 5,
+        "max_connections": 64,
+    }
+    url = resolve_redis_url(settings)
+    if pool_wait_seconds is None:
+        return redis.Redis.from_url(url, **options)
+    pool = redis.BlockingConnectionPool.from_url(url, timeout=pool_wait_seconds, **options)
+    return redis.Redis.from_pool(pool)  # closing the client closes its pool

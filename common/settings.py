@@ -88,6 +88,22 @@ class Settings(BaseSettings):
     chat_job_time_limit_seconds: int = Field(default=180, ge=10)
     history_turns: int = Field(default=4, ge=0, le=20)
     event_retention_seconds: int = Field(default=86400, ge=60)
+    # Admission: refuse new chat jobs (503 overloaded) while the backlog is past either bound.
+    admission_max_queued: int = Field(default=5000, ge=1)
+    admission_max_wait_seconds: float = Field(default=300.0, gt=0)
+    admission_cache_seconds: float = Field(default=1.0, ge=0, le=30)
+
+    # Worker efficiency: onnxruntime threads for query embeddings (a spinning thread pool
+    # burns CPU while it waits), and how streamed deltas are batched into Redis writes.
+    embedding_threads: int | None = Field(default=None, ge=1, le=64)  # None: one per core
+    embedding_spinning: bool = False
+    delta_flush_ms: float = Field(default=50.0, ge=0, le=1000)
+    delta_flush_chars: int = Field(default=400, ge=1)
+
+    # Observability: JSON log lines unless LOG_FORMAT=text (the default in development), and
+    # a worker's own /metrics on this port (for workers on other hosts than the web server).
+    log_format: Literal["json", "text"] | None = None
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator(
         "database_url",
@@ -97,6 +113,8 @@ class Settings(BaseSettings):
         "openai_api_key",
         "openai_base_url",
         "jwt_secret_key",
+        "log_format",
+        "worker_metrics_port",
         mode="before",
     )
     @classmethod

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +16,24 @@ import pytest
 
 from bench.openai_sim import SimConfig, SimulatorHandle, start_simulator
 from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+from common.observability import MULTIPROC_ENV
 from common.settings import Settings
 from tests.support.stack import Stack, make_settings, start_stack
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _redis_databases = itertools.count(1)
+# Prometheus multiprocess mode for the session: the app in this process and every worker
+# process share one folder, as under `bookchat dev`. Set before anything imports
+# prometheus_client (bookchat imports it lazily, on first use).
+METRICS_DIR = tempfile.mkdtemp(prefix="bookchat-metrics-")
+os.environ[MULTIPROC_ENV] = METRICS_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _metrics_dir() -> Iterator[str]:
+    """The session's Prometheus folder, removed at the end."""
+    yield METRICS_DIR
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

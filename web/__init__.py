@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
-from flask_openapi3 import Info, OpenAPI
+from flask_openapi3 import Info
 
 from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
 from common.settings import Settings, get_settings
-from web import problems, resources, security
+from web import observability, problems, resources, security
 from web.api import (
     admin_index,
     admin_jobs,
@@ -19,6 +17,7 @@ from web.api import (
     metrics,
     search,
 )
+from web.openapi_fixes import BookchatOpenAPI
 
 # Room for the largest valid chat job plus JSON overhead; bigger bodies are refused early.
 # A character can take 12 bytes: JSON encoders escape an emoji as two \uXXXX surrogates.
@@ -26,10 +25,10 @@ _MAX_JOB_CHARS = MAX_MESSAGE_CHARS + MAX_SELECTED_TEXT_CHARS + MAX_PAGE_URL_CHAR
 MAX_BODY_BYTES = 12 * _MAX_JOB_CHARS + 16_384
 
 
-def create_app(settings: Settings | None = None) -> OpenAPI:
+def create_app(settings: Settings | None = None) -> BookchatOpenAPI:
     """Build the Flask app from settings."""
     settings = settings or get_settings()
-    app = OpenAPI(
+    app = BookchatOpenAPI(
         __name__,
         info=Info(
             title="bookchat",
@@ -44,6 +43,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    observability.init_app(app, settings)
     problems.init_app(app)
     security.init_app(app, settings)
     resources.init_app(app, resources.WebResources.create(settings))
@@ -59,5 +59,4 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     )
     for blueprint in blueprints:
         app.register_api(blueprint)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return app

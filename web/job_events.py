@@ -11,16 +11,30 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.errors import InvalidInput
 from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
 from common.models import JobStatus
 from web.problems import REDIS_ERRORS, REDIS_OUTAGE, RETRY_AFTER_SECONDS
+from web.stream_hub import EVENT_ID, StreamHub
 
 log = logging.getLogger(__name__)
 PING_SECONDS = 15
 MAX_STREAM_SECONDS = 600
 
 
-def wait_for_job(events: JobEvents, job_id: uuid.UUID, timeout: float) -> None:
+class InvalidEventId(InvalidInput):
+    code, title = "invalid_event_id", "Invalid event id"
+
+
+def resume_point(last_event_id: str | None, starting_after: str | None) -> str:
+    """The id a stream resumes after: Last-Event-ID, else `?starting_after=`, else the start."""
+    after = last_event_id or starting_after or "0-0"
+    if not EVENT_ID.match(after):
+        raise InvalidEventId("Last-Event-ID and starting_after take an event id such as 1712-0")
+    return after
+
+
+def wait_for_job(hub: StreamHub, job_id: uuid.UUID, timeout: float) -> None:
     """Block until the job's stream ends on a terminal event or the timeout passes.
 
     A terminal event followed by others (an operator retried the job) does not count.
@@ -28,7 +42,7 @@ def wait_for_job(events: JobEvents, job_id: uuid.UUID, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     after = "0-0"
     while (remaining := deadline - time.monotonic()) > 0:
-        batch = events.read(job_id, after, block_ms=max(1, int(remaining * 1000)))
+        batch = hub.read(job_id, after, remaining)
         if batch and batch[-1].event in TERMINAL_EVENTS:
             return
         if batch:
@@ -57,6 +71,7 @@ def redis_outage_frame() -> str:
 
 def job_event_stream(
     events: JobEvents,
+    hub: StreamHub,
     job_id: uuid.UUID,
     after: str,
     snapshot: dict[str, Any],
@@ -76,7 +91,7 @@ def job_event_stream(
         kept = False
     if finished and not kept:
         return _replayed_frames(snapshot if after == "0-0" else None)
-    return _live_frames(events, job_id, after, snapshot, reload)
+    return _live_frames(events, hub, job_id, after, snapshot, reload)
 
 
 def _replayed_frames(snapshot: dict[str, Any] | None) -> Iterator[str]:
@@ -87,6 +102,7 @@ def _replayed_frames(snapshot: dict[str, Any] | None) -> Iterator[str]:
 
 def _live_frames(
     events: JobEvents,
+    hub: StreamHub,
     job_id: uuid.UUID,
     after: str,
     snapshot: dict[str, Any],
@@ -97,9 +113,9 @@ def _live_frames(
     deadline = time.monotonic() + MAX_STREAM_SECONDS
     while time.monotonic() < deadline:
         # A finished job's terminal event may trail its row by a moment; wait briefly only.
-        block = 2000 if finished else PING_SECONDS * 1000
+        block = 2.0 if finished else float(PING_SECONDS)
         try:
-            batch = events.read(job_id, after, block_ms=block)
+            batch = hub.read(job_id, after, block)
             if not batch and finished:
                 yield from _catch_up(events, job_id, snapshot)
                 return

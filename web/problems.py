@@ -16,7 +16,8 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from common.db import is_unavailable
-from common.errors import BookchatError, MalformedJSON, PayloadTooLarge, UnsupportedMediaType
+from common.errors import BookchatError, PayloadTooLarge, UnsupportedMediaType
+from web.limits import answer_options, check_json_body, check_request_size
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -159,14 +160,15 @@ def _handle_unexpected(exc: Exception) -> Response:
 
 
 def _reject_malformed_json() -> None:
-    if request.method not in ("POST", "PUT", "PATCH") or not request.content_length:
+    # Read the body even without a Content-Length: a chunked body must not skip the checks.
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    raw = request.get_data(cache=True)
+    if not raw:
         return
     if not request.is_json:
         raise UnsupportedMediaType("send the request body as application/json")
-    try:
-        json.loads(request.get_data(cache=True))
-    except ValueError as exc:
-        raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
+    check_json_body(raw)  # depth before parsing, then syntax and strings
 
 
 def _tag_response(response: Response) -> Response:
@@ -175,11 +177,14 @@ def _tag_response(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Install the error handlers (outages as 503), the request-id header and the JSON check."""
+    """Install the error handlers (outages as 503), the request-id header and the input checks."""
     app.register_error_handler(BookchatError, error_problem)
     app.register_error_handler(HTTPException, _handle_http_exception)
     for infrastructure_error in (*REDIS_ERRORS, sa_exc.SQLAlchemyError):
         app.register_error_handler(infrastructure_error, _handle_infrastructure_error)
     app.register_error_handler(Exception, _handle_unexpected)
+    # App hooks run before the blueprints' auth hooks, in this order.
+    app.before_request(answer_options)
+    app.before_request(check_request_size)
     app.before_request(_reject_malformed_json)
     app.after_request(_tag_response)

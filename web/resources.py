@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.db import make_engine, make_session_factory
 from common.events import JobEvents
 from common.queue import make_celery
-from common.redis_client import make_redis
+from common.redis_client import make_redis, resolve_redis_url
 from common.settings import Settings
 from web.problems import outage_problem
+from web.stream_hub import StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +30,29 @@ class WebResources:
     sessions: sessionmaker[Session]
     redis: redis.Redis
     events: JobEvents
+    hub: StreamHub
     celery: Celery
 
     @classmethod
     def create(cls, settings: Settings) -> WebResources:
         """Build connections (lazily connected) from settings."""
         engine = make_engine(settings)
-        client = make_redis(settings)
+        # Requests share the pool for short commands (waiting for a free connection under
+        # load); event streams and long-polls wait in the hub, on one connection of its own.
+        client = make_redis(settings, pool_wait_seconds=5)
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
             redis=client,
             events=JobEvents(client, settings.event_retention_seconds),
+            hub=StreamHub.from_url(resolve_redis_url(settings), client),
             celery=make_celery(settings),
         )
 
     def close(self) -> None:
         """Release pools."""
+        self.hub.close()
         self.engine.dispose()
         self.redis.close()
 

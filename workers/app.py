@@ -12,6 +12,7 @@ from celery import Celery, bootsteps, signals
 from common.heartbeat import start_heartbeat
 from common.queue import make_celery
 from common.settings import Settings, get_settings
+from workers.observability import connect_observability, serve_worker_metrics
 from workers.resources import WorkerResources
 from workers.tasks import register_tasks
 from workers.watchdog import Watchdog
@@ -25,8 +26,9 @@ def create_worker_app(
     app = make_celery(settings)
     resources = resources or WorkerResources(settings)
     register_tasks(app, resources)
-    app.steps["worker"].add(_heartbeat_step(resources))
+    app.steps["worker"].add(_heartbeat_step(resources, settings))
     _connect_signals(resources)
+    connect_observability(settings, resources)
     return app
 
 
@@ -46,7 +48,9 @@ def _connect_signals(resources: WorkerResources) -> None:
     signals.worker_process_init.connect(forget_parent_connections, weak=False)
 
 
-def _heartbeat_step(resources: WorkerResources) -> type[bootsteps.StartStopStep]:
+def _heartbeat_step(
+    resources: WorkerResources, settings: Settings
+) -> type[bootsteps.StartStopStep]:
     class Heartbeat(bootsteps.StartStopStep):
         """Publish this worker's liveness and queues for /readyz, and run the watchdog."""
 
@@ -62,6 +66,8 @@ def _heartbeat_step(resources: WorkerResources) -> type[bootsteps.StartStopStep]
             start_heartbeat(resources.redis, name, queues, self.stop_event)
             self.watchdog = Watchdog(resources, worker.app)
             self.watchdog.start()
+            if settings.worker_metrics_port:
+                serve_worker_metrics(settings.worker_metrics_port)
 
         def stop(self, worker: Any) -> None:
             self.stop_event.set()

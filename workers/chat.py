@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
+from redis import RedisError
 from sqlalchemy.orm import Session
 
+from common.admission import record_finished
 from common.chat_jobs import (
     claim_chat_job,
     complete_chat_job,
@@ -157,7 +159,14 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
     if job is None:
         log.info("chat job %s is not runnable (finished, cancelled, running or not due)", job_id)
         return
-    stream = JobStream(res.events, job_id, job.attempt)
+    settings = res.settings
+    stream = JobStream(
+        res.events,
+        job_id,
+        job.attempt,
+        flush_interval_s=settings.delta_flush_ms / 1000,
+        flush_chars=settings.delta_flush_chars,
+    )
     res.leases.hold(JobKind.CHAT, job_id, job.attempt)
     try:
         _run_attempt(res, job, stream)
@@ -179,9 +188,8 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
 
     def on_delta(text: str) -> None:
         _check_still_ours(res, job)
-        if stream.cancel_requested():
+        if stream.delta(text):  # the flush that sends a batch reads the cancel flag too
             raise GenerationStopped()
-        stream.delta(text)
 
     def on_restart() -> None:
         stream.publish("reset", {"attempt": job.attempt, "reason": "the model call was retried"})
@@ -193,6 +201,7 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
     except GenerationStopped:
         log.info("chat job %s was cancelled while generating", job.id)
         _record(res, lambda s: _end_cancelled(s, job))
+        _count_finished(res)
         return
     except AttemptLost:
         log.warning("chat job %s was taken from attempt %d; stopping", job.id, job.attempt)
@@ -230,6 +239,7 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         ),
     )
     if recorded:
+        _count_finished(res)
         stream.publish("citations", {"citations": citations})
         stream.publish(
             "done",
@@ -308,4 +318,13 @@ def _fail(
         ),
     )
     if recorded:
+        _count_finished(res)
         stream.publish("error", {"code": code, "message": message})
+
+
+def _count_finished(res: WorkerResources) -> None:
+    """Count the job into the drain rate that admission control's Retry-After comes from."""
+    try:
+        record_finished(res.events.client)
+    except RedisError:
+        log.debug("could not count a finished chat job", exc_info=True)

@@ -8,6 +8,7 @@ event; at the end of the attempt they get a bounded time to drain.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -20,36 +21,85 @@ log = logging.getLogger(__name__)
 
 
 class JobStream:
-    """Publishes one attempt's events; deltas carry the attempt number."""
+    """Publishes one attempt's events; deltas carry the attempt number and go out in batches.
 
-    def __init__(self, events: JobEvents, job_id: uuid.UUID, attempt: int) -> None:
+    Deltas are joined and sent at most every `flush_interval_s` or once `flush_chars` are
+    waiting: each flush is one Redis round trip (a script: EXISTS cancel flag, then XADD per
+    event and EXPIRE unless cancelled) that also tells the caller whether the job was
+    cancelled. Other events flush what
+    is waiting, in order, at once. A batched delta carries the joined text, so the client rule
+    (append deltas, drop text on reset) reads the same answer.
+    """
+
+    def __init__(
+        self,
+        events: JobEvents,
+        job_id: uuid.UUID,
+        attempt: int,
+        flush_interval_s: float = 0.05,
+        flush_chars: int = 400,
+    ) -> None:
         self.events = events
         self.job_id = job_id
         self.attempt = attempt
+        self.flush_interval_s = flush_interval_s
+        self.flush_chars = flush_chars
         self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._text: list[str] = []
+        self._text_chars = 0
+        self._last_flush = -math.inf  # the first delta goes out at once
         self._warned = False
 
     def publish(self, event: str, data: dict[str, Any]) -> None:
-        """Send the event now, or as soon as Redis is back."""
+        """Send the event (after any waiting text) now, or as soon as Redis is back."""
+        self._hold_text()
         self._pending.append((event, data))
         self.flush()
 
-    def delta(self, text: str) -> None:
-        """A piece of the answer, tagged with this attempt."""
-        self.publish("delta", {"text": text, "attempt": self.attempt})
+    def delta(self, text: str) -> bool:
+        """A piece of the answer, tagged with this attempt; True once a cancel was seen.
+
+        The cancel flag is read with each flush, so at least every `flush_interval_s` while
+        text flows; unknown while Redis is away, so not cancelled.
+        """
+        self._text.append(text)
+        self._text_chars += len(text)
+        due = time.monotonic() - self._last_flush >= self.flush_interval_s
+        if not due and self._text_chars < self.flush_chars:
+            return False
+        self._hold_text()
+        return self._send(check_cancel=True)
 
     def flush(self) -> bool:
         """Send what is pending, in order; False if Redis is still away."""
+        self._hold_text()
+        self._send(check_cancel=False)
+        return not self._pending
+
+    def _hold_text(self) -> None:
+        if self._text:
+            self._pending.append(("delta", {"text": "".join(self._text), "attempt": self.attempt}))
+            self._text, self._text_chars = [], 0
+
+    def _send(self, check_cancel: bool) -> bool:
+        """One round trip for everything pending; the cancel flag when asked for."""
+        self._last_flush = time.monotonic()
+        if not self._pending and not check_cancel:
+            return False
         try:
-            while self._pending:
-                self.events.publish(self.job_id, *self._pending[0])
-                self._pending.pop(0)
+            cancelled = self.events.publish_many(self.job_id, self._pending, check_cancel)
         except RedisError as exc:
             if not self._warned:
                 log.warning("events of job %s held back: %s", self.job_id, exc)
                 self._warned = True
             return False
-        return True
+        if cancelled:
+            # Nothing was appended: the text of a cancelled answer is dropped, other events
+            # (held through an outage) still go out.
+            self._pending = [(event, data) for event, data in self._pending if event != "delta"]
+        else:
+            self._pending = []
+        return cancelled
 
     def drain(self, bound_seconds: float) -> None:
         """Keep trying to send what is pending for up to `bound_seconds`."""

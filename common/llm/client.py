@@ -134,7 +134,7 @@ class LLMClient:
         stats.prompt_tokens += prompt
         stats.completion_tokens += completion
         stats.cost_usd += estimate_cost_usd(model, prompt, completion) or 0.0
-        self.counters.add("tokens", prompt + completion)
+        self.counters.add_tokens(prompt, completion)
 
     def _run(
         self,

@@ -49,4 +49,4 @@ def make_embedder(settings: Settings, llm: LLMClient | None) -> Embedder:
         if llm is None:
             raise ValueError("EMBEDDINGS=openai needs OPENAI_API_KEY")
         return OpenAIEmbedder(llm, settings.embedding_model)
-    return LocalMiniLM()
+    return LocalMiniLM(threads=settings.embedding_threads, spinning=settings.embedding_spinning)

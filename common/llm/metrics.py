@@ -1,4 +1,8 @@
-"""Counters of the LLM layer (requests, 429s, retries, waits), kept in Redis for all workers."""
+"""Counters of the LLM layer (requests, 429s, retries, waits, tokens).
+
+Each is counted twice: in Prometheus (`common.observability`, what /metrics shows) and in a
+Redis hash that adds up every worker on every host (`Counters.snapshot`, for tests and tools).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
+
+from common.observability import count_llm
 
 COUNTERS_KEY = "bookchat:metrics:llm"
 
@@ -32,7 +38,14 @@ class Counters:
 
     def add(self, name: str, amount: float = 1) -> None:
         """Increase one counter."""
+        count_llm(name, amount)
         self.client.hincrbyfloat(COUNTERS_KEY, name, amount)
+
+    def add_tokens(self, prompt: int, completion: int) -> None:
+        """Count a call's prompt and completion tokens (and their sum, as `tokens`)."""
+        count_llm("prompt_tokens", prompt)
+        count_llm("completion_tokens", completion)
+        self.client.hincrbyfloat(COUNTERS_KEY, "tokens", prompt + completion)
 
     def snapshot(self) -> dict[str, float]:
         """Every counter's value."""

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.orm import Session
 
-from common import chat_jobs
 from common.accounts import create_user
 from common.chat_jobs import (
     cancel_chat_job,
@@ -21,7 +20,7 @@ from common.chat_jobs import (
     submit_chat_job,
 )
 from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound
-from common.lifecycle import job_attempts
+from common.lifecycle import job_attempts, trace_summary
 from common.models import ChatJob, Conversation, JobKind, JobStatus, User, utcnow
 from common.schemas import ChatJobCreate
 from common.watchdog import take_back_lost_jobs
@@ -90,33 +89,30 @@ def test_same_key_with_a_different_body_is_refused(session: Session, user: User)
         submit_chat_job(session, user.id, ChatJobCreate(message="Explain DDS"), "key-2")
 
 
-def test_losing_an_idempotency_race_keeps_the_callers_other_work(
-    session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_losing_an_idempotency_race_keeps_the_callers_other_work(session: Session) -> None:
     # The reader and a first request with the key are committed by other transactions.
     with Session(bind=session.get_bind(), expire_on_commit=False) as other:
         reader = create_user(other, f"r-{uuid.uuid4().hex[:12]}@example.com", "pw" * 6, None)
         winner, _ = submit_chat_job(other, reader.id, ChatJobCreate(message="Race"), "race-key")
         other.commit()
-    # This transaction did other work first, then checked the key before the winner committed.
+    # This transaction did other work first; its insert then meets the winner's key.
     earlier = Conversation(user_id=reader.id, title="earlier work in this transaction")
     session.add(earlier)
     session.flush()
-    real_find, lookups = chat_jobs._find_by_key, []
-
-    def find_after_the_first_miss(*args: Any) -> ChatJob | None:
-        lookups.append(args)
-        return None if len(lookups) == 1 else real_find(*args)
-
-    monkeypatch.setattr(chat_jobs, "_find_by_key", find_after_the_first_miss)
 
     job, replayed = submit_chat_job(session, reader.id, ChatJobCreate(message="Race"), "race-key")
 
     assert (job.id, replayed) == (winner.id, True)
-    assert len(lookups) == 2  # the key was checked, missed, then found after the conflict
     session.expire_all()
     assert session.get(Conversation, earlier.id) is not None
     assert session.query(ChatJob).filter(ChatJob.user_id == reader.id).count() == 1
+    # The conversation the losing insert opened is gone: the reader has theirs and `earlier`.
+    conversations = session.query(Conversation).filter(Conversation.user_id == reader.id)
+    assert conversations.count() == 2
+    session.rollback()
+    with Session(bind=session.get_bind()) as other:  # leave no queued job behind
+        other.execute(delete(User).where(User.id == reader.id))
+        other.commit()
 
 
 def test_someone_elses_conversation_is_not_found(session: Session, user: User) -> None:
@@ -279,3 +275,21 @@ def test_timestamps_come_back_aware_in_utc(session: Session, user: User) -> None
     assert stored.started_at is not None and stored.completed_at is not None
     assert abs(utcnow() - stored.created_at) < timedelta(minutes=5)
     assert stored.created_at <= stored.started_at <= stored.completed_at
+
+
+def test_an_unexpected_failure_keeps_its_traceback_for_the_operator(
+    session: Session, user: User
+) -> None:
+    job = submit(session, user)
+    claim_chat_job(session, job.id, LEASE)
+    try:
+        raise RuntimeError("index folder locked")
+    except RuntimeError as exc:
+        trace = trace_summary(exc)
+
+    assert fail_chat_job(session, job.id, "internal_error", "no answer", attempt=1, trace=trace)
+
+    [attempt] = job_attempts(session, JobKind.CHAT, job.id)
+    assert (attempt.outcome, attempt.error_code) == ("failed", "internal_error")
+    assert attempt.traceback is not None
+    assert "RuntimeError: index folder locked" in attempt.traceback

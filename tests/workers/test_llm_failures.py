@@ -91,5 +91,6 @@ def test_job_metrics_and_counters_record_the_retries(
     assert metrics["llm_calls"] == 3 and metrics["retries"] == 2 and metrics["rate_limited"] == 1
     assert metrics["prompt_tokens"] > 0 and metrics["cost_usd"] > 0
     exposition = openai_stack.client.get("/metrics").get_data(as_text=True)
-    assert 'bookchat_llm_total{counter="errors_rate_limited"}' in exposition
+    assert 'bookchat_llm_errors_total{code="rate_limited"}' in exposition
+    assert "bookchat_llm_rate_limited_total" in exposition
     assert 'bookchat_queue_depth{queue="chat"}' in exposition

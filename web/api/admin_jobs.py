@@ -15,6 +15,7 @@ from common.accounts import get_user
 from common.admin_jobs import attempts_of, cancel_job, find_job, list_jobs, retry_job
 from common.admin_schemas import (
     AdminList,
+    AdminObject,
     AnyJobPath,
     AuditQuery,
     BulkRetryRequest,
@@ -66,14 +67,16 @@ def dead_letters(query: JobListQuery) -> Response:
     return jsonify(list_body([admin_job_body(f) for f in found], has_more))
 
 
-@bp.get("/jobs/<job_id>", responses={200: AdminList, 404: Problem, **_ERRORS})
+@bp.get("/jobs/<job_id>", responses={200: AdminObject, 404: Problem, **_ERRORS})
 def job(path: AnyJobPath) -> Response:
     """One job of any kind with its attempts history (outcomes, errors, traceback summaries)."""
     found = find_job(db(), path.job_id)
     return jsonify(admin_job_detail(found, attempts_of(db(), found)))
 
 
-@bp.post("/jobs/<job_id>/retry", responses={200: AdminList, 404: Problem, 409: Problem, **_ERRORS})
+@bp.post(
+    "/jobs/<job_id>/retry", responses={200: AdminObject, 404: Problem, 409: Problem, **_ERRORS}
+)
 def retry(path: AnyJobPath) -> Response:
     """Run a failed, dead or cancelled job again as a new attempt; its history stays."""
     with audited("job.retry", "job", str(path.job_id)) as note:
@@ -88,7 +91,9 @@ def retry(path: AnyJobPath) -> Response:
     return jsonify(admin_job_body(found))
 
 
-@bp.post("/jobs/<job_id>/cancel", responses={200: AdminList, 404: Problem, 409: Problem, **_ERRORS})
+@bp.post(
+    "/jobs/<job_id>/cancel", responses={200: AdminObject, 404: Problem, 409: Problem, **_ERRORS}
+)
 def cancel(path: AnyJobPath) -> Response:
     """Cancel a queued or running job; a running chat job stops streaming within a second."""
     with audited("job.cancel", "job", str(path.job_id)) as note:
@@ -103,7 +108,7 @@ def cancel(path: AnyJobPath) -> Response:
     return jsonify(admin_job_body(found))
 
 
-@bp.post("/jobs/retry", responses={202: AdminList, **_ERRORS})
+@bp.post("/jobs/retry", responses={202: AdminObject, **_ERRORS})
 def bulk_retry(body: BulkRetryRequest, header: IdempotencyHeader) -> tuple[Response, int]:
     """Retry every job the filters match, as a reprocess job; `dry_run` only counts."""
     filters = body.to_filters()
@@ -141,14 +146,14 @@ def audit(query: AuditQuery) -> Response:
     return jsonify(list_body([audit_body(e) for e in entries], has_more))
 
 
-@bp.post("/users/<user_id>/role", responses={200: AdminList, 404: Problem, **_ERRORS})
+@bp.post("/users/<user_id>/role", responses={200: AdminObject, 404: Problem, **_ERRORS})
 def set_role(path: UserPath, body: RoleRequest) -> Response:
     """Make an account an admin, or a reader again (the new role applies to new tokens)."""
     with audited("user.role", "user", str(path.user_id), role=body.role) as note:
         user = get_user(db(), path.user_id)
         note.detail["previous"] = user.role
         user.role = body.as_role().value
-    return jsonify({"id": str(user.id), "email": user.email, "role": user.role})
+    return jsonify({"id": str(user.id), "object": "user", "email": user.email, "role": user.role})
 
 
 def _tell_reader(job_id: uuid.UUID, event: str, data: dict[str, Any]) -> None:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, abort, current_app, jsonify, request, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
+from pydantic import ValidationError
 from redis import RedisError
 
+from common.admission import Admission
 from common.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
 from common.db import session_scope
 from common.models import JobStatus
+from common.observability import tracked_stream
 from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
-from web.job_events import job_event_stream, wait_for_job
-from web.problems import REDIS_ERRORS
+from web.job_events import job_event_stream, resume_point, wait_for_job
+from web.problems import REDIS_ERRORS, validation_problem
 from web.resources import db, resources
 from web.security import BEARER, current_user_id, require_access_token
 from web.serializers import chat_job_body
@@ -31,15 +34,49 @@ bp = APIBlueprint(
 # Authenticate before flask-openapi3 validates the body: signed-out callers get 401, not 422.
 bp.before_request(require_access_token)
 _ERRORS: ResponseDict = {401: Problem, 404: Problem, 422: Problem, 503: Problem}
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-@bp.post("", responses={202: ChatJobOut, 400: Problem, **_ERRORS})
-def submit(body: ChatJobCreate, header: IdempotencyHeader) -> tuple[Response, int]:
-    """Queue a question; poll the Location or stream its events."""
-    res = resources()
-    job, replayed = queue_chat_job(
-        db(), res.celery, res.events, current_user_id(), body, header.idempotency_key
-    )
+# The header is read by hand: flask-openapi3 rebuilds a header model's JSON schema on every
+# request (~0.7 ms of CPU, most of a trivial request), so the model only documents it here.
+_IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Replays the first job made with this key (same body) instead of a new one",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def idempotency_key() -> str | None:
+    """The request's Idempotency-Key, validated by IdempotencyHeader (422 when invalid)."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    try:
+        return IdempotencyHeader.model_validate({IDEMPOTENCY_HEADER: raw}).idempotency_key
+    except ValidationError as exc:
+        abort(validation_problem(exc))
+
+
+def _admission() -> Admission:
+    app = current_app
+    admission: Admission | None = app.extensions.get("bookchat.admission")
+    if admission is None:
+        admission = app.extensions.setdefault("bookchat.admission", Admission(resources().settings))
+    return admission
+
+
+@bp.post(
+    "",
+    responses={202: ChatJobOut, 400: Problem, **_ERRORS},
+    openapi_extensions={"parameters": [_IDEMPOTENCY_PARAMETER]},
+)
+def submit(body: ChatJobCreate) -> tuple[Response, int]:
+    """Queue a question; poll the Location or stream its events (503 `overloaded` when full)."""
+    res, session, key = resources(), db(), idempotency_key()
+    _admission().check(session, res.redis)
+    job, replayed = queue_chat_job(session, res.celery, res.events, current_user_id(), body, key)
     response = jsonify(chat_job_body(job))
     response.headers["Location"] = f"/v1/chat/jobs/{job.id}"
     response.headers["Retry-After"] = "1"
@@ -54,9 +91,10 @@ def read(path: JobPath, query: WaitQuery) -> Response:
     session = db()
     job = get_chat_job(session, current_user_id(), path.job_id)
     if query.wait > 0 and not job.job_status.is_terminal:
+        job_id = job.id  # read before the rollback expires it: a reload would hold a connection
         session.rollback()  # release the connection while we wait
         try:
-            wait_for_job(resources().events, job.id, query.wait)
+            wait_for_job(resources().hub, job_id, query.wait)
         except REDIS_ERRORS:
             # Nothing to wait on without Redis: a finished row is still an answer, else 503.
             session.refresh(job)
@@ -67,23 +105,23 @@ def read(path: JobPath, query: WaitQuery) -> Response:
     return jsonify(chat_job_body(job))
 
 
-@bp.get("/<job_id>/events", responses=_ERRORS)
+@bp.get("/<job_id>/events", responses={400: Problem, **_ERRORS})
 def events(path: JobPath) -> Response:
     """Server-Sent Events for the job; send Last-Event-ID to resume."""
+    after = resume_point(request.headers.get("Last-Event-ID"), request.args.get("starting_after"))
     session = db()
     job = get_chat_job(session, current_user_id(), path.job_id)
-    after = request.headers.get("Last-Event-ID") or request.args.get("starting_after") or "0-0"
-    snapshot = chat_job_body(job)
-    session.rollback()
+    job_id, snapshot = job.id, chat_job_body(job)
+    session.rollback()  # `job` is expired now: only job_id and the snapshot are used below
     user_id, res = current_user_id(), resources()
 
     def reload() -> dict[str, Any]:
         with session_scope(res.sessions) as fresh:
-            return chat_job_body(get_chat_job(fresh, user_id, job.id))
+            return chat_job_body(get_chat_job(fresh, user_id, job_id))
 
-    stream = job_event_stream(res.events, job.id, after, snapshot, reload)
+    stream = job_event_stream(res.events, res.hub, job_id, after, snapshot, reload)
     return Response(
-        stream_with_context(stream),
+        stream_with_context(tracked_stream(stream)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

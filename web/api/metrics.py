@@ -1,28 +1,93 @@
-"""Prometheus-style counters: the LLM layer's calls, 429s, retries and waits, and queue depths."""
+"""GET /metrics: Prometheus exposition of every local process, plus job and queue gauges.
+
+Counters and histograms come from `common.observability` (merged across the gunicorn and
+worker processes that share PROMETHEUS_MULTIPROC_DIR). Jobs by kind and status and the queues'
+depth and oldest wait are read at scrape time: the job rows are the truth (a counter bumped at
+each transition would drift from them with every crash, watchdog rescue or operator retry), and
+the reads are three GROUP BYs on indexed status columns plus one LLEN per queue.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
+import redis
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from common.llm.metrics import Counters
-from common.queue import ALL_QUEUES
-from web.resources import resources
+from common.lifecycle import model_of
+from common.models import JobStatus, utcnow
+from common.observability import scrape_registry
+from common.queue_overview import QUEUE_KINDS
+from web.resources import db, resources
 
 bp = APIBlueprint("metrics", __name__, abp_tags=[Tag(name="health")])
-_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+# The classic text format (version 0.0.4), which every Prometheus scrapes.
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity, as a registry needs
+class JobGauges:
+    """Jobs by kind and status, and per queue its depth and oldest waiting job, read once."""
+
+    jobs: dict[tuple[str, str], int]
+    depth: dict[str, int]
+    oldest_age_s: dict[str, float]
+
+    def collect(self) -> Iterator[Any]:
+        """The gauges as Prometheus families."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        jobs = GaugeMetricFamily(
+            "bookchat_jobs",
+            "Jobs by kind and status (from the job tables)",
+            labels=["kind", "status"],
+        )
+        for (kind, status), count in sorted(self.jobs.items()):
+            jobs.add_metric([kind, status], count)
+        depth = GaugeMetricFamily(
+            "bookchat_queue_depth", "Task messages waiting in the broker's queue", labels=["queue"]
+        )
+        oldest = GaugeMetricFamily(
+            "bookchat_queue_oldest_age_seconds",
+            "Age of the oldest queued job handed to the broker (0 when none waits)",
+            labels=["queue"],
+        )
+        for queue in QUEUE_KINDS:
+            depth.add_metric([queue], self.depth[queue])
+            oldest.add_metric([queue], self.oldest_age_s[queue])
+        yield from (jobs, depth, oldest)
+
+
+def read_job_gauges(session: Session, client: redis.Redis) -> JobGauges:
+    """Count jobs by kind and status, and measure each queue (raises when a store is away)."""
+    now = utcnow()
+    jobs: dict[tuple[str, str], int] = {}
+    depth: dict[str, int] = {}
+    oldest: dict[str, float] = {}
+    for queue, kind in QUEUE_KINDS.items():
+        model = model_of(kind)
+        rows = session.execute(select(model.status, func.count()).group_by(model.status))
+        counts = {status: int(count) for status, count in rows.all()}
+        for status in JobStatus:
+            jobs[(kind.value, status.value)] = int(counts.get(status.value, 0))
+        sent = session.scalar(
+            select(func.min(model.enqueued_at)).where(model.status == JobStatus.QUEUED.value)
+        )
+        oldest[queue] = max((now - sent).total_seconds(), 0.0) if sent else 0.0
+        depth[queue] = int(client.llen(queue))  # type: ignore[arg-type]
+    return JobGauges(jobs, depth, oldest)
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Counters in the Prometheus text format (scrape it from inside your network)."""
-    client = resources().redis
-    lines = ["# TYPE bookchat_llm_total counter"]
-    for name, value in sorted(Counters(client).snapshot().items()):
-        lines.append(f'bookchat_llm_total{{counter="{_UNSAFE.sub("_", name)}"}} {value:g}')
-    lines.append("# TYPE bookchat_queue_depth gauge")
-    for queue in ALL_QUEUES:
-        lines.append(f'bookchat_queue_depth{{queue="{queue}"}} {client.llen(queue)}')
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    """Prometheus text exposition (scrape it from inside your network)."""
+    from prometheus_client import generate_latest
+
+    gauges = read_job_gauges(db(), resources().redis)
+    body = generate_latest(scrape_registry(gauges))
+    return Response(body, content_type=TEXT_FORMAT)

@@ -1,0 +1,145 @@
+"""Server CPU of one chat-job submit, against a trivial view under the same gunicorn.
+
+Starts the API (gunicorn, as `bookchat web` runs it) over a private Redis with no worker, so
+submitted jobs stay queued, and reads the gunicorn workers' CPU (utime + stime from
+/proc/<pid>/stat) before and after N sequential requests of each kind:
+
+- the floor: `GET /healthz`, a view that only returns a small JSON body. It goes through the
+  same app, hooks, problem handler and access log as every request; a bench-only route would
+  have to ship in the app, so the existing trivial view is the floor.
+- the submit: `POST /v1/chat/jobs` with a fresh Idempotency-Key each time (the common case).
+
+    python -m bench.submit_cost [--requests 2000] [--database-url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.support import BenchStack
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def gunicorn_workers(root: int) -> list[int]:
+    """The leaf processes under `root` (gunicorn's workers; the arbiter only supervises)."""
+    leaves, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        kids = _children(pid)
+        if kids:
+            frontier.extend(kids)
+        elif pid != root:
+            leaves.append(pid)
+    return leaves
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU of the processes, in seconds."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / _TICKS
+
+
+def _measure(pids: list[int], count: int, send: Any) -> dict[str, float]:
+    started_cpu, started = cpu_seconds(pids), time.perf_counter()
+    for n in range(count):
+        send(n)
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds(pids) - started_cpu
+    return {"cpu_ms_per_request": cpu / count * 1000, "wall_ms_per_request": wall / count * 1000}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the API, measure floor and submit alternately, return the medians."""
+    env = {"ADMISSION_MAX_QUEUED": str(10 * args.requests * args.rounds + 1000)}
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = BenchStack.start(Path(tmp), env, workers=0)
+        try:
+            pids = gunicorn_workers(stack.processes[-1].pid)
+            with httpx.Client(base_url=stack.base_url, timeout=30) as http:
+                signup = {"email": f"b-{uuid.uuid4().hex[:8]}@example.com", "password": "x" * 12}
+                token = http.post("/v1/auth/signup", json=signup).json()["access_token"]
+                auth = {"Authorization": f"Bearer {token}"}
+
+                def floor(_n: int) -> None:
+                    assert http.get("/healthz").status_code == 200
+
+                def submit(n: int) -> None:
+                    headers = {**auth, "Idempotency-Key": uuid.uuid4().hex}
+                    body = {"message": f"What is a ROS 2 node? ({n})"}
+                    response = http.post("/v1/chat/jobs", json=body, headers=headers)
+                    assert response.status_code == 202, response.text
+
+                for send in (floor, submit):  # warm both paths (imports, pools, caches)
+                    _measure(pids, 50, send)
+                floors, submits = [], []
+                for _ in range(args.rounds):  # interleaved, so drift hits both alike
+                    floors.append(_measure(pids, args.requests, floor))
+                    submits.append(_measure(pids, args.requests, submit))
+        finally:
+            stack.stop()
+    floor_ms = _median([m["cpu_ms_per_request"] for m in floors])
+    submit_ms = _median([m["cpu_ms_per_request"] for m in submits])
+    return {
+        "requests_per_round": args.requests,
+        "rounds": args.rounds,
+        "database": "postgresql" if args.database_url else "sqlite",
+        "gunicorn_workers": len(pids),
+        "floor_cpu_ms": round(floor_ms, 3),
+        "submit_cpu_ms": round(submit_ms, 3),
+        "floor_wall_ms": round(_median([m["wall_ms_per_request"] for m in floors]), 3),
+        "submit_wall_ms": round(_median([m["wall_ms_per_request"] for m in submits]), 3),
+        "ratio": round(submit_ms / floor_ms, 2) if floor_ms else None,
+    }
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def main() -> None:
+    """Parse flags, run, print a table and a final JSON line."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="requests per round and kind")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--database-url", default="", help="default: SQLite under a temp folder")
+    result = run(parser.parse_args())
+    width = max(len(key) for key in result)
+    print("| metric".ljust(width + 2), "| value |")
+    print("|", "-" * width, "| ----- |")
+    for key, value in result.items():
+        print(f"| {key.ljust(width)} | {value} |")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
