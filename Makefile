@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-burst bench-ratelimit bench-recovery bench-retrieval clean
+.PHONY: dev test lint bench-burst bench-ratelimit bench-recovery bench-retrieval bench-spike bench-streams clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bookchat needs Python 3.11+")'
@@ -32,6 +32,12 @@ bench-ratelimit: $(STAMP)
 
 bench-recovery: $(STAMP)
 	$(BIN)/python -m bench.recovery $(ARGS)
+
+bench-spike: $(STAMP)
+	$(BIN)/python -m bench.spike $(ARGS)
+
+bench-streams: $(STAMP)
+	$(BIN)/python -m bench.streams $(ARGS)
 
 bench-retrieval: $(STAMP)
 	$(BIN)/python -m bench.retrieval $(ARGS)
