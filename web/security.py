@@ -15,6 +15,7 @@ from flask_jwt_extended import (
     get_jwt_identity,
     verify_jwt_in_request,
 )
+from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import SecuritySchemesDict
 
 from common.errors import Forbidden, InvalidToken, TokenExpired, Unauthorized
@@ -104,3 +105,13 @@ def init_app(app: Flask, settings: Settings) -> None:
     jwt.revoked_token_loader(_token_rejected)
     jwt.needs_fresh_token_loader(_token_rejected)
     jwt.user_lookup_error_loader(_token_rejected)
+
+
+def admin_blueprint(name: str, import_name: str) -> APIBlueprint:
+    """A blueprint under /v1/admin whose every route is for administrators only."""
+    bp = APIBlueprint(
+        name, import_name, url_prefix="/v1/admin", abp_tags=[Tag(name="admin")], abp_security=BEARER
+    )
+    # Check the role before flask-openapi3 validates anything: others get 401/403, not 422.
+    bp.before_request(require_admin)
+    return bp

@@ -10,7 +10,6 @@ the host's paths; the worker's log says which.
 from __future__ import annotations
 
 from flask import Response, jsonify
-from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
 from common.index_operations import index_state, queue_document_reindex, queue_rebuild
@@ -29,18 +28,10 @@ from common.schemas import (
 )
 from web.audit import audited
 from web.resources import db, resources
-from web.security import BEARER, current_user_id, require_admin
+from web.security import admin_blueprint, current_user_id
 from web.serializers import ingest_job_body
 
-bp = APIBlueprint(
-    "admin_index",
-    __name__,
-    url_prefix="/v1/admin",
-    abp_tags=[Tag(name="admin")],
-    abp_security=BEARER,
-)
-# Check the role before flask-openapi3 validates the body: others get 401/403, not 422.
-bp.before_request(require_admin)
+bp = admin_blueprint("admin_index", __name__)
 _ERRORS: ResponseDict = {401: Problem, 403: Problem, 422: Problem, 503: Problem}
 
 

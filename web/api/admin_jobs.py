@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from flask import Response, jsonify
-from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 from redis import RedisError
 
@@ -32,17 +31,9 @@ from common.schemas import IdempotencyHeader, Problem
 from web.admin_serializers import admin_job_body, admin_job_detail, audit_body, list_body
 from web.audit import audited
 from web.resources import db, resources
-from web.security import BEARER, current_user_id, require_admin
+from web.security import admin_blueprint, current_user_id
 
-bp = APIBlueprint(
-    "admin_jobs",
-    __name__,
-    url_prefix="/v1/admin",
-    abp_tags=[Tag(name="admin")],
-    abp_security=BEARER,
-)
-# Check the role before flask-openapi3 validates anything: others get 401/403, not 422.
-bp.before_request(require_admin)
+bp = admin_blueprint("admin_jobs", __name__)
 _ERRORS: ResponseDict = {401: Problem, 403: Problem, 422: Problem, 503: Problem}
 
 
