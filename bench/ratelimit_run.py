@@ -106,6 +106,7 @@ class StrategyRun:
             "llm_tpm",
             "llm_headroom",
             "llm_burst_seconds",
+            "llm_credit_window_seconds",
             "chat_max_tokens",
             "llm_max_job_wait_seconds",
             "environment",

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     embedding_rpm: int = Field(default=3000, ge=1)
     embedding_tpm: int = Field(default=1_000_000, ge=1)
     llm_burst_seconds: float = Field(default=10.0, gt=0, le=60)
+    llm_credit_window_seconds: float = Field(default=60.0, ge=0, le=60)
     llm_headroom: float = Field(default=1.0, gt=0, le=1)
 
     # Retries and re-queues, explained layer by layer in common/retries.py.

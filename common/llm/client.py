@@ -22,7 +22,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from common.llm.base import DeltaSink
 from common.llm.circuit import CircuitBreaker, CircuitOpen
 from common.llm.errors import LLMError, RetryLater, classify
-from common.llm.limiter import RateLimiter, RequestTooLarge
+from common.llm.limiter import Mark, RateLimiter, RequestTooLarge
 from common.llm.metrics import CallStats, Counters, estimate_cost_usd
 from common.llm.provider_headers import rate_limit_state
 from common.retries import RetryPolicy
@@ -150,7 +150,7 @@ class LLMClient:
 
         def attempt() -> T:
             try:
-                self._admit(limiter, cost, stats, ticket)
+                mark = self._admit(limiter, cost, stats, ticket)
                 self.counters.add("requests")
             except redis.RedisError as exc:
                 # No shared limits to check against: wait rather than risk a 429 storm.
@@ -162,10 +162,12 @@ class LLMClient:
             except openai.OpenAIError as exc:
                 raise self._failed(limiter, classify(exc), stats) from exc
             try:
-                limiter.observe(rate_limit_state(headers), age=time.monotonic() - started)
+                age = time.monotonic() - started
+                synced = limiter.observe(rate_limit_state(headers), age=age, mark=mark)
                 self.circuit.record_success()
                 actual_prompt = getattr(value, "prompt_tokens", None)
-                if isinstance(actual_prompt, int):
+                # The provider's own reading already counts what it charged this call.
+                if isinstance(actual_prompt, int) and not synced:
                     limiter.reconcile(cost, actual_prompt + max_tokens)
             except redis.RedisError:
                 log.warning("could not record a model call's usage in the shared limiter")
@@ -189,7 +191,9 @@ class LLMClient:
             delay = max(exc.retry_after or 0.0, self.policy.requeue_delay_s)
             raise RetryLater(delay, exc.message) from exc
 
-    def _admit(self, limiter: RateLimiter, cost: int, stats: CallStats, ticket: str | None) -> None:
+    def _admit(
+        self, limiter: RateLimiter, cost: int, stats: CallStats, ticket: str | None
+    ) -> Mark | None:
         self.circuit.before_call()
         try:
             reservation = limiter.reserve(cost, self.policy.max_wait_in_process_s, ticket)
@@ -203,6 +207,7 @@ class LLMClient:
             self.counters.add("limiter_wait_seconds", reservation.delay)
             stats.limiter_wait_s += reservation.delay
             self.sleep(reservation.delay)
+        return reservation.mark
 
     def _failed(self, limiter: RateLimiter, error: LLMError, stats: CallStats) -> LLMError:
         if error.code == "rate_limited":

@@ -23,7 +23,13 @@ def model_limits(settings: Settings, model: str) -> Limits:
         rpm, tpm = settings.embedding_rpm, settings.embedding_tpm
     else:
         rpm, tpm = settings.llm_rpm, settings.llm_tpm
-    return Limits(rpm, tpm, settings.llm_burst_seconds, settings.llm_headroom)
+    return Limits(
+        rpm,
+        tpm,
+        settings.llm_burst_seconds,
+        settings.llm_headroom,
+        settings.llm_credit_window_seconds,
+    )
 
 
 def make_llm_client(settings: Settings, client: redis.Redis) -> LLMClient:

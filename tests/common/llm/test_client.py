@@ -143,7 +143,8 @@ def test_the_estimate_is_reconciled_with_the_reported_prompt(
 ) -> None:
     # 6000 tokens a minute is 10 ms a token. Thirty one-letter messages are estimated at
     # 30 * (1 + 4) + 3 = 153 prompt tokens; the provider reports 30.
-    h = build(sim, redis_client, limits=Limits(rpm=6000, tpm=6000, burst_seconds=10, headroom=1.0))
+    limits = Limits(rpm=6000, tpm=6000, burst_seconds=10, headroom=1.0, credit_window_seconds=0)
+    h = build(sim, redis_client, limits=limits)
     roles = ["user", "assistant"] * 15
     messages = [{"role": role, "content": "x"} for role in roles[:-1]]
     messages.append({"role": "user", "content": "y"})
@@ -175,7 +176,7 @@ def test_provider_headers_tighten_the_shared_limiter(
 def test_embeddings_come_back_in_order_through_the_limiter(
     sim: SimulatorHandle, redis_client: redis.Redis
 ) -> None:
-    limits = Limits(rpm=6000, tpm=600, burst_seconds=10, headroom=1.0)
+    limits = Limits(rpm=6000, tpm=600, burst_seconds=10, headroom=1.0, credit_window_seconds=0)
     h = build(sim, redis_client, limits=limits, model_prefix="text-embedding-3-small")
     stats = CallStats()
 
@@ -191,3 +192,17 @@ def test_embeddings_come_back_in_order_through_the_limiter(
     assert (stats.llm_calls, stats.prompt_tokens, stats.completion_tokens) == (1, 3, 0)
     assert stats.cost_usd > 0
     assert [r["endpoint"] for r in h.requests()] == ["/v1/embeddings"] * 3
+
+
+def test_the_providers_stored_credit_is_spent_without_waiting(
+    sim: SimulatorHandle, redis_client: redis.Redis
+) -> None:
+    # Our bucket starts with 5 one-second slots; the provider holds a full minute of 60.
+    h = build(sim, redis_client, limits=Limits(rpm=60, tpm=10**6, burst_seconds=5, headroom=1.0))
+    sim.update_config(rpm=60)
+
+    for _ in range(12):
+        h.chat(CallStats())
+
+    assert h.sleep.calls == [] and h.counted("limiter_waits") == 0
+    assert [r["status"] for r in h.requests()] == [200] * 12

@@ -94,7 +94,8 @@ def test_a_call_above_the_per_minute_limit_can_never_run(redis_client: redis.Red
 
 
 def test_a_call_above_the_burst_runs_alone_on_an_empty_bucket(redis_client: redis.Redis) -> None:
-    limiter = new_limiter(redis_client, Limits(rpm=6000, tpm=6000, burst_seconds=5, headroom=1.0))
+    limits = Limits(rpm=6000, tpm=6000, burst_seconds=5, headroom=1.0, credit_window_seconds=0)
+    limiter = new_limiter(redis_client, limits)
 
     # 3000 tokens is 30 s of capacity against a 5 s burst, but below the per-minute limit.
     big = limiter.reserve(3000, max_wait=0)
@@ -199,7 +200,8 @@ def test_limiters_of_one_model_share_their_buckets(redis_client: redis.Redis) ->
 
     assert 0.5 < probe(worker_b) <= 1.1
     assert 0.5 < probe(worker_a) <= 1.1
-    assert other_model.reserve(1, max_wait=0) == other_model.reserve(1, max_wait=0)
+    first, second = other_model.reserve(1, max_wait=0), other_model.reserve(1, max_wait=0)
+    assert first.granted and second.granted and first.delay == second.delay == 0.0
 
 
 def test_concurrent_workers_never_exceed_capacity_plus_refill(redis_client: redis.Redis) -> None:
@@ -247,3 +249,74 @@ def test_a_ticket_books_the_slot_once_and_hands_it_over(redis_client: redis.Redi
     time.sleep(booked.delay)
     used = limiter.reserve(1, max_wait=0.2, ticket=ticket)
     assert used.granted and not used.booked
+
+
+def test_a_fresh_bucket_spends_only_the_burst_until_the_provider_confirms_more(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = new_limiter(redis_client, ONE_PER_SECOND)
+    drain(limiter, 4)
+    last = limiter.reserve(1, max_wait=0)
+    assert last.granted and last.mark is not None
+    assert probe(limiter) > 0.5
+
+    # The provider answered the last call with 50 of its 60 requests a minute left.
+    limiter.observe(RateLimitState(remaining_requests=50), mark=last.mark)
+
+    drain(limiter, 50)
+    assert probe(limiter) > 0.5
+
+
+def test_calls_reserved_after_the_reading_are_not_counted_twice(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = new_limiter(redis_client, ONE_PER_SECOND)
+    measured = limiter.reserve(1, max_wait=0)
+    drain(limiter, 3)  # sent after `measured`, so not in the provider's figure yet
+    assert measured.mark is not None
+
+    limiter.observe(RateLimitState(remaining_requests=20), mark=measured.mark)
+
+    drain(limiter, 17)
+    assert probe(limiter) > 0.5
+
+
+def test_the_refill_since_the_reading_counts_as_credit(redis_client: redis.Redis) -> None:
+    limiter = new_limiter(redis_client, ONE_PER_SECOND)
+    measured = limiter.reserve(1, max_wait=0)
+    assert measured.mark is not None
+
+    # Read 5 s ago with nothing left: 5 requests have come back since, at one a second.
+    limiter.observe(RateLimitState(remaining_requests=0), age=5.0, mark=measured.mark)
+
+    drain(limiter, 5)
+    assert 0.5 < probe(limiter) <= 1.1
+
+
+def test_a_ticket_keeps_the_mark_of_its_booking(redis_client: redis.Redis) -> None:
+    limiter = new_limiter(redis_client, ONE_PER_SECOND)
+    drain(limiter, 5)
+    ticket = uuid.uuid4().hex
+    booked = limiter.reserve(1, max_wait=0, ticket=ticket)
+    drain_after = limiter.reserve(1, max_wait=10)  # booked behind the ticket
+
+    used = limiter.reserve(1, max_wait=5, ticket=ticket)
+
+    assert booked.booked and used.granted and used.mark is not None
+    assert drain_after.mark is not None
+    assert used.mark.requests == drain_after.mark.requests - 1
+
+
+def test_without_a_credit_window_the_provider_never_loosens_the_bucket(
+    redis_client: redis.Redis,
+) -> None:
+    limits = Limits(rpm=60, tpm=10**6, burst_seconds=5, headroom=1.0, credit_window_seconds=0)
+    limiter = new_limiter(redis_client, limits)
+    drain(limiter, 4)
+    last = limiter.reserve(1, max_wait=0)
+    assert last.mark is not None
+    before = probe(limiter)
+
+    limiter.observe(RateLimitState(remaining_requests=50), mark=last.mark)
+
+    assert before - 0.2 < probe(limiter) <= before
