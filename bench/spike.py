@@ -180,12 +180,13 @@ def run_baseline(sim_url: str, total: int, clients: int) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every phase in one run."""
-    config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token, rpm=args.rpm)
+    config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token, rpm=args.rpm, tpm=args.tpm)
     with start_simulator(config) as sim, tempfile.TemporaryDirectory() as tmp:
         env = {
             "OPENAI_API_KEY": "sk-bench",
             "OPENAI_BASE_URL": f"{sim.url}/v1",
             "LLM_RPM": str(args.rpm),
+            "LLM_TPM": str(args.tpm),
             "ADMISSION_MAX_QUEUED": str(args.jobs * 10),
         }
         # Local-mode Qdrant admits one process per folder: one worker process, many threads.
@@ -203,7 +204,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             outcome = drain(base, headers, ids, timeout=args.drain_timeout)
             drain_s = round(time.perf_counter() - started, 1)
             ours = {**summary(results, 202), **outcome, "drain_s": drain_s}
-            ours["drain_floor_s"] = round(args.jobs / (args.rpm / 60), 1)
+            # The provider starts with a minute of credit; the rest comes at the per-minute rate.
+            ours["drain_floor_s"] = round(max(args.jobs - args.rpm, 0) / (args.rpm / 60), 1)
             ours["peak_rss_mb"] = {
                 "web": peak_rss_mb(stack.processes[-1].pid),
                 "workers": sum(peak_rss_mb(w.pid) for w in stack.workers()),
@@ -229,7 +231,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads")
-    parser.add_argument("--rpm", type=int, default=1200, help="the simulated account's limit")
+    parser.add_argument("--rpm", type=int, default=300, help="the simulated account's limit")
+    parser.add_argument("--tpm", type=int, default=2_000_000, help="high enough not to bind")
     parser.add_argument("--ttft", type=float, default=1.0)
     parser.add_argument("--per-token", type=float, default=0.03)
     parser.add_argument("--rates", type=float, nargs="*", default=[50, 100, 200, 400])

@@ -18,6 +18,10 @@ def _worker(args: argparse.Namespace) -> int:
     from common.observability import MULTIPROC_ENV, default_metrics_dir
 
     settings = get_settings()
+    if settings.worker_nice:
+        # Before any thread starts (threads inherit it): on a host shared with the API, the
+        # API's requests win the CPU and a spike waits in the queue, not in the API.
+        os.nice(settings.worker_nice)
     # Before prometheus_client is imported: it picks its storage then. Under `bookchat dev` the
     # supervisor set (and cleaned) the folder; a worker of its own keeps its samples under var/.
     if not os.environ.get(MULTIPROC_ENV):

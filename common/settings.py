@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     # burns CPU while it waits), and how streamed deltas are batched into Redis writes.
     embedding_threads: int | None = Field(default=None, ge=1, le=64)  # None: one per core
     embedding_spinning: bool = False
+    # CPU priority of worker processes (nice increment, 0-19): the API comes first.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     delta_flush_ms: float = Field(default=50.0, ge=0, le=1000)
     delta_flush_chars: int = Field(default=400, ge=1)
 
