@@ -45,7 +45,7 @@ def _promote(op: Operator, user_id: uuid.UUID) -> int:
     if previous == Role.ADMIN.value:
         print(f"{user.email} is already an admin")
     else:
-        print(f"{user.email} is now an admin (was {previous}); new tokens carry the role")
+        print(f"{user.email} is now an admin (was {previous}), effective at once")
     return 0
 
 

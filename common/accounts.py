@@ -1,16 +1,16 @@
-"""User accounts: sign-up and login checks (the web layer issues the tokens)."""
+"""User accounts: sign-up, login checks, guests and deleting an account (the web issues tokens)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.errors import EmailTaken, InvalidCredentials, NotFound
-from common.models import Role, User
+from common.models import ChatJob, Conversation, JobAttempt, JobKind, Role, User
 from common.passwords import hash_password, verify_password
 from common.settings import Settings
 
@@ -23,17 +23,19 @@ def normalize_email(email: str) -> str:
 
 
 def create_user(
-    session: Session, email: str, password: str, name: str | None, role: Role = Role.READER
+    session: Session, email: str, password: str, name: str | None, role: Role = Role.USER
 ) -> User:
-    """Register a user with this role (a reader unless the caller decided otherwise)."""
+    """Register a user with this role (a user unless the caller decided otherwise)."""
     email = normalize_email(email)
+    # Hashing comes first either way, so a taken address answers no faster than a free one.
     user = User(email=email, password_hash=hash_password(password), name=name, role=role.value)
     session.add(user)
     try:
         session.flush()
     except IntegrityError as exc:
         session.rollback()
-        raise EmailTaken(f"an account for {email} already exists") from exc
+        # Never name the address: the answer must not confirm who has an account.
+        raise EmailTaken("an account cannot be created with these details") from exc
     return user
 
 
@@ -44,14 +46,14 @@ def signup_role(settings: Settings, email: str) -> Role:
     are made with `bookchat create-admin`.
     """
     if normalize_email(email) not in {normalize_email(a) for a in settings.admin_emails}:
-        return Role.READER
+        return Role.USER
     if settings.environment != "development":
         log.warning(
             "%s is in ADMIN_EMAILS but signs up as a reader: ADMIN_EMAILS applies only when "
             "ENVIRONMENT=development (use `bookchat create-admin`)",
             email,
         )
-        return Role.READER
+        return Role.USER
     log.warning("%s signs up as an admin because it is in ADMIN_EMAILS (development only)", email)
     return Role.ADMIN
 
@@ -75,3 +77,42 @@ def get_user(session: Session, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound("user not found")
     return user
+
+
+def create_guest(session: Session) -> User:
+    """A guest account: no email, no password, role guest."""
+    guest = User(role=Role.GUEST.value)
+    session.add(guest)
+    session.flush()
+    return guest
+
+
+def adopt_guest(session: Session, guest_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Give the guest's conversations and jobs to the user, then delete the guest."""
+    guest = session.get(User, guest_id)
+    if guest is None or guest.role != Role.GUEST.value or guest_id == user_id:
+        return
+    session.execute(
+        update(Conversation).where(Conversation.user_id == guest_id).values(user_id=user_id)
+    )
+    session.execute(update(ChatJob).where(ChatJob.user_id == guest_id).values(user_id=user_id))
+    session.execute(delete(User).where(User.id == guest_id))
+
+
+def delete_account(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """Delete the user with their conversations, jobs (cached results too) and attempts.
+
+    Returns the deleted jobs' ids, whose event streams the caller removes from Redis.
+    """
+    job_ids = list(session.scalars(select(ChatJob.id).where(ChatJob.user_id == user_id)))
+    owned = select(ChatJob.id).where(ChatJob.user_id == user_id)
+    session.execute(
+        delete(JobAttempt).where(
+            JobAttempt.job_kind == JobKind.CHAT.value, JobAttempt.job_id.in_(owned)
+        )
+    )
+    session.execute(delete(ChatJob).where(ChatJob.user_id == user_id))
+    session.execute(delete(Conversation).where(Conversation.user_id == user_id))
+    # The profile goes with the row (ON DELETE CASCADE); admins' jobs keep a null requester.
+    session.execute(delete(User).where(User.id == user_id))
+    return job_ids

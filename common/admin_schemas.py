@@ -106,7 +106,7 @@ class UserPath(BaseModel):
 class RoleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["reader", "admin"] = Field(description="The account's new role")
+    role: Literal["user", "admin"] = Field(description="The account's new role")
 
     def as_role(self) -> Role:
         """The role as an enum."""

@@ -44,6 +44,9 @@ _UNSET_ON_SUBMIT = dict.fromkeys(
         "queued_at",
         "started_at",
         "completed_at",
+        "profile_applied",
+        "language",
+        "cache_key",
     )
 )
 
@@ -147,6 +150,7 @@ def submit_chat_job(
         "user_id": user_id,
         "conversation_id": conversation_id,
         "status": JobStatus.QUEUED.value,
+        "task": "chat",
         "message": request.message,
         "selected_text": request.selected_text,
         "page_url": request.page_url,
@@ -189,18 +193,28 @@ def queue_chat_job(
     session.commit()
     if replayed:
         return job, True
+    send_committed_job(session, celery, events, job.id)
+    return job, False
+
+
+def send_committed_job(
+    session: Session, celery: Celery, events: JobEvents, job_id: uuid.UUID
+) -> None:
+    """Enqueue a committed job (chat or chapter) and announce it; on failure mark it failed.
+
+    If the broker cannot take it, the row is marked failed and ServiceUnavailable is raised.
+    """
     try:
-        enqueue_chat_job(celery, job.id)
+        enqueue_chat_job(celery, job_id)
     except Exception as exc:
-        log.exception("could not enqueue chat job %s", job.id)
-        fail_queued_chat_job(session, job.id, QUEUE_UNAVAILABLE, "the job could not be queued")
+        log.exception("could not enqueue job %s", job_id)
+        fail_queued_chat_job(session, job_id, QUEUE_UNAVAILABLE, "the job could not be queued")
         session.commit()
         raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
     try:
-        events.publish(job.id, "status", {"status": JobStatus.QUEUED.value})
+        events.publish(job_id, "status", {"status": JobStatus.QUEUED.value})
     except RedisError:
-        log.warning("could not publish the queued event of %s", job.id, exc_info=True)
-    return job, False
+        log.warning("could not publish the queued event of %s", job_id, exc_info=True)
 
 
 def get_chat_job(session: Session, user_id: uuid.UUID, job_id: uuid.UUID) -> ChatJob:

@@ -73,7 +73,9 @@ class Conflict(BookchatError):
 
 
 class EmailTaken(Conflict):
-    code, title = "email_taken", "Email already registered"
+    """Sign-up refused; says nothing about which address (no account enumeration)."""
+
+    code, title = "signup_failed", "Sign-up failed"
 
 
 class JobNotCancellable(Conflict):
@@ -92,5 +94,42 @@ class IdempotencyKeyReused(BookchatError):
     status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
 
 
+class TooManyRequests(BookchatError):
+    """429; `retry_after` (seconds) is sent as the Retry-After header and in the body."""
+
+    status, code, title = 429, "too_many_requests", "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int, **extensions: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extensions)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Retry-After in seconds."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimited(TooManyRequests):
+    code, title = "rate_limited", "Rate limit exceeded"
+
+
 class ServiceUnavailable(BookchatError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+class AuthProviderUnavailable(ServiceUnavailable):
+    code, title = "auth_provider_unavailable", "Sign-in provider unavailable"
+
+
+class ChapterNotFound(NotFound):
+    code, title = "chapter_not_found", "Chapter not found"
+
+
+class ModelNotConfigured(ServiceUnavailable):
+    """A feature needs a generative model; `setting` names the setting that enables it."""
+
+    code, title = "model_not_configured", "No generative model configured"
+
+
+class ProfileRequired(Conflict):
+    code, title = "profile_required", "Reader profile required"

@@ -53,7 +53,8 @@ class Base(DeclarativeBase):
 
 
 class Role(enum.StrEnum):
-    READER = "reader"
+    GUEST = "guest"  # tries the chat before signing up: a daily quota, no profile
+    USER = "user"
     ADMIN = "admin"
 
 
@@ -73,12 +74,43 @@ class JobStatus(enum.StrEnum):
 class User(Base):
     __tablename__ = "users"
 
+    __table_args__ = (
+        UniqueConstraint("auth_provider", "external_id", name="uq_users_external_identity"),
+    )
+
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # Guests have no email or password; Better Auth users have no password here.
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20), default=Role.READER.value)
+    role: Mapped[str] = mapped_column(String(20), default=Role.USER.value)
+    # "local" for our own accounts and guests; "better-auth" with the issuer's subject id.
+    auth_provider: Mapped[str] = mapped_column(String(32), default="local")
+    external_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    profile: Mapped[ReaderProfile | None] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ReaderProfile(Base):
+    """The background questions the textbook asks a reader, used to pitch answers at them."""
+
+    __tablename__ = "reader_profiles"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    software_level: Mapped[str | None] = mapped_column(String(20))
+    programming_languages: Mapped[list[Any]] = mapped_column(default=list)
+    robotics_experience: Mapped[str | None] = mapped_column(String(20))
+    hardware: Mapped[list[Any]] = mapped_column(default=list)
+    learning_goal: Mapped[str | None] = mapped_column(String(500))
+    preferred_language: Mapped[str] = mapped_column(String(8), default="en")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="profile")
 
 
 class Conversation(Base):
@@ -105,14 +137,18 @@ class ChatJob(Base):
         Index("ix_chat_jobs_conversation_created", "conversation_id", "created_at"),
         Index("ix_chat_jobs_status", "status"),
         Index("ix_chat_jobs_created", "created_at"),
+        Index("ix_chat_jobs_cache_key", "cache_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    conversation_id: Mapped[uuid.UUID] = mapped_column(
+    # Chapter jobs belong to no conversation.
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE")
     )
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
+    # "chat" answers `message`; chapter jobs rewrite it ("personalize") or translate it.
+    task: Mapped[str] = mapped_column(String(20), default="chat")
     message: Mapped[str] = mapped_column(Text)
     selected_text: Mapped[str | None] = mapped_column(Text)
     page_url: Mapped[str | None] = mapped_column(String(2048))
@@ -125,6 +161,11 @@ class ChatJob(Base):
     usage: Mapped[dict[str, Any] | None] = mapped_column()
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # Which reader-profile fields shaped the answer (None: no profile applied).
+    profile_applied: Mapped[list[Any] | None] = mapped_column()
+    # Chapter jobs: the target language, and the key their result is cached under.
+    language: Mapped[str | None] = mapped_column(String(8))
+    cache_key: Mapped[str | None] = mapped_column(String(64))
 
     attempts: Mapped[int] = mapped_column(default=0)
     metrics: Mapped[dict[str, Any] | None] = mapped_column()
@@ -140,7 +181,7 @@ class ChatJob(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
 
-    conversation: Mapped[Conversation] = relationship(back_populates="jobs")
+    conversation: Mapped[Conversation | None] = relationship(back_populates="jobs")
 
     @property
     def job_status(self) -> JobStatus:

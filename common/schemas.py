@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.ingest.sources import is_indexable, is_source_name
 
@@ -44,7 +44,7 @@ class TokenResponse(BaseModel):
 class UserOut(BaseModel):
     id: uuid.UUID
     object: Literal["user"] = "user"
-    email: str
+    email: str | None = Field(description="None for guests")
     name: str | None
     role: str
     created_at: datetime
@@ -97,7 +97,10 @@ class ChatJobOut(BaseModel):
     id: uuid.UUID
     object: Literal["chat.job"] = "chat.job"
     status: Literal["queued", "in_progress", "completed", "failed", "cancelled"]
-    conversation_id: uuid.UUID
+    task: Literal["chat", "personalize", "translate"] = Field(
+        default="chat", description="Answer a question, or rewrite or translate a chapter"
+    )
+    conversation_id: uuid.UUID | None = Field(description="None for chapter jobs")
     message: str
     selected_text: str | None
     page_url: str | None
@@ -110,6 +113,10 @@ class ChatJobOut(BaseModel):
     metrics: dict[str, Any] | None = Field(
         default=None, description="Model calls, retries, rate-limit waits, tokens, cost estimate"
     )
+    profile_applied: list[str] | None = Field(
+        default=None, description="The reader-profile fields that shaped this answer"
+    )
+    language: str | None = Field(default=None, description="Target language of a translation")
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -299,3 +306,39 @@ class Problem(BaseModel):
     request_id: str
     code: str
     errors: list[dict[str, Any]] | None = None
+
+
+class ChapterRequest(StrictModel):
+    """Which chapter: its source name in the index, or its page path."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source: str | None = Field(
+        default=None, max_length=1024, examples=["01-ros2/nodes-and-topics.md"]
+    )
+    page_url: str | None = Field(
+        default=None, max_length=MAX_PAGE_URL_CHARS, examples=["/ros2/nodes-and-topics"]
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _clean_source(cls, value: str | None) -> str | None:
+        if value is not None and not (is_source_name(value) and is_indexable(value)):
+            raise ValueError("must be a Markdown page's path inside the book, like a/b.md")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ChapterRequest:
+        if (self.source is None) == (self.page_url is None):
+            raise ValueError("give exactly one of source or page_url")
+        return self
+
+
+class ChapterTranslateRequest(ChapterRequest):
+    language: Literal["ur"] = Field(description="Target language (Urdu)")
+
+
+class ConversationRename(StrictModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -79,11 +81,32 @@ class Settings(BaseSettings):
     embeddings: Literal["local", "openai"] = "local"
     search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
 
-    # Auth.
+    # Auth: short-lived access tokens, rotating refresh tokens, guests.
     jwt_secret_key: SecretStr | None = None
-    access_token_minutes: int = Field(default=60, ge=1)
+    access_token_minutes: int = Field(default=15, ge=1)
     refresh_token_days: int = Field(default=30, ge=1)
+    guest_token_minutes: int = Field(default=60, ge=1)
     admin_emails: list[str] = Field(default_factory=list)
+
+    # Better Auth (optional): also accept the site's own JWTs, verified against its JWKS.
+    better_auth_jwks_url: str | None = None
+    better_auth_issuer: str | None = None
+    better_auth_audience: str | None = None
+    better_auth_algorithms: list[str] = Field(default_factory=lambda: ["EdDSA"])
+    better_auth_jwks_cache_seconds: int = Field(default=300, ge=0)
+
+    # Browsers on these origins may call the API (exact "https://host[:port]"; [] = no CORS).
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Limits (flask-limiter syntax, counted in Redis), and daily model-token quotas.
+    rate_limit_signup: str = "5/minute;30/hour"
+    rate_limit_login: str = "10/minute;100/hour"  # per IP
+    rate_limit_login_failures: str = "5/15 minutes"  # failed logins per account
+    rate_limit_guest: str = "10/hour"  # guest tokens per IP
+    rate_limit_submit: str = "30/minute"  # chat and chapter jobs per user
+    rate_limit_guest_submit: str = "10/minute"
+    user_daily_tokens: int = Field(default=200_000, ge=0)  # 0: no quota
+    guest_daily_tokens: int = Field(default=20_000, ge=0)
 
     # Chat jobs.
     chat_job_time_limit_seconds: int = Field(default=180, ge=10)
@@ -124,6 +147,15 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files pass `${VAR:-}`: an empty value means "not configured".
         return None if value == "" else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        # Exact origins only: no "*", no patterns (flask-cors reads some strings as regexes).
+        bad = [o for o in origins if not _ORIGIN.fullmatch(o)]
+        if bad:
+            raise ValueError(f"CORS_ORIGINS takes origins like https://book.example.com: {bad}")
+        return [o.lower() for o in origins]
 
     @model_validator(mode="after")
     def _default_ingest_roots(self) -> Settings:

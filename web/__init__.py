@@ -6,15 +6,17 @@ from flask_openapi3 import Info
 
 from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
 from common.settings import Settings, get_settings
-from web import observability, problems, resources, security
+from web import cors, observability, problems, rate_limits, resources, security, widget
 from web.api import (
     admin_index,
     admin_jobs,
     auth,
+    chapters,
     chat_jobs,
     conversations,
     health,
     metrics,
+    profile,
     search,
 )
 from web.openapi_fixes import BookchatOpenAPI
@@ -52,11 +54,16 @@ def create_app(settings: Settings | None = None) -> BookchatOpenAPI:
         metrics.bp,
         auth.bp,
         chat_jobs.bp,
+        chapters.bp,
         conversations.bp,
+        profile.bp,
         search.bp,
         admin_index.bp,
         admin_jobs.bp,
     )
     for blueprint in blueprints:
         app.register_api(blueprint)
+    app.register_blueprint(widget.bp)
+    cors.init_app(app, settings)
+    rate_limits.init_app(app, settings)  # wraps the registered views, so it comes last
     return app

@@ -20,7 +20,7 @@ def current_actor() -> Actor:
     user = db().get(User, current_user_id())
     if user is None:
         raise Unauthorized("the account no longer exists")
-    return Actor(user.id, user.email)
+    return Actor(user.id, user.email or str(user.id))
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from common.models import ChatJob, Conversation, IngestJob
 from common.schemas import (
@@ -23,6 +23,7 @@ def chat_job_body(job: ChatJob) -> dict[str, Any]:
     return ChatJobOut(
         id=job.id,
         status=job.job_status.value,
+        task=cast(Any, job.task),
         conversation_id=job.conversation_id,
         message=job.message,
         selected_text=job.selected_text,
@@ -34,6 +35,8 @@ def chat_job_body(job: ChatJob) -> dict[str, Any]:
         error=error,
         attempts=job.attempts,
         metrics=job.metrics,
+        profile_applied=job.profile_applied,
+        language=job.language,
         created_at=job.created_at,
         started_at=job.started_at,
         completed_at=job.completed_at,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from redis import RedisError
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from common.admission import record_finished
@@ -25,9 +26,13 @@ from common.lifecycle import end_attempt, finish_attempt, release_attempt, trace
 from common.llm.base import Answer, AnswerRequest, DeltaSink, GenerationStopped
 from common.llm.errors import LLMError, RetryLater
 from common.llm.metrics import CallStats
+from common.llm.personalize import profile_guidance
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
-from common.models import AttemptOutcome, JobKind, JobStatus, utcnow
+from common.models import AttemptOutcome, ChatJob, JobKind, JobStatus, utcnow
+from common.profiles import ReaderProfileIn, get_profile
+from common.quotas import charge_tokens, usage_tokens
 from common.retrieval.passages import Passage
+from workers.chapters import ChapterTask, rewrite_chapter
 from workers.job_stream import JobStream
 from workers.resources import WorkerResources
 
@@ -49,6 +54,10 @@ class _JobInput:
     attempt: int
     queued_at: datetime
     metrics: dict[str, Any] | None
+    profile: ReaderProfileIn | None = None
+    owner: uuid.UUID | None = None  # whose daily token quota the answer is charged to
+    task: str = "chat"  # or a chapter job: "personalize", "translate" (workers/chapters.py)
+    language: str | None = None
 
 
 def _claim(res: WorkerResources, job_id: uuid.UUID) -> _JobInput | None:
@@ -59,7 +68,8 @@ def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> _Job
     job = claim_chat_job(session, job_id, res.retry_policy.job_lease_s, res.worker_name)
     if job is None:
         return None
-    history = conversation_history(session, job, res.settings.history_turns)
+    chat = job.task == "chat"  # chapter jobs have no conversation
+    history = conversation_history(session, job, res.settings.history_turns) if chat else []
     return _JobInput(
         job.id,
         job.message,
@@ -69,6 +79,10 @@ def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> _Job
         job.attempts,
         job.queued_at or job.created_at,
         job.metrics,
+        get_profile(session, job.user_id),
+        owner=job.user_id,
+        task=job.task,
+        language=job.language,
     )
 
 
@@ -129,8 +143,13 @@ def generate(
         from_selection=bool(job.selected_text),
         page_url=job.page_url,
         job_id=str(job.id),
+        profile=job.profile,
     )
-    return res.answerer.generate(request, on_delta, stats, on_restart)
+    answer = res.answerer.generate(request, on_delta, stats, on_restart)
+    if answer.profile_applied is None and job.profile is not None:
+        # A model answerer applies what its prompt carried: the guidance from the profile.
+        answer = replace(answer, profile_applied=profile_guidance(job.profile).applied)
+    return answer
 
 
 class HandBack(Exception):
@@ -195,9 +214,16 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         stream.publish("reset", {"attempt": job.attempt, "reason": "the model call was retried"})
 
     try:
-        passages = retrieve(res, job)
-        _check_still_ours(res, job)
-        answer = generate(res, job, passages, on_delta, stats, on_restart)
+        if job.task == "chat":
+            passages = retrieve(res, job)
+            _check_still_ours(res, job)
+            answer = generate(res, job, passages, on_delta, stats, on_restart)
+        else:
+            passages = []
+            chapter = ChapterTask(
+                job.id, job.owner, job.task, job.message, job.language, job.attempt
+            )
+            answer = rewrite_chapter(res, chapter, on_delta, stats, on_restart)
     except GenerationStopped:
         log.info("chat job %s was cancelled while generating", job.id)
         _record(res, lambda s: _end_cancelled(s, job))
@@ -227,24 +253,38 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
     metrics = stats.merged_into(job.metrics)
     recorded = _record(
         res,
-        lambda s: complete_chat_job(
-            s,
-            job.id,
-            answer.text,
-            citations,
-            answer.model,
-            answer.usage,
-            metrics,
-            attempt=job.attempt,
+        lambda s: (
+            complete_chat_job(
+                s,
+                job.id,
+                answer.text,
+                citations,
+                answer.model,
+                answer.usage,
+                metrics,
+                attempt=job.attempt,
+            )
+            and _store_profile_applied(s, job.id, answer.profile_applied)
         ),
     )
     if recorded:
         _count_finished(res)
+        _charge_quota(res, job, answer.usage)
         stream.publish("citations", {"citations": citations})
         stream.publish(
             "done",
             {"status": JobStatus.COMPLETED.value, "model": answer.model, "usage": answer.usage},
         )
+
+
+def _store_profile_applied(
+    session: Session, job_id: uuid.UUID, applied: tuple[str, ...] | None
+) -> bool:
+    """Record which profile fields shaped the answer, in the completing transaction."""
+    if applied is not None:
+        values = {"profile_applied": list(applied)}
+        session.execute(update(ChatJob).where(ChatJob.id == job_id).values(values))
+    return True
 
 
 def _end_cancelled(session: Session, job: _JobInput) -> None:
@@ -328,3 +368,14 @@ def _count_finished(res: WorkerResources) -> None:
         record_finished(res.events.client)
     except RedisError:
         log.debug("could not count a finished chat job", exc_info=True)
+
+
+def _charge_quota(res: WorkerResources, job: _JobInput, usage: dict[str, Any] | None) -> None:
+    """Charge the answer's real token usage to its owner's daily quota (once per job)."""
+    if job.owner is None:
+        return
+    try:
+        charge_tokens(res.events.client, job.owner, usage_tokens(usage), job_id=job.id)
+    except RedisError:
+        # The answer is recorded; a lost charge only under-counts, it never fails the job.
+        log.warning("could not charge chat job %s to its owner's quota", job.id, exc_info=True)

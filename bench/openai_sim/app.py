@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from .config import ConfigError, SimConfig
 from .content import build_answer, embed_text, message_text
 from .limits import estimate_tokens, retry_after_headers
-from .state import RequestRecord, SimState
+from .state import RequestRecord, SimState, logged_messages
 
 bp = Blueprint("openai_sim", __name__)
 
@@ -179,6 +179,12 @@ def chat_completions() -> Response:
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
         cost_tokens=prompt_tokens + max_tokens,
+        messages=logged_messages(
+            [
+                {"role": str(m.get("role")), "content": message_text(m.get("content"))}
+                for m in messages
+            ]
+        ),
     )
     error, headers = _gate(record, model)
     if error is not None:

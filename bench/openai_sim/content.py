@@ -1,4 +1,4 @@
-"""Deterministic simulated model output: grounded answers and hashed embeddings."""
+"""Deterministic simulated model output: grounded answers, chapter rewrites, hashed embeddings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ from typing import Any
 
 _PASSAGE = re.compile(r"^[ \t]*\[(\d+)\][ \t]*(.*?)(?=^[ \t]*\[\d+\]|\Z)", re.M | re.S)
 _PROMPT_ROLES = {"system", "developer", "user"}
+# bookchat's chapter prompts start with this line (common/llm/chapter_prompts.py); the
+# simulator mimics a provider, so it matches the text instead of importing bookchat.
+CHAPTER_PROMPT_MARK = "You rewrite one chapter of a robotics textbook."
+# Fault switch: a request that contains this text gets a rewrite missing one placeholder.
+DROP_PLACEHOLDER_MARK = "sim:drop-placeholder"
+URDU_PREFIX = "اردو·"
+PERSONALIZED_NOTE = "Simulated note for this reader."
+_PLACEHOLDER_OR_WORD = re.compile(r"(?P<placeholder>⟦P\d+⟧)|(?P<word>[^\W\d_][\w'\u2019-]*)")
 
 
 def message_text(content: Any) -> str:
@@ -32,7 +40,12 @@ def find_passages(messages: list[dict[str, Any]]) -> dict[int, str]:
 
 
 def build_answer(messages: list[dict[str, Any]]) -> str:
-    """Quote passages [1] (and [2]) ending with their citation markers, else echo the question."""
+    """A chapter rewrite for chapter prompts; else quote passages [1] (and [2]) with markers."""
+    system = next(
+        (message_text(m.get("content")) for m in messages if m.get("role") == "system"), ""
+    )
+    if system.startswith(CHAPTER_PROMPT_MARK):
+        return rewrite_chapter(messages, system)
     passages = find_passages(messages)
     if passages.get(1):
         answer = f'According to the passages, "{_quote(passages[1], 12)}" [1]'
@@ -43,6 +56,32 @@ def build_answer(messages: list[dict[str, Any]]) -> str:
         (message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
     )
     return f"Simulated answer to: {last_user[:60]}"
+
+
+def rewrite_chapter(messages: list[dict[str, Any]], system: str) -> str:
+    """The user's chapter with every placeholder kept: prose words prefixed when translating.
+
+    A personalized rewrite keeps the words and adds a closing note. With the drop switch in
+    any message, the last placeholder goes missing, as a careless model's output would.
+    """
+    chapter = next(
+        (message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    if "Task: translate." in system:
+
+        def transform(match: re.Match[str]) -> str:
+            word = match.group("word")
+            return URDU_PREFIX + word if word else match.group(0)
+
+        text = _PLACEHOLDER_OR_WORD.sub(transform, chapter)
+    else:
+        text = f"{chapter.rstrip()}\n\n{PERSONALIZED_NOTE}\n"
+    if any(DROP_PLACEHOLDER_MARK in message_text(m.get("content")) for m in messages):
+        placeholders = re.findall(r"⟦P\d+⟧", text)
+        if placeholders:
+            cut = text.rindex(placeholders[-1])
+            text = text[:cut] + text[cut + len(placeholders[-1]) :]
+    return text
 
 
 def _quote(passage: str, n_words: int) -> str:

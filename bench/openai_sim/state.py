@@ -15,6 +15,11 @@ from .config import SimConfig, apply_config_changes
 from .limits import RateLimiter
 
 Fault = Literal[500, 503, "timeout"]
+# Bounds on the prompts kept for tests to assert on: per message, per request, and how many
+# of the latest records keep theirs (a long benchmark must not hold every prompt in memory).
+MAX_LOGGED_MESSAGES = 64
+MAX_LOGGED_CHARS = 20_000
+KEEP_MESSAGES_RECORDS = 500
 
 
 @dataclass
@@ -23,6 +28,7 @@ class RequestRecord:
 
     `cost_tokens` is what admission charges (prompt estimate + max_tokens); it is
     recorded for rejected requests too, but only charged when `admitted` is true.
+    `messages` is the chat prompt received (bounded, see `logged_messages`).
     """
 
     t: float
@@ -35,6 +41,15 @@ class RequestRecord:
     cost_tokens: int = 0
     code: str | None = None
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
+    messages: list[dict[str, str]] | None = None
+
+
+def logged_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The prompt as the log keeps it: the last messages, each cut to a bounded length."""
+    return [
+        {"role": m["role"], "content": m["content"][:MAX_LOGGED_CHARS]}
+        for m in messages[-MAX_LOGGED_MESSAGES:]
+    ]
 
 
 class SimState:
@@ -53,6 +68,8 @@ class SimState:
         row = dataclasses.asdict(record)
         with self._lock:
             self._records.append(row)
+            if len(self._records) > KEEP_MESSAGES_RECORDS:
+                self._records[-KEEP_MESSAGES_RECORDS - 1]["messages"] = None
             if self.config.log_path:
                 with open(self.config.log_path, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")

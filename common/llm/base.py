@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from common.llm.metrics import CallStats
+from common.profiles import ReaderProfileIn
 from common.retrieval.passages import Passage
 
 DeltaSink = Callable[[str], None]
@@ -20,6 +21,7 @@ class AnswerRequest:
     from_selection: bool = False
     page_url: str | None = None
     job_id: str | None = None  # books rate-limit slots for this job across re-queues
+    profile: ReaderProfileIn | None = None  # the asking reader's background, if they saved one
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Answer:
     text: str
     model: str
     usage: dict[str, Any] | None = None
+    # Profile fields that shaped the text; None when the answerer does not say (see workers.chat).
+    profile_applied: tuple[str, ...] | None = None
 
 
 class Answerer(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.llm.base import AnswerRequest
+from common.llm.personalize import profile_guidance
 
 NOT_IN_BOOK = "The textbook does not cover this question."
 NOT_IN_SELECTION = "The selected text does not answer this question."
@@ -31,8 +32,11 @@ def format_passages(request: AnswerRequest) -> str:
 
 
 def build_messages(request: AnswerRequest) -> list[dict[str, str]]:
-    """Chat messages: rules and passages, the recent conversation, then the question."""
+    """Chat messages: rules, the reader's profile and passages, the conversation, the question."""
     rules = _SELECTION_RULES if request.from_selection else _BOOK_RULES
+    # Without a profile (or with an empty one) the prompt is exactly the unpersonalized one.
+    if guidance := profile_guidance(request.profile).text:
+        rules = f"{rules}\n\n{guidance}"
     system = f"{rules}\n\nPassages:\n\n{format_passages(request) or '(none found)'}"
     messages = [{"role": "system", "content": system}]
     for question, answer in request.history:

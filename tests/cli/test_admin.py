@@ -123,12 +123,13 @@ def test_create_admin_promotes_an_account_without_asking_a_password(stack: Stack
 
     out = ok(run_cli(stack, "create-admin", email))
 
-    assert out == f"{email} is now an admin (was reader); new tokens carry the role\n"
-    assert stack.client.get("/v1/admin/queues", headers=before).status_code == 403  # old token
+    assert out == f"{email} is now an admin (was user), effective at once\n"
+    # The role is read from the account on every request: the token from before works too.
+    assert stack.client.get("/v1/admin/queues", headers=before).status_code == 200
     fresh = login(stack, email, TEST_PASSWORD)
     assert stack.client.get("/v1/admin/queues", headers=fresh).status_code == 200
     [row] = audit_rows(stack, action="user.role", target_id=str(user_id))
-    assert row["detail"] == {"role": "admin", "email": email, "previous": "reader"}
+    assert row["detail"] == {"role": "admin", "email": email, "previous": "user"}
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,10 @@ def test_ctrl_c_stops_everything_five_times_in_a_row(tmp_path: Path) -> None:
         (False, True, True, False),
     ]
     for number, (whole_group, in_flight, traffic, twice) in enumerate(runs, 1):
-        dev = DevRun.start(var_dir, tmp_path / f"dev{number}.log", cwd=tmp_path)
+        # The traffic is many submits by one reader: past the default per-user limit.
+        dev = DevRun.start(
+            var_dir, tmp_path / f"dev{number}.log", cwd=tmp_path, RATE_LIMIT_SUBMIT="10000/minute"
+        )
         clients: Traffic | None = None
         try:
             dev.wait_until_up()

@@ -32,6 +32,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_TEXTBOOK = REPO_ROOT / "examples" / "textbook"
 JWT_TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 TEST_PASSWORD = "pw-" * 4
+# Tests sign up and submit far faster than people; limit tests override these.
+GENEROUS_LIMITS: dict[str, Any] = {
+    "rate_limit_signup": "100000/minute",
+    "rate_limit_login": "100000/minute",
+    "rate_limit_login_failures": "100000/minute",
+    "rate_limit_guest": "100000/minute",
+    "rate_limit_submit": "100000/minute",
+    "rate_limit_guest_submit": "100000/minute",
+    "user_daily_tokens": 0,
+    "guest_daily_tokens": 0,
+}
 
 
 def make_settings(
@@ -53,6 +64,7 @@ def make_settings(
         "jwt_secret_key": JWT_TEST_SECRET,
         "textbook_path": SAMPLE_TEXTBOOK,
         "ingest_roots": [SAMPLE_TEXTBOOK, var_dir.parent],
+        **GENEROUS_LIMITS,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -136,7 +136,7 @@ def test_a_role_change_is_audited(idle_stack: Stack, admin: Admin) -> None:
     assert response.status_code == 200, response.get_json()
     [row] = admin.audit(target_id=user_id)
     assert (row["action"], row["outcome"], row["actor"]) == ("user.role", "ok", admin.email)
-    assert row["detail"] == {"role": "admin", "previous": "reader"}
+    assert row["detail"] == {"role": "admin", "previous": "user"}
 
 
 def test_an_ingest_is_audited(idle_stack: Stack, admin: Admin) -> None:
@@ -179,7 +179,7 @@ def test_admin_emails_make_no_admin_outside_development(
             response = app.test_client().post("/v1/auth/signup", json=body)
 
         assert response.status_code == 201, response.get_json()
-        assert response.get_json()["user"]["role"] == "reader"
+        assert response.get_json()["user"]["role"] == "user"
         token = {"Authorization": f"Bearer {response.get_json()['access_token']}"}
         assert_problem(app.test_client().get("/v1/admin/queues", headers=token), 403, "forbidden")
         assert "applies only when ENVIRONMENT=development" in caplog.text

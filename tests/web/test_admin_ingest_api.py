@@ -15,6 +15,7 @@ from sqlalchemy import select
 from common.models import AuditEntry, IngestJob
 from common.queue import INGEST_QUEUE
 from common.redis_client import make_redis
+from tests.support.redis_server import RedisServer
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack, make_settings, start_stack
 from tests.web.assertions import assert_problem
 
@@ -197,9 +198,13 @@ def test_with_the_broker_down_an_ingest_is_503_and_the_job_failed(tmp_path: Path
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    stack = start_stack(make_settings(tmp_path, f"redis://127.0.0.1:{port}/0"), with_worker=False)
+    store = RedisServer(tmp_path / "redis").start()
+    stack = start_stack(make_settings(tmp_path, store.url), with_worker=False)
     try:
-        response = stack.client.post(INGEST, json={"path": "/srv/book"}, headers=stack.admin())
+        headers = stack.admin()
+        # Tokens stay on the stack's Redis; only the broker is unreachable.
+        stack.resources.celery.conf.broker_url = f"redis://127.0.0.1:{port}/0"
+        response = stack.client.post(INGEST, json={"path": "/srv/book"}, headers=headers)
 
         assert_problem(response, 503, "service_unavailable")
         with stack.resources.sessions() as session:
@@ -213,3 +218,4 @@ def test_with_the_broker_down_an_ingest_is_503_and_the_job_failed(tmp_path: Path
         assert entry.detail["error"] == "service_unavailable"
     finally:
         stack.stop()
+        store.stop()

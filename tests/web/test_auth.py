@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -45,17 +46,20 @@ def test_signup_returns_tokens_and_the_user(idle_stack: Stack) -> None:
     assert user["object"] == "user"
     assert user["email"] == email
     assert user["name"] == "Ada"
-    assert user["role"] == "reader"
+    assert user["role"] == "user"
     assert uuid.UUID(user["id"]) and user["created_at"]
 
 
-def test_duplicate_email_is_a_conflict_whatever_its_case(idle_stack: Stack) -> None:
+def test_duplicate_email_is_a_generic_conflict_whatever_its_case(idle_stack: Stack) -> None:
     email = _email()
     assert _signup(idle_stack, email).status_code == 201
 
     response = _signup(idle_stack, email.upper(), password="another-password")
 
-    assert_problem(response, 409, "email_taken")
+    body = assert_problem(response, 409, "signup_failed")
+    # No account enumeration beyond the status itself: the address is never echoed.
+    assert email not in response.get_data(as_text=True).lower()
+    assert body["detail"] == "an account cannot be created with these details"
 
 
 def test_email_is_stored_lower_case(idle_stack: Stack) -> None:
@@ -106,7 +110,7 @@ def test_me_is_the_authenticated_user(idle_stack: Stack) -> None:
     assert response.get_json() == signed_up["user"]
 
 
-def test_refresh_token_buys_a_working_access_token(idle_stack: Stack) -> None:
+def test_refresh_token_buys_working_tokens_and_rotates(idle_stack: Stack) -> None:
     signed_up = _signup(idle_stack, _email()).get_json()
 
     response = idle_stack.client.post(
@@ -115,7 +119,9 @@ def test_refresh_token_buys_a_working_access_token(idle_stack: Stack) -> None:
 
     assert response.status_code == 200
     body = response.get_json()
-    assert "refresh_token" not in body or body["refresh_token"] is None
+    assert body["refresh_token"] and body["refresh_token"] != signed_up["refresh_token"]
+    again = idle_stack.client.post("/v1/auth/refresh", headers=_bearer(body["refresh_token"]))
+    assert again.status_code == 200
     me = idle_stack.client.get("/v1/me", headers=_bearer(body["access_token"]))
     assert me.status_code == 200
     assert me.get_json()["id"] == signed_up["user"]["id"]
@@ -202,3 +208,76 @@ def test_invalid_signup_is_422_listing_the_field(
     problem = assert_problem(response, 422, "validation_error")
     assert [error["loc"] for error in problem["errors"]] == [[field]]
     assert all(error["msg"] and error["type"] for error in problem["errors"])
+
+
+def test_logout_revokes_the_access_and_the_refresh_token(idle_stack: Stack) -> None:
+    signed_up = _signup(idle_stack, _email()).get_json()
+    access, refresh = _bearer(signed_up["access_token"]), _bearer(signed_up["refresh_token"])
+
+    response = idle_stack.client.post("/v1/auth/logout", headers=access)
+
+    assert response.status_code == 204
+    assert_problem(idle_stack.client.get("/v1/me", headers=access), 401, "invalid_token")
+    assert_problem(idle_stack.client.post("/v1/auth/refresh", headers=refresh), 401)
+
+
+def test_logout_leaves_other_sessions_signed_in(idle_stack: Stack) -> None:
+    email = _email()
+    first = _signup(idle_stack, email).get_json()
+    login = {"email": email, "password": PASSWORD}
+    second = idle_stack.client.post("/v1/auth/login", json=login).get_json()
+
+    idle_stack.client.post("/v1/auth/logout", headers=_bearer(first["access_token"]))
+
+    assert (
+        idle_stack.client.get("/v1/me", headers=_bearer(second["access_token"])).status_code == 200
+    )
+
+
+def test_deleting_the_account_removes_it_and_its_tokens(idle_stack: Stack) -> None:
+    email = _email()
+    signed_up = _signup(idle_stack, email).get_json()
+    headers = _bearer(signed_up["access_token"])
+    job = idle_stack.submit(headers, message="What is a node?")
+    events_key = f"bookchat:job:{job['id']}:events"
+    assert idle_stack.resources.redis.exists(events_key)
+
+    response = idle_stack.client.delete("/v1/me", headers=headers)
+
+    assert response.status_code == 204
+    assert not idle_stack.resources.redis.exists(events_key)
+    assert_problem(idle_stack.client.get("/v1/me", headers=headers), 401, "invalid_token")
+    refresh = _bearer(signed_up["refresh_token"])
+    assert_problem(idle_stack.client.post("/v1/auth/refresh", headers=refresh), 401)
+    login = {"email": email, "password": PASSWORD}
+    assert_problem(idle_stack.client.post("/v1/auth/login", json=login), 401)
+    with idle_stack.app.app_context():
+        token = create_access_token(signed_up["user"]["id"])  # a token the deletion missed
+    other = idle_stack.signup()
+    assert_problem(idle_stack.client.get("/v1/me", headers=_bearer(token)), 401, "invalid_token")
+    assert_problem(idle_stack.client.get(f"/v1/chat/jobs/{job['id']}", headers=other), 404)
+    # The email is free again.
+    assert _signup(idle_stack, email).status_code == 201
+
+
+def test_passwords_are_never_logged_or_returned(
+    idle_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = f"distinctive-{uuid.uuid4().hex}"
+    email = _email()
+    caplog.set_level(logging.DEBUG)
+
+    responses = [
+        _signup(idle_stack, email, password=password),
+        _signup(idle_stack, email, password=password),  # taken
+        idle_stack.client.post("/v1/auth/login", json={"email": email, "password": password}),
+        idle_stack.client.post("/v1/auth/login", json={"email": email, "password": password + "x"}),
+        idle_stack.client.post("/v1/auth/signup", json={"email": "bad", "password": password}),
+    ]
+
+    assert [r.status_code for r in responses] == [201, 409, 200, 401, 422]
+    for response in responses:
+        assert password not in response.get_data(as_text=True)
+    assert "POST /v1/auth/login" in caplog.text  # the capture works: requests were logged
+    assert password not in caplog.text
+    assert all(password not in str(record.args) for record in caplog.records)

@@ -120,3 +120,42 @@ def test_another_users_conversation_is_not_found(stack: Stack) -> None:
 
 def test_conversations_need_a_token(stack: Stack) -> None:
     assert_problem(stack.client.get(CONVERSATIONS), 401, "unauthorized")
+
+
+def test_a_conversation_can_be_renamed(idle_stack: Stack) -> None:
+    headers = idle_stack.signup()
+    conversation_id = idle_stack.submit(headers, message="What is a node?")["conversation_id"]
+    url = f"{CONVERSATIONS}/{conversation_id}"
+
+    response = idle_stack.client.patch(url, json={"title": "  Nodes  "}, headers=headers)
+
+    assert response.status_code == 200
+    assert response.get_json()["title"] == "Nodes"
+    assert idle_stack.client.get(url, headers=headers).get_json()["title"] == "Nodes"
+
+
+def test_a_rename_needs_a_title(idle_stack: Stack) -> None:
+    headers = idle_stack.signup()
+    conversation_id = idle_stack.submit(headers, message="What is a node?")["conversation_id"]
+    url = f"{CONVERSATIONS}/{conversation_id}"
+
+    for body in ({"title": ""}, {"title": "x" * 201}, {}, {"title": "ok", "extra": 1}):
+        assert_problem(idle_stack.client.patch(url, json=body, headers=headers), 422)
+
+
+def test_deleting_a_conversation_removes_its_jobs_and_streams(idle_stack: Stack) -> None:
+    headers = idle_stack.signup()
+    job = idle_stack.submit(headers, message="What is a node?")
+    kept = idle_stack.submit(headers, message="What is a topic?")
+    url = f"{CONVERSATIONS}/{job['conversation_id']}"
+
+    response = idle_stack.client.delete(url, headers=headers)
+
+    assert response.status_code == 204
+    assert_problem(idle_stack.client.get(url, headers=headers), 404, "not_found")
+    jobs = "/v1/chat/jobs"
+    assert_problem(idle_stack.client.get(f"{jobs}/{job['id']}", headers=headers), 404)
+    assert not idle_stack.resources.redis.exists(f"bookchat:job:{job['id']}:events")
+    assert idle_stack.client.get(f"{jobs}/{kept['id']}", headers=headers).status_code == 200
+    assert [c["id"] for c in _list(idle_stack, headers)["data"]] == [kept["conversation_id"]]
+    assert_problem(idle_stack.client.delete(url, headers=headers), 404, "not_found")

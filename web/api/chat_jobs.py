@@ -16,11 +16,12 @@ from common.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
 from common.db import session_scope
 from common.models import JobStatus
 from common.observability import tracked_stream
+from common.quotas import check_quota
 from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
 from web.job_events import job_event_stream, resume_point, wait_for_job
 from web.problems import REDIS_ERRORS, validation_problem
 from web.resources import db, resources
-from web.security import BEARER, current_user_id, require_access_token
+from web.security import BEARER, current_user, current_user_id, require_access_token
 from web.serializers import chat_job_body
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 # The header is read by hand: flask-openapi3 rebuilds a header model's JSON schema on every
 # request (~0.7 ms of CPU, most of a trivial request), so the model only documents it here.
-_IDEMPOTENCY_PARAMETER = {
+IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
@@ -69,12 +70,13 @@ def _admission() -> Admission:
 
 @bp.post(
     "",
-    responses={202: ChatJobOut, 400: Problem, **_ERRORS},
-    openapi_extensions={"parameters": [_IDEMPOTENCY_PARAMETER]},
+    responses={202: ChatJobOut, 400: Problem, 429: Problem, **_ERRORS},
+    openapi_extensions={"parameters": [IDEMPOTENCY_PARAMETER]},
 )
 def submit(body: ChatJobCreate) -> tuple[Response, int]:
     """Queue a question; poll the Location or stream its events (503 `overloaded` when full)."""
     res, session, key = resources(), db(), idempotency_key()
+    check_quota(res.redis, current_user_id(), current_user().role, res.settings)
     _admission().check(session, res.redis)
     job, replayed = queue_chat_job(session, res.celery, res.events, current_user_id(), body, key)
     response = jsonify(chat_job_body(job))

@@ -1,19 +1,27 @@
-"""A user's conversations and their messages."""
+"""A user's conversations and their messages: list, read, rename, delete."""
 
 from __future__ import annotations
 
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
-from common.conversations import get_conversation, list_conversations
+from common.conversations import (
+    delete_conversation,
+    forget_job_events,
+    get_conversation,
+    list_conversations,
+    rename_conversation,
+)
 from common.schemas import (
     ConversationDetail,
     ConversationList,
+    ConversationOut,
     ConversationPath,
+    ConversationRename,
     ListQuery,
     Problem,
 )
-from web.resources import db
+from web.resources import db, resources
 from web.security import BEARER, current_user_id, require_access_token
 from web.serializers import conversation_body, conversation_detail_body
 
@@ -54,3 +62,22 @@ def show(path: ConversationPath) -> Response:
     """One conversation with its messages."""
     conversation = get_conversation(db(), current_user_id(), path.conversation_id)
     return jsonify(conversation_detail_body(conversation))
+
+
+@bp.patch(
+    "/<conversation_id>",
+    responses={200: ConversationOut, 401: Problem, 404: Problem, 422: Problem, 503: Problem},
+)
+def rename(path: ConversationPath, body: ConversationRename) -> Response:
+    """Give a conversation a new title."""
+    conversation = rename_conversation(db(), current_user_id(), path.conversation_id, body.title)
+    return jsonify(conversation_body(conversation))
+
+
+@bp.delete("/<conversation_id>", responses={204: None, 401: Problem, 404: Problem, 503: Problem})
+def delete(path: ConversationPath) -> tuple[str, int]:
+    """Delete a conversation with its messages."""
+    job_ids = delete_conversation(db(), current_user_id(), path.conversation_id)
+    db().commit()
+    forget_job_events(resources().redis, job_ids)
+    return "", 204

@@ -1,0 +1,147 @@
+"""Fixtures for the real-browser tests: Debian's Chromium, a running bookchat, host pages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.browser.servers import Gunicorn, HostPage, StreamCutter
+from tests.conftest import _new_redis_db
+from tests.support.cli import free_port
+from tests.support.stack import SAMPLE_TEXTBOOK, Stack, make_settings, start_stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# A page whose title and prose carry markup: the widget must show it as text.
+HOSTILE_PAGE = """---
+title: Safety <img src=x onerror="window.pwned=1"> notes
+---
+
+# Safety notes
+
+## Zebra crossings
+
+A zebracrossing detector is a node that flags <img src=x onerror="window.pwned=2"> walkers
+and publishes `<img src=x onerror=window.pwned=3>` warnings to the planner.
+"""
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium if it is missing; the reason it is unavailable, or None."""
+    if CHROMIUM.exists():
+        return None
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    command = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"could not run apt-get to install chromium: {exc}"
+    if done.returncode != 0 or not CHROMIUM.exists():
+        return f"apt-get install chromium failed: {done.stderr[-500:]}"
+    return None
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium from Debian's package, driven by Playwright."""
+    problem = _install_chromium()
+    if problem:
+        pytest.skip(problem)
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # root cannot use the sandbox
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=args
+        )
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Book:
+    """bookchat under gunicorn with a worker, plus the pages and proxy the tests browse."""
+
+    stack: Stack
+    api: Gunicorn
+    allowed: HostPage
+    refused: HostPage
+    cutter: StreamCutter
+
+    @property
+    def url(self) -> str:
+        """The API's (and demo's) address."""
+        return self.api.url
+
+    @property
+    def cut_url(self) -> str:
+        """The demo through the stream cutter."""
+        return f"http://127.0.0.1:{self.cutter.port}"
+
+
+@pytest.fixture(scope="package")
+def book(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Book]:
+    """The sample book plus a hostile page, ingested, served by gunicorn on a fresh port."""
+    folder = tmp_path_factory.mktemp("browser")
+    textbook = folder / "textbook"
+    shutil.copytree(SAMPLE_TEXTBOOK, textbook)
+    (textbook / "04-safety").mkdir()
+    (textbook / "04-safety" / "hostile.md").write_text(HOSTILE_PAGE)
+    allowed = HostPage()  # its origin goes in the settings; its API address comes later
+    refused = HostPage()
+    settings = make_settings(
+        folder / "var",
+        _new_redis_db(redis_base_url),
+        port=free_port(),
+        textbook_path=textbook,
+        cors_origins=[allowed.origin],
+        # Every few words its own event, so a cut can fall between two deltas.
+        delta_flush_chars=1,
+        delta_flush_ms=0,
+    )
+    stack = start_stack(settings)
+    api = None
+    try:
+        ingested = stack.ingest(textbook)
+        assert ingested["status"] == "completed", ingested
+        api = Gunicorn(settings, folder / "gunicorn.log")
+        allowed.set_api(api.url)
+        refused.set_api(api.url)
+        cutter = StreamCutter("127.0.0.1", settings.port)
+        cutter.start()
+        try:
+            yield Book(stack, api, allowed, refused, cutter)
+        finally:
+            cutter.close()
+    finally:
+        if api is not None:
+            api.stop()
+        allowed.stop()
+        refused.stop()
+        stack.stop()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (empty localStorage) per test."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page that records script errors and leaves a screenshot of its last state."""
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.errors = errors  # type: ignore[attr-defined]
+    yield tab
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))

@@ -1,0 +1,110 @@
+"""Guests try the chat with a short-lived token, and keep their conversations by signing up."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import jwt
+
+from tests.support.stack import TEST_PASSWORD, Stack
+from tests.web.assertions import assert_problem
+
+
+def _guest(stack: Stack) -> dict[str, Any]:
+    response = stack.client.post("/v1/auth/guest")
+    assert response.status_code == 201, response.get_json()
+    return dict(response.get_json())
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_guest_token_is_short_lived_access_only(idle_stack: Stack) -> None:
+    body = _guest(idle_stack)
+
+    assert body.get("refresh_token") is None
+    assert body["expires_in"] == idle_stack.settings.guest_token_minutes * 60
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["role"] == "guest"
+    assert claims["exp"] - claims["iat"] == idle_stack.settings.guest_token_minutes * 60
+    me = idle_stack.client.get("/v1/me", headers=_bearer(body["access_token"])).get_json()
+    assert me["role"] == "guest" and me["email"] is None
+
+
+def test_a_guest_can_chat_and_read_its_own_jobs(idle_stack: Stack) -> None:
+    guest = _bearer(_guest(idle_stack)["access_token"])
+    stranger = _bearer(_guest(idle_stack)["access_token"])
+
+    job = idle_stack.submit(guest, message="What is a node?")
+
+    assert idle_stack.client.get(f"/v1/chat/jobs/{job['id']}", headers=guest).status_code == 200
+    listing = idle_stack.client.get("/v1/conversations", headers=guest).get_json()
+    assert [c["id"] for c in listing["data"]] == [job["conversation_id"]]
+    assert_problem(idle_stack.client.get(f"/v1/chat/jobs/{job['id']}", headers=stranger), 404)
+
+
+def test_a_guest_cannot_refresh_or_use_admin_routes(idle_stack: Stack) -> None:
+    guest = _bearer(_guest(idle_stack)["access_token"])
+
+    assert_problem(idle_stack.client.post("/v1/auth/refresh", headers=guest), 401)
+    assert_problem(idle_stack.client.get("/v1/admin/ingest", headers=guest), 403)
+
+
+def test_signing_up_adopts_the_guests_conversations(idle_stack: Stack) -> None:
+    guest_token = _guest(idle_stack)["access_token"]
+    job = idle_stack.submit(_bearer(guest_token), message="What is a node?")
+    email = f"adopter-{uuid.uuid4().hex[:10]}@example.com"
+
+    response = idle_stack.client.post(
+        "/v1/auth/signup",
+        json={"email": email, "password": TEST_PASSWORD},
+        headers=_bearer(guest_token),
+    )
+
+    assert response.status_code == 201, response.get_json()
+    user = _bearer(response.get_json()["access_token"])
+    assert idle_stack.client.get(f"/v1/chat/jobs/{job['id']}", headers=user).status_code == 200
+    listing = idle_stack.client.get("/v1/conversations", headers=user).get_json()
+    assert [c["id"] for c in listing["data"]] == [job["conversation_id"]]
+    # The guest is gone, and its token with it.
+    assert_problem(idle_stack.client.get("/v1/me", headers=_bearer(guest_token)), 401)
+
+
+def test_logging_in_adopts_the_guests_conversations(idle_stack: Stack) -> None:
+    email = f"returning-{uuid.uuid4().hex[:10]}@example.com"
+    signup = {"email": email, "password": TEST_PASSWORD}
+    assert idle_stack.client.post("/v1/auth/signup", json=signup).status_code == 201
+    guest_token = _guest(idle_stack)["access_token"]
+    job = idle_stack.submit(_bearer(guest_token), message="What is a topic?")
+
+    response = idle_stack.client.post("/v1/auth/login", json=signup, headers=_bearer(guest_token))
+
+    assert response.status_code == 200
+    user = _bearer(response.get_json()["access_token"])
+    assert idle_stack.client.get(f"/v1/chat/jobs/{job['id']}", headers=user).status_code == 200
+
+
+def test_a_users_token_at_login_adopts_nothing(idle_stack: Stack) -> None:
+    owner = idle_stack.signup()
+    job = idle_stack.submit(owner, message="What is a node?")
+    email = f"other-{uuid.uuid4().hex[:10]}@example.com"
+    body = {"email": email, "password": TEST_PASSWORD}
+
+    response = idle_stack.client.post("/v1/auth/signup", json=body, headers=owner)
+
+    assert response.status_code == 201
+    other = _bearer(response.get_json()["access_token"])
+    assert_problem(idle_stack.client.get(f"/v1/chat/jobs/{job['id']}", headers=other), 404)
+    assert idle_stack.client.get(f"/v1/chat/jobs/{job['id']}", headers=owner).status_code == 200
+
+
+def test_a_bad_token_at_signup_is_401_and_creates_nothing(idle_stack: Stack) -> None:
+    email = f"nobody-{uuid.uuid4().hex[:10]}@example.com"
+    body = {"email": email, "password": TEST_PASSWORD}
+
+    response = idle_stack.client.post("/v1/auth/signup", json=body, headers=_bearer("a.b.c"))
+
+    assert_problem(response, 401, "invalid_token")
+    assert idle_stack.client.post("/v1/auth/login", json=body).status_code == 401

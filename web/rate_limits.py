@@ -1,0 +1,207 @@
+"""Request limits (flask-limiter, counted in Redis), applied to endpoints from one table.
+
+The views carry no limit decorators: `init_app` wraps `app.view_functions` after the
+blueprints are registered. The wrapper runs after the blueprints' auth hooks and before
+flask-openapi3 validates the body, so a malformed request still counts against its limit.
+
+Strategy: moving window. Our limits are small (at most a few hundred a window), so keeping
+one timestamp per hit is cheap, and unlike a fixed window it never lets twice the limit through
+across a window boundary, which matters for the brute-force limits.
+
+Redis unreachable: `swallow_errors` lets requests through unlimited (logged). flask-limiter's
+in-memory fallback would apply one generic limit per process to every route, keyed by IP, not
+the per-account and per-user limits here; failing open for the short outages Redis has is the
+better trade, and the endpoints that need Redis anyway answer 503 on their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, cast
+
+from flask import Flask, Response, request
+from flask_jwt_extended import get_jwt
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.util import get_remote_address
+from redis import RedisError
+
+from common.accounts import normalize_email
+from common.errors import RateLimited
+from common.models import Role
+from common.redis_client import resolve_redis_url
+from common.settings import Settings
+from web.problems import error_problem
+from web.security import current_user, current_user_id
+
+log = logging.getLogger(__name__)
+# Time-outs of the limiter's own Redis connections: a hung Redis must not hang every request.
+REDIS_TIMEOUT_SECONDS = 2
+_NO_EMAIL = "-"  # login bodies without an email share one account key; they fail validation
+
+
+def client_address() -> str:
+    """The client's IP address, as the WSGI server reports it."""
+    return get_remote_address()
+
+
+def login_email() -> str:
+    """The normalized email a login body names: the per-account key of failed logins."""
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    return normalize_email(email)[:320] if isinstance(email, str) and email.strip() else _NO_EMAIL
+
+
+def _claims() -> dict[str, Any]:
+    # The blueprints verify the token in before_request hooks, before the wrapper runs; an
+    # endpoint that did not leaves nothing to key on, so its per-user limit does not apply.
+    try:
+        return get_jwt()
+    except RuntimeError:
+        return {}
+
+
+def job_owner() -> str:
+    """The per-user key of job submissions: the authenticated user's id."""
+    return str(current_user_id())
+
+
+def _role() -> str | None:
+    # The user's row, not the token's claim: a changed role counts at once.
+    return current_user().role if _claims() else None
+
+
+def _not_a_user() -> bool:
+    # Users' own limit: admins are exempt, guests have theirs, and a request without a
+    # verified token is the view's to refuse.
+    return not _claims() or _role() in (Role.ADMIN.value, Role.GUEST.value)
+
+
+def _not_a_guest() -> bool:
+    return _role() != Role.GUEST.value
+
+
+def _failed_login(response: Response) -> bool:
+    return response.status_code == 401
+
+
+@dataclass(frozen=True)
+class EndpointLimit:
+    """One row of the table: a limit shared by its endpoints, keyed per caller."""
+
+    scope: str
+    what: str  # for the 429's detail: "too many <what>"
+    endpoints: tuple[str, ...]
+    limit: Callable[[Settings], str]
+    key: Callable[[], str]
+    deduct_when: Callable[[Response], bool] | None = None
+    exempt_when: Callable[[], bool] | None = None
+
+
+JOB_ENDPOINTS = ("chat_jobs.submit", "chapters.personalize", "chapters.translate")
+LIMITS: tuple[EndpointLimit, ...] = (
+    EndpointLimit(
+        "signup-ip", "sign-ups from this address", ("auth.signup",),
+        lambda s: s.rate_limit_signup, client_address,
+    ),
+    EndpointLimit(
+        "login-ip", "login attempts from this address", ("auth.login",),
+        lambda s: s.rate_limit_login, client_address,
+    ),
+    EndpointLimit(
+        "login-failures", "failed logins for this account", ("auth.login",),
+        lambda s: s.rate_limit_login_failures, login_email, deduct_when=_failed_login,
+    ),
+    EndpointLimit(
+        "guest-ip", "guest tokens from this address", ("auth.guest",),
+        lambda s: s.rate_limit_guest, client_address,
+    ),
+    EndpointLimit(
+        "jobs-user", "jobs submitted by this user", JOB_ENDPOINTS,
+        lambda s: s.rate_limit_submit, job_owner, exempt_when=_not_a_user,
+    ),
+    EndpointLimit(
+        "jobs-guest", "jobs submitted by this guest", JOB_ENDPOINTS,
+        lambda s: s.rate_limit_guest_submit, job_owner, exempt_when=_not_a_guest,
+    ),
+)  # fmt: skip
+_WHAT = {row.scope: row.what for row in LIMITS}
+
+
+def _breached(limit: RequestLimit) -> Response:
+    """The 429 problem for a breached limit, naming it and when to retry."""
+    scope = str(limit.request_args[-1])
+    retry_after = max(1, math.ceil(limit.reset_at - time.time()))
+    error = RateLimited(
+        f"too many {_WHAT.get(scope, 'requests')}: the limit is {limit.limit}; "
+        f"retry in {retry_after}s",
+        retry_after=retry_after,
+        limit=str(limit.limit),
+        scope=scope,
+    )
+    return error_problem(error)
+
+
+def make_limiter(settings: Settings) -> Limiter:
+    """A limiter counting in our Redis, with rate-limit headers and no default limits."""
+    return Limiter(
+        client_address,
+        storage_uri=resolve_redis_url(settings),
+        storage_options={
+            "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+            "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        },
+        strategy="moving-window",
+        headers_enabled=False,  # see _add_headers
+        swallow_errors=True,
+        on_breach=_breached,
+    )
+
+
+def _add_headers(limiter: Limiter, response: Response) -> Response:
+    """X-RateLimit-* headers for the limit a request counted against (the tightest, if breached).
+
+    flask-limiter's own headers would also put a Retry-After on every limited response, even a
+    201, and override the submit's polling hint; here only a 429 says when to retry.
+    """
+    limit = limiter.current_limit
+    if limit is None:
+        return response
+    try:
+        response.headers["X-RateLimit-Limit"] = str(limit.limit.amount)
+        response.headers["X-RateLimit-Remaining"] = str(limit.remaining)
+        response.headers["X-RateLimit-Reset"] = str(limit.reset_at)
+    except RedisError:
+        log.warning("could not read the rate limit's window for the headers", exc_info=True)
+    return response
+
+
+def init_app(app: Flask, settings: Settings) -> list[str]:
+    """Apply the table to the registered endpoints (call after the blueprints); those limited.
+
+    Endpoints of the table that the app does not have (yet) are skipped.
+    """
+    limiter = make_limiter(settings)
+    # Registered first so it runs after the limiter's own hook, which deducts failed logins.
+    app.after_request(partial(_add_headers, limiter))
+    limiter.init_app(app)
+    app.extensions["bookchat.limiter"] = limiter
+    limited: list[str] = []
+    for row in LIMITS:
+        decorate = limiter.shared_limit(
+            partial(row.limit, settings),
+            row.scope,
+            key_func=row.key,
+            deduct_when=row.deduct_when,
+            exempt_when=row.exempt_when,
+        )
+        for endpoint in row.endpoints:
+            if endpoint in app.view_functions:
+                view: Callable[..., Any] = app.view_functions[endpoint]
+                app.view_functions[endpoint] = cast(Callable[..., Any], decorate(view))
+                limited.append(endpoint)
+    return sorted(set(limited))

@@ -1,0 +1,558 @@
+/* bookchat reader widget: no dependencies. Add it with
+ *   <script async src="https://API/widget.js" data-api="https://API"></script>
+ * Optional: data-title, data-book (base URL that citation paths are joined to),
+ * data-position ("right" | "left"). A site's own token: window.bookchat.setToken(token).
+ * Model and book text only ever reach the page through textContent, never as HTML. */
+(function () {
+  "use strict";
+  if (window.bookchat && window.bookchat.version) return; // loaded twice
+  var script = document.currentScript;
+  var data = (script && script.dataset) || {};
+  var scriptUrl = new URL((script && script.src) || location.href, location.href);
+  var API = (data.api || scriptUrl.origin).replace(/\/+$/, "");
+  var TITLE = data.title || "Ask the book";
+  var BOOK = (data.book || "").replace(/\/+$/, "");
+  var SIDE = data.position === "left" ? "left" : "right";
+  var KEY = "bookchat:" + API;
+  var MAX_SELECTION = 20000;
+  var WAIT_SECONDS = 25;
+  var FAILS_BEFORE_POLLING = 2;
+  var TERMINAL = { completed: 1, failed: 1, cancelled: 1 };
+
+  // ---- state kept across page loads ----
+  var state = load();
+  var siteToken = null;
+  var running = null; // {jobId, controller, msg}
+  var selection = "";
+
+  function load() {
+    try {
+      var saved = JSON.parse(localStorage.getItem(KEY) || "{}");
+      return { guest: saved.guest || null, conversationId: saved.conversationId || null,
+               messages: saved.messages || [], pending: saved.pending || null };
+    } catch (e) {
+      return { guest: null, conversationId: null, messages: [], pending: null };
+    }
+  }
+  function save() {
+    try { localStorage.setItem(KEY, JSON.stringify(state)); } catch (e) { /* private mode */ }
+  }
+
+  // ---- DOM helpers: text only ----
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") node.textContent = attrs[k];
+      else if (k === "className") node.className = attrs[k];
+      else node.setAttribute(k, attrs[k]);
+    });
+    (children || []).forEach(function (c) { if (c) node.appendChild(c); });
+    return node;
+  }
+
+  // ---- safe Markdown: paragraphs, lists, fenced code, inline code, bold, italic, links ----
+  function safeHref(url) {
+    if (/^https?:\/\//i.test(url)) return url;
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.slice(0, 2) === "//") return null;
+    return url; // relative to the page
+  }
+  function citationHref(c) {
+    var url = c.url || "";
+    if (/^https?:\/\//i.test(url)) return url;
+    if (url.charAt(0) !== "/") return null;
+    return BOOK + url;
+  }
+  var INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|\b_([^_\s][^_]*)_\b|\[([^\]]+)\]\(([^)\s]+)\)|\[(\d{1,3})\]/g;
+  function inline(parent, text, citations) {
+    var last = 0, m;
+    INLINE.lastIndex = 0;
+    while ((m = INLINE.exec(text))) {
+      if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      last = INLINE.lastIndex;
+      if (m[1]) parent.appendChild(el("code", { text: m[2] }));
+      else if (m[3] || m[4]) inline(parent.appendChild(el("strong")), m[3] || m[4], citations);
+      else if (m[5] || m[6]) inline(parent.appendChild(el("em")), m[5] || m[6], citations);
+      else if (m[7]) {
+        var href = safeHref(m[8]);
+        if (href) {
+          var a = parent.appendChild(el("a", { href: href, rel: "noopener noreferrer" }));
+          if (/^https?:/i.test(href)) a.setAttribute("target", "_blank");
+          inline(a, m[7], citations);
+        } else parent.appendChild(document.createTextNode(m[0]));
+      } else {
+        var c = (citations || []).filter(function (x) { return String(x.n) === m[9]; })[0];
+        var chref = c && citationHref(c);
+        if (chref) {
+          parent.appendChild(el("a", { href: chref, className: "bc-ref", text: "[" + m[9] + "]",
+                                       title: c.title + (c.heading ? " › " + c.heading : "") }));
+        } else parent.appendChild(document.createTextNode(m[0]));
+      }
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+  function renderMarkdown(text, citations) {
+    var root = el("div", { className: "bc-md" });
+    var lines = String(text || "").replace(/\r\n?/g, "\n").split("\n");
+    var para = [], list = null, i = 0;
+    function flush() {
+      if (para.length) inline(root.appendChild(el("p")), para.join(" "), citations);
+      para = [];
+    }
+    for (; i < lines.length; i++) {
+      var line = lines[i];
+      var fence = /^\s*(```|~~~)\s*([\w+-]*)/.exec(line);
+      if (fence) {
+        flush(); list = null;
+        var code = [];
+        for (i++; i < lines.length && lines[i].trim().indexOf(fence[1]) !== 0; i++) code.push(lines[i]);
+        var pre = root.appendChild(el("pre"));
+        pre.appendChild(el("code", fence[2] ? { text: code.join("\n"), "data-lang": fence[2] }
+                                           : { text: code.join("\n") }));
+        continue;
+      }
+      var item = /^\s*(?:([-*+])|(\d{1,9})[.)])\s+(.*)$/.exec(line);
+      if (item) {
+        flush();
+        var tag = item[1] ? "ul" : "ol";
+        if (!list || list.tagName.toLowerCase() !== tag) list = root.appendChild(el(tag));
+        inline(list.appendChild(el("li")), item[3], citations);
+        continue;
+      }
+      var heading = /^\s*#{1,6}\s+(.*)$/.exec(line);
+      if (heading) {
+        flush(); list = null;
+        inline(root.appendChild(el("p", { className: "bc-h" })), heading[1], citations);
+        continue;
+      }
+      if (!line.trim()) { flush(); list = null; continue; }
+      if (list && /^\s{2,}\S/.test(line)) { // continuation of the last item
+        inline(list.lastChild, " " + line.trim(), citations);
+        continue;
+      }
+      list = null;
+      para.push(line.trim());
+    }
+    flush();
+    return root;
+  }
+
+  function icon() { // a speech bubble, drawn without fonts or markup strings
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", "26");
+    svg.setAttribute("height", "26"); svg.setAttribute("aria-hidden", "true");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+    svg.appendChild(path);
+    return svg;
+  }
+
+  // ---- the panel ----
+  var ids = "bookchat-" + Math.random().toString(36).slice(2, 8);
+  var host = el("div", { className: "bc-root bc-" + SIDE, "data-bookchat": "" });
+  var launcher = el("button", { type: "button", className: "bc-launcher", "aria-haspopup": "dialog",
+                                "aria-expanded": "false", "aria-controls": ids + "-panel",
+                                "aria-label": "Open chat: " + TITLE });
+  launcher.appendChild(icon());
+  var titleEl = el("h2", { id: ids + "-title", className: "bc-title", text: TITLE });
+  var closeBtn = el("button", { type: "button", className: "bc-close", "aria-label": "Close chat",
+                                text: "×" });
+  var newBtn = el("button", { type: "button", className: "bc-small", text: "New chat" });
+  var personalizeBtn = el("button", { type: "button", className: "bc-small",
+                                      text: "Personalize this chapter" });
+  var translateBtn = el("button", { type: "button", className: "bc-small", lang: "en",
+                                    text: "Translate to Urdu" });
+  var log = el("div", { className: "bc-log", role: "log", "aria-live": "polite",
+                        "aria-label": "Conversation", tabindex: "0" });
+  var notice = el("p", { className: "bc-notice", role: "status", "aria-live": "polite" });
+  var chipText = el("span", { className: "bc-chip-text" });
+  var chipClear = el("button", { type: "button", className: "bc-chip-clear",
+                                 "aria-label": "Do not ask about the selection", text: "×" });
+  var chip = el("div", { className: "bc-chip", hidden: "" }, [chipText, chipClear]);
+  var input = el("textarea", { id: ids + "-input", className: "bc-input", rows: "2",
+                               maxlength: "4000", placeholder: "Ask about the book…" });
+  var label = el("label", { "for": ids + "-input", className: "bc-sr", text: "Your question" });
+  var sendBtn = el("button", { type: "submit", className: "bc-send", text: "Send" });
+  var cancelBtn = el("button", { type: "button", className: "bc-cancel", text: "Cancel",
+                                 hidden: "" });
+  var form = el("form", { className: "bc-form" }, [label, input, cancelBtn, sendBtn]);
+  var panel = el("div", { id: ids + "-panel", className: "bc-panel", role: "dialog",
+                          "aria-modal": "true", "aria-labelledby": ids + "-title", hidden: "" }, [
+    el("div", { className: "bc-head" }, [titleEl, closeBtn]),
+    el("div", { className: "bc-tools" }, [newBtn, personalizeBtn, translateBtn]),
+    log, notice, chip, form]);
+  var askBtn = el("button", { type: "button", className: "bc-ask", hidden: "",
+                              text: "Ask about this" });
+  host.appendChild(panel);
+  host.appendChild(launcher);
+
+  function mount() {
+    var link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = new URL("__BOOKCHAT_CSS_URL__", scriptUrl).href;
+    document.head.appendChild(link);
+    document.body.appendChild(host);
+    document.body.appendChild(askBtn);
+    state.messages.forEach(function (m) { renderMessage(m); });
+    if (state.pending) resumePending();
+  }
+
+  function open() {
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    host.classList.add("bc-open");
+    input.focus();
+    log.scrollTop = log.scrollHeight;
+  }
+  function close() {
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    host.classList.remove("bc-open");
+    launcher.focus();
+  }
+  launcher.addEventListener("click", function () { panel.hidden ? open() : close(); });
+  closeBtn.addEventListener("click", close);
+  panel.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") { e.preventDefault(); close(); return; }
+    if (e.key !== "Tab") return;
+    var focusable = Array.prototype.filter.call(
+      panel.querySelectorAll("button, a[href], textarea, [tabindex='0']"),
+      function (n) { return !n.hidden && !n.disabled && n.offsetParent !== null; });
+    if (!focusable.length) return;
+    var first = focusable[0], last = focusable[focusable.length - 1];
+    if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+  });
+  form.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
+  cancelBtn.addEventListener("click", cancel);
+  chipClear.addEventListener("click", function () { setSelection(""); input.focus(); });
+  newBtn.addEventListener("click", function () {
+    if (running) return;
+    state.conversationId = null; state.messages = []; state.pending = null; save();
+    log.textContent = ""; say("");
+  });
+  personalizeBtn.addEventListener("click", function () { chapterJob("personalize"); });
+  translateBtn.addEventListener("click", function () { chapterJob("translate"); });
+
+  function say(text) { notice.textContent = text; }
+  function setBusy(busy) {
+    sendBtn.disabled = busy; cancelBtn.hidden = !busy;
+    personalizeBtn.disabled = translateBtn.disabled = newBtn.disabled = busy;
+  }
+  function setSelection(text) {
+    selection = text;
+    chip.hidden = !text;
+    chipText.textContent = text ? "About: “" + (text.length > 80 ? text.slice(0, 80) + "…" : text) + "”" : "";
+  }
+
+  // Messages: {role, text, citations, jobId, status, selection?}
+  function renderMessage(m) {
+    var node = m.node;
+    if (!node) {
+      node = el("div", { className: "bc-msg bc-" + m.role });
+      Object.defineProperty(m, "node", { value: node, enumerable: false, writable: true });
+      log.appendChild(node);
+    }
+    node.textContent = "";
+    if (m.selection) node.appendChild(el("blockquote", { className: "bc-quote", text: m.selection }));
+    if (m.role === "user") node.appendChild(el("p", { text: m.text }));
+    else node.appendChild(renderMarkdown(m.text, m.citations));
+    if (m.role === "assistant") {
+      node.setAttribute("data-status", m.status || "");
+      node.setAttribute("aria-busy", TERMINAL[m.status] ? "false" : "true");
+      if (m.status === "cancelled") node.appendChild(el("p", { className: "bc-meta", text: "Cancelled." }));
+      if (m.error) node.appendChild(el("p", { className: "bc-meta bc-err", text: m.error }));
+      if (m.citations && m.citations.length) {
+        var list = el("ol", { className: "bc-sources", "aria-label": "Sources" });
+        m.citations.forEach(function (c) {
+          var href = citationHref(c);
+          var name = c.title + (c.heading && c.heading !== c.title ? " › " + c.heading : "");
+          var li = el("li", { value: String(c.n) });
+          li.appendChild(href ? el("a", { href: href, className: "bc-cite", text: name })
+                              : el("span", { text: name }));
+          list.appendChild(li);
+        });
+        node.appendChild(list);
+      }
+    }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  // ---- talking to the API ----
+  function Problem(status, body, headers) {
+    this.status = status; this.body = body || {}; this.headers = headers;
+  }
+  function explain(err) {
+    if (!(err instanceof Problem)) {
+      return navigator.onLine === false ? "You are offline. Reconnect and try again."
+        : "Cannot reach the chat service. Check your connection and try again.";
+    }
+    var b = err.body, wait = Number(err.headers && err.headers.get("Retry-After"));
+    if (b.code === "rate_limited" || (err.status === 429 && b.code !== "token_quota_exceeded")) {
+      return "Too many questions at once. Try again in " + (wait || b.retry_after || "a few") + " seconds.";
+    }
+    if (b.code === "token_quota_exceeded") {
+      var at = b.resets_at ? new Date(b.resets_at).toLocaleString() : "tomorrow";
+      return "You have used today's answer allowance. It resets " + at + ".";
+    }
+    if (b.code === "model_not_configured") {
+      return "This needs a generative model, and none is configured on this server.";
+    }
+    if (err.status === 503) {
+      return (b.detail || "The answering service is unavailable.") + " Try again shortly.";
+    }
+    if (err.status === 401) return "Please sign in again.";
+    return b.detail || b.title || "Something went wrong (" + err.status + ").";
+  }
+  async function token(renew) {
+    if (siteToken) return siteToken;
+    var g = state.guest;
+    if (!renew && g && g.expires > Date.now() + 30000) return g.token;
+    var res = await fetch(API + "/v1/auth/guest", { method: "POST" });
+    var body = await res.json().catch(function () { return {}; });
+    if (!res.ok) throw new Problem(res.status, body, res.headers);
+    state.guest = { token: body.access_token, expires: Date.now() + (body.expires_in || 900) * 1000 };
+    if (g) { state.conversationId = null; } // a new guest cannot read the old one's chats
+    save();
+    return state.guest.token;
+  }
+  async function call(method, path, body, extra, signal) {
+    for (var attempt = 0; ; attempt++) {
+      var headers = Object.assign({ Authorization: "Bearer " + (await token(attempt > 0)) }, extra || {});
+      if (body) headers["Content-Type"] = "application/json";
+      var res = await fetch(API + path, { method: method, headers: headers, signal: signal,
+                                          body: body ? JSON.stringify(body) : undefined });
+      if (res.status === 401 && attempt === 0 && !siteToken) continue;
+      if (res.status === 401 && siteToken) window.dispatchEvent(new CustomEvent("bookchat:token-expired"));
+      return res;
+    }
+  }
+  async function json(res) {
+    var body = await res.json().catch(function () { return {}; });
+    if (!res.ok) throw new Problem(res.status, body, res.headers);
+    return body;
+  }
+
+  async function submit() {
+    var text = input.value.trim();
+    if (!text || running) return;
+    var body = { message: text, page_url: pagePath() };
+    if (state.conversationId) body.conversation_id = state.conversationId;
+    if (selection) body.selected_text = selection;
+    var user = { role: "user", text: text, selection: selection || undefined };
+    state.messages.push(user); renderMessage(user);
+    input.value = ""; setSelection(""); say("");
+    await startJob(function () {
+      return call("POST", "/v1/chat/jobs", body, { "Idempotency-Key": randomKey() });
+    });
+  }
+  async function chapterJob(kind) {
+    if (running) return;
+    var body = { page_url: pagePath() };
+    if (kind === "translate") body.language = "ur";
+    var user = { role: "user", text: kind === "translate" ? "Translate this chapter to Urdu"
+                                                        : "Personalize this chapter for me" };
+    state.messages.push(user); renderMessage(user); say("");
+    open();
+    await startJob(function () { return call("POST", "/v1/chapters/" + kind, body); });
+  }
+  async function startJob(post) {
+    var msg = { role: "assistant", text: "", citations: [], status: "queued" };
+    setBusy(true);
+    try {
+      var job = await json(await post());
+      if (job.conversation_id) state.conversationId = job.conversation_id;
+      msg.jobId = job.id;
+      state.messages.push(msg); renderMessage(msg);
+      if (TERMINAL[job.status]) { finishFrom(msg, job); return; }
+      state.pending = { jobId: job.id }; save();
+      await follow(msg);
+    } catch (err) {
+      setBusy(false);
+      if (msg.jobId) { msg.error = explain(err); renderMessage(msg); }
+      say(explain(err));
+      save();
+    }
+  }
+  function resumePending() {
+    var msg = state.messages.filter(function (m) { return m.jobId === state.pending.jobId; })[0];
+    if (!msg) { state.pending = null; save(); return; }
+    setBusy(true);
+    follow(msg).catch(function (err) { setBusy(false); say(explain(err)); });
+  }
+  function finishFrom(msg, job) {
+    msg.text = job.answer || msg.text;
+    msg.citations = job.citations || msg.citations;
+    msg.status = job.status;
+    if (job.status === "failed") msg.error = (job.error && job.error.message) || "The answer failed.";
+    done(msg);
+  }
+  function done(msg) {
+    running = null; state.pending = null;
+    setBusy(false); renderMessage(msg); save();
+  }
+
+  // Follow a job: stream its events, resume after drops, fall back to long-polling.
+  async function follow(msg) {
+    var controller = new AbortController();
+    running = { jobId: msg.jobId, controller: controller, msg: msg };
+    var ev = { last: null, text: "", attempt: 0, finished: false };
+    var fails = 0;
+    while (!ev.finished && fails < FAILS_BEFORE_POLLING) {
+      if (controller.signal.aborted) return;
+      var before = ev.last;
+      try {
+        var mode = await stream(msg, ev, controller.signal);
+        if (mode === "not-a-stream") break;
+      } catch (err) {
+        if (controller.signal.aborted) return;
+        if (err instanceof Problem && err.status !== 503) throw err;
+        say(explain(err) + " Reconnecting…");
+      }
+      if (ev.finished) break;
+      fails = ev.last !== before ? 0 : fails + 1; // progress resets the count
+      await sleep(Math.min(4000, 500 * Math.pow(2, fails)), controller.signal);
+    }
+    if (!ev.finished) await poll(msg, controller.signal);
+    say("");
+  }
+  async function stream(msg, ev, signal) {
+    var extra = { Accept: "text/event-stream" };
+    if (ev.last) extra["Last-Event-ID"] = ev.last;
+    var res = await call("GET", "/v1/chat/jobs/" + msg.jobId + "/events", null, extra, signal);
+    if (!res.ok) await json(res);
+    var type = res.headers.get("Content-Type") || "";
+    if (type.indexOf("text/event-stream") !== 0 || !res.body) return "not-a-stream";
+    say("");
+    var reader = res.body.getReader(), decoder = new TextDecoder(), buffer = "";
+    for (;;) {
+      var chunk = await reader.read();
+      if (chunk.done) return "ended";
+      buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
+      var cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        var frame = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        apply(msg, ev, parseFrame(frame));
+        if (ev.finished) { reader.cancel().catch(function () {}); return "done"; }
+      }
+    }
+  }
+  function parseFrame(frame) {
+    var out = { id: null, event: "message", data: [] };
+    frame.split("\n").forEach(function (line) {
+      if (!line || line.charAt(0) === ":") return;
+      var i = line.indexOf(":"), field = i < 0 ? line : line.slice(0, i);
+      var value = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+      if (field === "id") out.id = value;
+      else if (field === "event") out.event = value;
+      else if (field === "data") out.data.push(value);
+    });
+    return out;
+  }
+  function apply(msg, ev, f) {
+    if (!f.data.length) return;
+    var d;
+    try { d = JSON.parse(f.data.join("\n")); } catch (e) { return; }
+    var e = f.event;
+    // The documented client rule: a reset drops partial text; older attempts' deltas are ignored.
+    if ((e === "status" || e === "reset") && d.attempt) ev.attempt = Math.max(ev.attempt, +d.attempt);
+    if (e === "reset") ev.text = "";
+    else if (e === "delta" && (d.attempt === undefined || +d.attempt >= ev.attempt)) ev.text += d.text || "";
+    else if (e === "citations") msg.citations = d.citations || [];
+    else if (e === "status" && d.status) msg.status = d.status;
+    else if (e === "error" && d.retry) { say(explain(new Problem(503, d))); return; } // outage: resume
+    else if (e === "error") {
+      msg.status = "failed"; msg.error = d.message || d.detail || "The answer failed.";
+      ev.finished = true;
+    } else if (e === "done") { msg.status = d.status || "completed"; ev.finished = true; }
+    if (f.id) ev.last = f.id;
+    msg.text = ev.text;
+    if (ev.finished) done(msg); else renderMessage(msg);
+  }
+  async function poll(msg, signal) {
+    for (;;) {
+      var job = await json(await call("GET", "/v1/chat/jobs/" + msg.jobId + "?wait=" + WAIT_SECONDS,
+                                      null, null, signal));
+      msg.text = job.answer || ""; msg.status = job.status; renderMessage(msg);
+      if (TERMINAL[job.status]) { finishFrom(msg, job); return; }
+    }
+  }
+  async function cancel() {
+    if (!running) return;
+    var r = running;
+    try {
+      var job = await json(await call("POST", "/v1/chat/jobs/" + r.jobId + "/cancel"));
+      r.controller.abort();
+      finishFrom(r.msg, job);
+    } catch (err) {
+      if (err instanceof Problem && err.status === 409) return; // it finished meanwhile
+      say(explain(err));
+    }
+  }
+  function sleep(ms, signal) {
+    return new Promise(function (resolve) {
+      var t = setTimeout(resolve, ms);
+      signal.addEventListener("abort", function () { clearTimeout(t); resolve(); });
+    });
+  }
+  function randomKey() {
+    return (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
+  }
+  // The page's path in the book: the part after data-book's own path, if the page is under it.
+  function pagePath() {
+    var base = BOOK ? new URL(BOOK + "/", location.href) : null;
+    var path = location.pathname;
+    if (base && base.origin === location.origin && path.indexOf(base.pathname) === 0) {
+      path = "/" + path.slice(base.pathname.length);
+    }
+    return path.slice(0, 2048);
+  }
+
+  // ---- "Ask about this" ----
+  function selectedText() {
+    var sel = window.getSelection();
+    if (!sel || sel.isCollapsed || !sel.rangeCount) return null;
+    var node = sel.anchorNode;
+    if (node && host.contains(node.nodeType === 1 ? node : node.parentNode)) return null;
+    var text = sel.toString().trim();
+    return text.length >= 3 ? { text: text.slice(0, MAX_SELECTION), range: sel.getRangeAt(0) } : null;
+  }
+  function placeAsk() {
+    var found = selectedText();
+    if (!found) { askBtn.hidden = true; return; }
+    var rect = found.range.getBoundingClientRect();
+    askBtn.style.top = Math.max(4, rect.bottom + window.scrollY + 6) + "px";
+    askBtn.style.left = Math.max(4, Math.min(rect.left + window.scrollX,
+                                             window.scrollX + document.documentElement.clientWidth - 140)) + "px";
+    askBtn.hidden = false;
+  }
+  document.addEventListener("mouseup", function () { setTimeout(placeAsk, 0); });
+  document.addEventListener("keyup", function (e) { if (e.shiftKey || e.key === "Shift") placeAsk(); });
+  askBtn.addEventListener("mousedown", function (e) { e.preventDefault(); }); // keep the selection
+  askBtn.addEventListener("click", function () {
+    var found = selectedText();
+    askBtn.hidden = true;
+    if (!found) return;
+    setSelection(found.text);
+    open();
+  });
+
+  // ---- public API ----
+  window.bookchat = {
+    version: 1,
+    /** Use the site's own access token (null: back to a guest token). */
+    setToken: function (t) {
+      if ((t || null) !== siteToken) { state.conversationId = null; save(); } // not theirs to read
+      siteToken = t || null;
+    },
+    open: open,
+    close: close,
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount);
+  else mount();
+  window.dispatchEvent(new CustomEvent("bookchat:ready"));
+})();
