@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ def summary(results: list[tuple[float, int, dict[str, Any]]], ok: int) -> dict[s
         "submit_p50_ms": round(percentile(latencies, 50) * 1000, 1),
         "submit_p99_ms": round(percentile(latencies, 99) * 1000, 1),
         "errors": sum(1 for _, status, _ in results if status != ok),
+        "error_statuses": dict(Counter(str(status) for _, status, _ in results if status != ok)),
     }
 
 
@@ -189,6 +191,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "LLM_TPM": str(args.tpm),
             "ADMISSION_MAX_QUEUED": str(args.jobs * 10),
         }
+        if args.database_url:
+            env["DATABASE_URL"] = args.database_url
         # Local-mode Qdrant admits one process per folder: one worker process, many threads.
         stack = BenchStack.start(Path(tmp), env, workers=1, concurrency=args.concurrency)
         try:
@@ -238,6 +242,9 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="*", default=[50, 100, 200, 400])
     parser.add_argument("--loop-seconds", type=float, default=5.0)
     parser.add_argument("--drain-timeout", type=float, default=900)
+    parser.add_argument(
+        "--database-url", default="", help="e.g. PostgreSQL (an empty database); default SQLite"
+    )
     result = run(parser.parse_args())
     rows = [("bookchat", result), ("floor (/healthz)", result["floor"]),
             ("baseline (model in the request)", result["baseline"])]  # fmt: skip
