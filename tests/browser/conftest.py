@@ -18,6 +18,8 @@ from tests.support.cli import free_port
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack, make_settings, start_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
+LIMITED_SUBMITS = "2/minute"  # chat submits per guest on the `limited` API
+LIMITED_DAILY_TOKENS = 1000
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # A page whose title and prose carry markup: the widget must show it as text.
 HOSTILE_PAGE = """---
@@ -124,6 +126,36 @@ def book(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Itera
         allowed.stop()
         refused.stop()
         stack.stop()
+
+
+def _second_api(book: Book, folder: Path, **overrides: object) -> Iterator[Gunicorn]:
+    settings = book.stack.settings.model_copy(update={"port": free_port(), **overrides})
+    api = Gunicorn(settings, folder / f"gunicorn-{settings.port}.log")
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture(scope="package")
+def limited(book: Book, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """The same bookchat (database, queue, worker) behind a second API with small limits."""
+    yield from _second_api(
+        book,
+        tmp_path_factory.mktemp("limited"),
+        rate_limit_guest_submit=LIMITED_SUBMITS,
+        guest_daily_tokens=LIMITED_DAILY_TOKENS,
+    )
+
+
+@pytest.fixture(scope="package")
+def stalled(
+    book: Book, tmp_path_factory: pytest.TempPathFactory, redis_base_url: str
+) -> Iterator[Gunicorn]:
+    """The same database behind an API whose queue no worker reads: its jobs stay queued."""
+    yield from _second_api(
+        book, tmp_path_factory.mktemp("stalled"), redis_url=_new_redis_db(redis_base_url)
+    )
 
 
 @pytest.fixture

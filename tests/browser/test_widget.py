@@ -5,48 +5,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from typing import Any
 
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ARTIFACTS, Book
+from tests.browser.widget_page import ANSWERED, ask, last_job_id, open_panel, read_job, saved
 from tests.support.stack import REPO_ROOT
 
-ANSWERED = '.bc-assistant[data-status="completed"]'
 # The README's picture: refreshed with UPDATE_SCREENSHOTS=1, so plain runs leave git clean.
 README_SCREENSHOT = REPO_ROOT / "docs" / "widget-demo.png"
-
-
-def _ask(page: Page, question: str) -> None:
-    page.locator(".bc-input").fill(question)
-    page.locator(".bc-input").press("Enter")
-
-
-def _open(page: Page) -> None:
-    page.locator(".bc-launcher").click()
-    expect(page.locator(".bc-panel")).to_be_visible()
-
-
-def _saved(page: Page) -> dict[str, Any]:
-    """The widget's localStorage record."""
-    state: dict[str, Any] = page.evaluate(
-        "JSON.parse(Object.entries(localStorage).find(([k]) => k.startsWith('bookchat:'))[1])"
-    )
-    return state
-
-
-def _job(book: Book, page: Page, job_id: str) -> dict[str, Any]:
-    """The job as the API has it, read with the widget's own guest token."""
-    token = _saved(page)["guest"]["token"]
-    response = book.stack.client.get(
-        f"/v1/chat/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 200, response.get_json()
-    return dict(response.get_json())
-
-
-def _answer_job(page: Page) -> str:
-    return str(_saved(page)["messages"][-1]["jobId"])
 
 
 def test_streamed_answer_cites_the_page_and_survives_a_reload(page: Page, book: Book) -> None:
@@ -62,7 +29,7 @@ def test_streamed_answer_cites_the_page_and_survives_a_reload(page: Page, book: 
 
     answer = page.locator(ANSWERED)
     expect(answer).to_have_count(1)
-    job = _job(book, page, _answer_job(page))
+    job = read_job(book.url, page, last_job_id(page))
     assert job["status"] == "completed" and job["answer"]
     assert any(t.startswith("text/event-stream") for t in streams)  # streamed, not polled
     expect(answer.locator(".bc-md")).to_have_text(job["answer"])
@@ -78,7 +45,7 @@ def test_streamed_answer_cites_the_page_and_survives_a_reload(page: Page, book: 
     expect(launcher).to_be_focused()
 
     page.reload()
-    _open(page)
+    open_panel(page)
     expect(page.locator(ANSWERED + " .bc-md")).to_have_text(job["answer"])
     expect(page.locator(".bc-user")).to_have_text(["What is a ROS 2 node?"])
 
@@ -93,14 +60,14 @@ def test_selected_text_is_asked_about_with_the_page_path(page: Page, book: Book)
     page.goto(book.url + "/book/ros2/nodes-and-topics")
     paragraph = page.locator("#chapter p", has_text="A ROS 2 node is").first
     paragraph.click(click_count=3)  # a triple click selects the paragraph, as a reader would
-    ask = page.locator(".bc-ask")
-    expect(ask).to_be_visible()
-    ask.click()
+    ask_button = page.locator(".bc-ask")
+    expect(ask_button).to_be_visible()
+    ask_button.click()
     expect(page.locator(".bc-chip")).to_contain_text("A ROS 2 node is")
-    _ask(page, "What does a node do?")
+    ask(page, "What does a node do?")
 
     expect(page.locator(ANSWERED)).to_have_count(1)
-    job = _job(book, page, _answer_job(page))
+    job = read_job(book.url, page, last_job_id(page))
     assert job["selected_text"].startswith("A ROS 2 node is")
     assert job["page_url"] == "/ros2/nodes-and-topics"
     assert "one well-defined job" in job["answer"]
@@ -114,39 +81,39 @@ def test_a_cut_stream_resumes_without_duplicated_text(page: Page, book: Book) ->
         lambda r: event_requests.append(r.headers) if r.url.endswith("/events") else None,
     )
     page.goto(book.cut_url + "/")
-    _open(page)
+    open_panel(page)
     book.cutter.armed = True
     cuts = book.cutter.cuts
-    _ask(page, "How do publishers and subscribers use a topic?")
+    ask(page, "How do publishers and subscribers use a topic?")
 
     expect(page.locator(ANSWERED)).to_have_count(1)
     assert book.cutter.cuts == cuts + 1, "the stream was never cut"
     assert len(event_requests) >= 2
     assert "last-event-id" not in event_requests[0]
     assert event_requests[-1]["last-event-id"]
-    job = _job(book, page, _answer_job(page))
-    assert _saved(page)["messages"][-1]["text"] == job["answer"]  # each delta exactly once
+    job = read_job(book.url, page, last_job_id(page))
+    assert saved(page)["messages"][-1]["text"] == job["answer"]  # each delta exactly once
     expect(page.locator(ANSWERED + " .bc-md")).to_have_text(job["answer"])
 
 
 def test_an_allowed_origin_works_and_another_is_refused(page: Page, book: Book) -> None:
     page.goto(book.allowed.origin + "/")
-    _open(page)
-    _ask(page, "What is a ROS 2 node?")
+    open_panel(page)
+    ask(page, "What is a ROS 2 node?")
     expect(page.locator(ANSWERED)).to_have_count(1)
     expect(page.locator(".bc-cite").first).to_have_attribute("href", re.compile("^/ros2/"))
 
     page.goto(book.refused.origin + "/")
-    _open(page)
-    _ask(page, "What is a ROS 2 node?")
+    open_panel(page)
+    ask(page, "What is a ROS 2 node?")
     expect(page.locator(".bc-notice")).to_contain_text("Cannot reach the chat service")
     expect(page.locator(".bc-assistant")).to_have_count(0)
 
 
 def test_markup_from_the_book_and_stored_answers_renders_as_text(page: Page, book: Book) -> None:
     page.goto(book.url + "/")
-    _open(page)
-    _ask(page, "What does a zebracrossing detector flag?")
+    open_panel(page)
+    ask(page, "What does a zebracrossing detector flag?")
 
     answer = page.locator(ANSWERED)
     expect(answer).to_have_count(1)
@@ -167,7 +134,7 @@ def test_markup_from_the_book_and_stored_answers_renders_as_text(page: Page, boo
         }"""
     )
     page.reload()
-    _open(page)
+    open_panel(page)
     stored = page.locator(".bc-assistant").last
     expect(stored).to_contain_text('Look <img src=x onerror="window.pwned=4"> and <script>')
     expect(stored.locator("pre code")).to_have_text("<img src=x onerror=window.pwned=7>")
@@ -181,17 +148,17 @@ def test_polls_when_a_proxy_blocks_the_event_stream(page: Page, book: Book) -> N
     # What a buffering proxy or a filter does to streams: an answer that is not text/event-stream.
     page.route("**/events", lambda route: route.fulfill(status=200, json={"blocked": True}))
     page.goto(book.url + "/")
-    _open(page)
-    _ask(page, "What is a ROS 2 node?")
+    open_panel(page)
+    ask(page, "What is a ROS 2 node?")
 
     expect(page.locator(ANSWERED)).to_have_count(1)
-    job = _job(book, page, _answer_job(page))
+    job = read_job(book.url, page, last_job_id(page))
     expect(page.locator(ANSWERED + " .bc-md")).to_have_text(job["answer"])
 
 
 def test_chapter_translation_says_when_no_model_is_configured(page: Page, book: Book) -> None:
     page.goto(book.url + "/book/ros2/nodes-and-topics")
-    _open(page)
+    open_panel(page)
     page.get_by_role("button", name="Translate to Urdu").click()
 
     expect(page.locator(".bc-notice")).to_contain_text("none is configured on this server")

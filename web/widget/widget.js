@@ -23,6 +23,7 @@
   var state = load();
   var siteToken = null;
   var running = null; // {jobId, controller, msg}
+  var starting = false; // a job is being posted
   var selection = "";
 
   function load() {
@@ -212,16 +213,22 @@
   }
   launcher.addEventListener("click", function () { panel.hidden ? open() : close(); });
   closeBtn.addEventListener("click", close);
-  panel.addEventListener("keydown", function (e) {
-    if (e.key === "Escape") { e.preventDefault(); close(); return; }
+  // The open panel is a modal dialog: Tab and Shift+Tab cycle inside it, wherever focus was.
+  document.addEventListener("keydown", function (e) {
+    if (panel.hidden || e.defaultPrevented) return;
+    var inside = panel.contains(document.activeElement);
+    if (e.key === "Escape" && (inside || document.activeElement === document.body)) {
+      e.preventDefault(); close(); return;
+    }
     if (e.key !== "Tab") return;
     var focusable = Array.prototype.filter.call(
       panel.querySelectorAll("button, a[href], textarea, [tabindex='0']"),
-      function (n) { return !n.hidden && !n.disabled && n.offsetParent !== null; });
+      function (n) { return !n.disabled && n.getClientRects().length > 0; });
     if (!focusable.length) return;
     var first = focusable[0], last = focusable[focusable.length - 1];
-    if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
-    else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+    var at = focusable.indexOf(document.activeElement);
+    if (e.shiftKey && (at <= 0)) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && (at < 0 || at === focusable.length - 1)) { e.preventDefault(); first.focus(); }
   });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
@@ -230,7 +237,7 @@
   cancelBtn.addEventListener("click", cancel);
   chipClear.addEventListener("click", function () { setSelection(""); input.focus(); });
   newBtn.addEventListener("click", function () {
-    if (running) return;
+    if (running || starting) return;
     state.conversationId = null; state.messages = []; state.pending = null; save();
     log.textContent = ""; say("");
   });
@@ -239,8 +246,12 @@
 
   function say(text) { notice.textContent = text; }
   function setBusy(busy) {
+    // A control that is hidden or disabled while focused drops focus out of the dialog.
+    var focused = document.activeElement;
     sendBtn.disabled = busy; cancelBtn.hidden = !busy;
     personalizeBtn.disabled = translateBtn.disabled = newBtn.disabled = busy;
+    if (!panel.hidden && (focused === sendBtn || focused === cancelBtn) &&
+        (focused.disabled || focused.hidden)) input.focus();
   }
   function setSelection(text) {
     selection = text;
@@ -282,21 +293,30 @@
   }
 
   // ---- talking to the API ----
-  function Problem(status, body, headers) {
-    this.status = status; this.body = body || {}; this.headers = headers;
+  function Problem(status, body, headers, url) {
+    this.status = status; this.body = body || {}; this.headers = headers; this.url = url || "";
   }
   function explain(err) {
     if (!(err instanceof Problem)) {
       return navigator.onLine === false ? "You are offline. Reconnect and try again."
         : "Cannot reach the chat service. Check your connection and try again.";
     }
-    var b = err.body, wait = Number(err.headers && err.headers.get("Retry-After"));
-    if (b.code === "rate_limited" || (err.status === 429 && b.code !== "token_quota_exceeded")) {
-      return "Too many questions at once. Try again in " + (wait || b.retry_after || "a few") + " seconds.";
-    }
+    // Another origin's page cannot read Retry-After (not exposed by CORS); the body has it too.
+    var b = err.body, wait = Number(err.headers && err.headers.get("Retry-After")) || b.retry_after;
     if (b.code === "token_quota_exceeded") {
-      var at = b.resets_at ? new Date(b.resets_at).toLocaleString() : "tomorrow";
-      return "You have used today's answer allowance. It resets " + at + ".";
+      var at = b.resets_at ? new Date(b.resets_at) : null;
+      return "You have used today's answer allowance. It resets " +
+        (at && !isNaN(at) ? "at " + at.toLocaleString() : "tomorrow") + ".";
+    }
+    if (err.status === 429) {
+      return "You are asking too quickly. Try again in " +
+        (wait ? wait + (wait === 1 ? " second." : " seconds.") : "a minute.");
+    }
+    if (err.status === 403 && /\/personalize$/.test(err.url)) {
+      return "Sign in to personalize chapters: it uses your saved reader profile.";
+    }
+    if (b.code === "profile_required") {
+      return "Save your reader profile first, then personalize this chapter.";
     }
     if (b.code === "model_not_configured") {
       return "This needs a generative model, and none is configured on this server.";
@@ -313,7 +333,7 @@
     if (!renew && g && g.expires > Date.now() + 30000) return g.token;
     var res = await fetch(API + "/v1/auth/guest", { method: "POST" });
     var body = await res.json().catch(function () { return {}; });
-    if (!res.ok) throw new Problem(res.status, body, res.headers);
+    if (!res.ok) throw new Problem(res.status, body, res.headers, res.url);
     state.guest = { token: body.access_token, expires: Date.now() + (body.expires_in || 900) * 1000 };
     if (g) { state.conversationId = null; } // a new guest cannot read the old one's chats
     save();
@@ -332,56 +352,80 @@
   }
   async function json(res) {
     var body = await res.json().catch(function () { return {}; });
-    if (!res.ok) throw new Problem(res.status, body, res.headers);
+    if (!res.ok) throw new Problem(res.status, body, res.headers, res.url);
     return body;
   }
 
   async function submit() {
     var text = input.value.trim();
-    if (!text || running) return;
+    if (!text || running || starting) return;
     var body = { message: text, page_url: pagePath() };
     if (state.conversationId) body.conversation_id = state.conversationId;
     if (selection) body.selected_text = selection;
     var user = { role: "user", text: text, selection: selection || undefined };
+    var asked = selection;
     state.messages.push(user); renderMessage(user);
     input.value = ""; setSelection(""); say("");
-    await startJob(function () {
-      return call("POST", "/v1/chat/jobs", body, { "Idempotency-Key": randomKey() });
+    var key = randomKey();
+    var started = await startJob(function () {
+      return call("POST", "/v1/chat/jobs", body, { "Idempotency-Key": key });
     });
+    if (!started) { // refused or unsent: give the question back to try again
+      forget(user);
+      if (!input.value) input.value = text;
+      if (!selection) setSelection(asked);
+    }
+  }
+  function forget(m) {
+    state.messages = state.messages.filter(function (x) { return x !== m; });
+    if (m.node && m.node.parentNode) m.node.parentNode.removeChild(m.node);
+    save();
   }
   async function chapterJob(kind) {
-    if (running) return;
+    if (running || starting) return;
     var body = { page_url: pagePath() };
     if (kind === "translate") body.language = "ur";
     var user = { role: "user", text: kind === "translate" ? "Translate this chapter to Urdu"
                                                         : "Personalize this chapter for me" };
     state.messages.push(user); renderMessage(user); say("");
     open();
-    await startJob(function () { return call("POST", "/v1/chapters/" + kind, body); });
+    var key = randomKey();
+    var started = await startJob(function () {
+      return call("POST", "/v1/chapters/" + kind, body, { "Idempotency-Key": key });
+    });
+    if (!started) forget(user);
   }
+  // Post a job and follow it; false when no job was made (refused, or the request never left).
   async function startJob(post) {
     var msg = { role: "assistant", text: "", citations: [], status: "queued" };
-    setBusy(true);
+    starting = true; setBusy(true);
     try {
       var job = await json(await post());
       if (job.conversation_id) state.conversationId = job.conversation_id;
       msg.jobId = job.id;
       state.messages.push(msg); renderMessage(msg);
-      if (TERMINAL[job.status]) { finishFrom(msg, job); return; }
+      if (TERMINAL[job.status]) { finishFrom(msg, job); return true; }
       state.pending = { jobId: job.id }; save();
       await follow(msg);
     } catch (err) {
-      setBusy(false);
-      if (msg.jobId) { msg.error = explain(err); renderMessage(msg); }
-      say(explain(err));
-      save();
+      stopped(msg, err);
+    } finally {
+      starting = false;
     }
+    return !!msg.jobId;
+  }
+  function stopped(msg, err) { // following failed for good: free the widget, keep the job to resume
+    running = null;
+    setBusy(false);
+    if (msg.jobId) { msg.error = explain(err); renderMessage(msg); }
+    say(explain(err));
+    save();
   }
   function resumePending() {
     var msg = state.messages.filter(function (m) { return m.jobId === state.pending.jobId; })[0];
     if (!msg) { state.pending = null; save(); return; }
     setBusy(true);
-    follow(msg).catch(function (err) { setBusy(false); say(explain(err)); });
+    follow(msg).catch(function (err) { stopped(msg, err); });
   }
   function finishFrom(msg, job) {
     msg.text = job.answer || msg.text;
@@ -396,28 +440,30 @@
   }
 
   // Follow a job: stream its events, resume after drops, fall back to long-polling.
+  // Network loss and 503s are waited out (the reader can cancel); other problems end it.
   async function follow(msg) {
-    var controller = new AbortController();
+    var controller = new AbortController(), signal = controller.signal;
     running = { jobId: msg.jobId, controller: controller, msg: msg };
     var ev = { last: null, text: "", attempt: 0, finished: false };
-    var fails = 0;
-    while (!ev.finished && fails < FAILS_BEFORE_POLLING) {
-      if (controller.signal.aborted) return;
-      var before = ev.last;
+    var fails = 0, polling = false;
+    while (!ev.finished) {
+      if (signal.aborted) return;
+      var before = ev.last, failed = false;
       try {
-        var mode = await stream(msg, ev, controller.signal);
-        if (mode === "not-a-stream") break;
+        if (polling) await poll(msg, ev, signal);
+        else if ((await stream(msg, ev, signal)) === "not-a-stream") polling = true;
       } catch (err) {
-        if (controller.signal.aborted) return;
+        if (signal.aborted) return;
         if (err instanceof Problem && err.status !== 503) throw err;
+        failed = true;
         say(explain(err) + " Reconnecting…");
       }
-      if (ev.finished) break;
+      if (ev.finished || (polling && !failed)) { fails = 0; continue; }
       fails = ev.last !== before ? 0 : fails + 1; // progress resets the count
-      await sleep(Math.min(4000, 500 * Math.pow(2, fails)), controller.signal);
+      if (fails >= FAILS_BEFORE_POLLING) polling = true; // streams keep failing: a proxy?
+      await sleep(Math.min(4000, 500 * Math.pow(2, fails)), signal);
     }
-    if (!ev.finished) await poll(msg, controller.signal);
-    say("");
+    if (!signal.aborted) say("");
   }
   async function stream(msg, ev, signal) {
     var extra = { Accept: "text/event-stream" };
@@ -430,6 +476,7 @@
     var reader = res.body.getReader(), decoder = new TextDecoder(), buffer = "";
     for (;;) {
       var chunk = await reader.read();
+      if (signal.aborted) return "cancelled"; // read before the abort, arrived after it
       if (chunk.done) return "ended";
       buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
       var cut;
@@ -473,24 +520,26 @@
     msg.text = ev.text;
     if (ev.finished) done(msg); else renderMessage(msg);
   }
-  async function poll(msg, signal) {
-    for (;;) {
-      var job = await json(await call("GET", "/v1/chat/jobs/" + msg.jobId + "?wait=" + WAIT_SECONDS,
-                                      null, null, signal));
-      msg.text = job.answer || ""; msg.status = job.status; renderMessage(msg);
-      if (TERMINAL[job.status]) { finishFrom(msg, job); return; }
-    }
+  async function poll(msg, ev, signal) {
+    var job = await json(await call("GET", "/v1/chat/jobs/" + msg.jobId + "?wait=" + WAIT_SECONDS,
+                                    null, null, signal));
+    say("");
+    if (TERMINAL[job.status]) { ev.finished = true; finishFrom(msg, job); return; }
+    msg.text = job.answer || msg.text; msg.status = job.status; renderMessage(msg);
   }
   async function cancel() {
-    if (!running) return;
+    if (!running || running.cancelling) return;
     var r = running;
+    r.cancelling = true;
     try {
       var job = await json(await call("POST", "/v1/chat/jobs/" + r.jobId + "/cancel"));
-      r.controller.abort();
-      finishFrom(r.msg, job);
+      r.controller.abort(); // no text after this: the stream is dropped before it is read again
+      if (running === r) finishFrom(r.msg, job);
+      if (r.msg.status === "cancelled") say("Answer cancelled."); // the stream may have said so first
     } catch (err) {
-      if (err instanceof Problem && err.status === 409) return; // it finished meanwhile
-      say(explain(err));
+      if (!(err instanceof Problem && err.status === 409)) say(explain(err)); // 409: it finished
+    } finally {
+      r.cancelling = false;
     }
   }
   function sleep(ms, signal) {
