@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common.chapter_schemas import ChapterRequest, ChapterTranslateRequest
 from common.chapters import cache_key, content_hash
 from common.chat_jobs import send_committed_job
 from common.errors import (
@@ -47,7 +48,6 @@ from common.llm.chapter_prompts import PROMPT_VERSION
 from common.llm.personalize import profile_guidance
 from common.models import ChatJob, JobStatus, utcnow
 from common.profiles import get_profile, profile_hash
-from common.schemas import ChapterRequest, ChapterTranslateRequest
 from common.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common.ingest.sources import is_indexable, is_source_name
 
@@ -306,36 +306,6 @@ class Problem(BaseModel):
     request_id: str
     code: str
     errors: list[dict[str, Any]] | None = None
-
-
-class ChapterRequest(StrictModel):
-    """Which chapter: its source name in the index, or its page path."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    source: str | None = Field(
-        default=None, max_length=1024, examples=["01-ros2/nodes-and-topics.md"]
-    )
-    page_url: str | None = Field(
-        default=None, max_length=MAX_PAGE_URL_CHARS, examples=["/ros2/nodes-and-topics"]
-    )
-
-    @field_validator("source")
-    @classmethod
-    def _clean_source(cls, value: str | None) -> str | None:
-        if value is not None and not (is_source_name(value) and is_indexable(value)):
-            raise ValueError("must be a Markdown page's path inside the book, like a/b.md")
-        return value
-
-    @model_validator(mode="after")
-    def _one_of(self) -> ChapterRequest:
-        if (self.source is None) == (self.page_url is None):
-            raise ValueError("give exactly one of source or page_url")
-        return self
-
-
-class ChapterTranslateRequest(ChapterRequest):
-    language: Literal["ur"] = Field(description="Target language (Urdu)")
 
 
 class ConversationRename(StrictModel):

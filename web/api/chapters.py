@@ -11,9 +11,10 @@ from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
 from common.chapter_jobs import PERSONALIZE, TRANSLATE, queue_chapter_job
+from common.chapter_schemas import ChapterRequest, ChapterTranslateRequest
 from common.models import JobStatus
 from common.quotas import check_quota
-from common.schemas import ChapterRequest, ChapterTranslateRequest, ChatJobOut, Problem
+from common.schemas import ChatJobOut, Problem
 from web.api.chat_jobs import IDEMPOTENCY_PARAMETER, idempotency_key
 from web.resources import db, resources
 from web.security import (
