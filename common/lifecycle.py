@@ -2,8 +2,9 @@
 
 A job's row is its truth. `queued` rows wait for a worker, either in the broker (`enqueued_at`
 set) or in the database until `due_at` (the watchdog sends them). A worker claims a row with one
-conditional UPDATE that also counts the attempt; every later write names that attempt, so a
-worker whose job was taken from it (its lease expired) can no longer change the row.
+conditional UPDATE that also counts the attempt; every later write names that attempt (it goes
+through `fenced_update`), so a worker whose job was taken from it (its lease expired) can no
+longer change the row.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Update, func, select, update
 from sqlalchemy.orm import Session
 
 from common.models import (
@@ -40,6 +41,15 @@ ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
 def model_of(kind: JobKind) -> JobModel:
     """The table of this kind of job."""
     return MODELS[kind]
+
+
+def fenced_update(model: JobModel, job_id: uuid.UUID, attempt: int) -> Update:
+    """An UPDATE of the job that matches only while `attempt` is its running attempt."""
+    return update(model).where(
+        model.id == job_id,
+        model.status == JobStatus.IN_PROGRESS.value,
+        model.attempts == attempt,
+    )
 
 
 def claim_job(
@@ -76,15 +86,10 @@ def renew_lease(
     session: Session, kind: JobKind, job_id: uuid.UUID, attempt: int, lease_seconds: float
 ) -> bool:
     """Extend a running attempt's lease; False if the job is no longer this attempt's."""
-    model = model_of(kind)
     result: Any = session.execute(
-        update(model)
-        .where(
-            model.id == job_id,
-            model.status == JobStatus.IN_PROGRESS.value,
-            model.attempts == attempt,
+        fenced_update(model_of(kind), job_id, attempt).values(
+            lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)
         )
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
     )
     return bool(result.rowcount)
 
@@ -125,30 +130,31 @@ def finish_attempt(
     attempt: int,
     status: JobStatus,
     trace: str | None = None,
+    outcome: AttemptOutcome | None = None,
+    reason: str | None = None,
+    /,  # so that no column in `values` can land on a parameter
     **values: Any,
 ) -> bool:
-    """End a running attempt with a final status; False if the job is no longer this attempt's."""
-    model = model_of(kind)
+    """End a running attempt with a final status; False if the job is no longer this attempt's.
+
+    `values` are the job's columns to set (`completed_at` too, if given). The attempt's outcome
+    is the status unless `outcome` says otherwise (a job failed because its worker was lost ends
+    a `lost` attempt), and its message is `reason`, or else the job's `error_message`.
+    """
+    columns = {"status": status.value, "completed_at": utcnow(), "lease_expires_at": None}
     result: Any = session.execute(
-        update(model)
-        .where(
-            model.id == job_id,
-            model.status == JobStatus.IN_PROGRESS.value,
-            model.attempts == attempt,
-        )
-        .values(status=status.value, completed_at=utcnow(), lease_expires_at=None, **values)
+        fenced_update(model_of(kind), job_id, attempt).values({**columns, **values})
     )
     if not result.rowcount:
         return False
-    outcome = AttemptOutcome(status.value)
     end_attempt(
         session,
         kind,
         job_id,
         attempt,
-        outcome,
+        outcome or AttemptOutcome(status.value),
         values.get("error_code"),
-        values.get("error_message"),
+        reason if reason is not None else values.get("error_message"),
         trace,
     )
     return True
@@ -168,15 +174,8 @@ def release_attempt(
 
     It waits in the database, not the broker: the watchdog sends it when it is due.
     """
-    model = model_of(kind)
     result: Any = session.execute(
-        update(model)
-        .where(
-            model.id == job_id,
-            model.status == JobStatus.IN_PROGRESS.value,
-            model.attempts == attempt,
-        )
-        .values(
+        fenced_update(model_of(kind), job_id, attempt).values(
             status=JobStatus.QUEUED.value,
             worker=None,
             lease_expires_at=None,

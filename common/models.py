@@ -1,4 +1,4 @@
-"""SQLAlchemy models: users, conversations, chat and ingest jobs (a job's row is its truth)."""
+"""SQLAlchemy models: users, conversations, and the chat, ingest and reprocess jobs."""
 
 from __future__ import annotations
 
@@ -71,6 +71,27 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class JobLifecycle:
+    """The columns every kind of job shares for its status and scheduling (common/lifecycle.py)."""
+
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Who runs it and until when, when it may run next, and when its id was last handed to the
+    # broker (None: not in the broker).
+    worker: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    enqueued_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def job_status(self) -> JobStatus:
+        """The status as an enum."""
+        return JobStatus(self.status)
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -128,7 +149,7 @@ class Conversation(Base):
     )
 
 
-class ChatJob(Base):
+class ChatJob(JobLifecycle, Base):
     """One question and its answer: a turn of a conversation and a unit of queued work."""
 
     __tablename__ = "chat_jobs"
@@ -146,7 +167,6 @@ class ChatJob(Base):
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE")
     )
-    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
     # "chat" answers `message`; chapter jobs rewrite it ("personalize") or translate it.
     task: Mapped[str] = mapped_column(String(20), default="chat")
     message: Mapped[str] = mapped_column(Text)
@@ -167,26 +187,11 @@ class ChatJob(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     cache_key: Mapped[str | None] = mapped_column(String(64))
 
-    attempts: Mapped[int] = mapped_column(default=0)
     metrics: Mapped[dict[str, Any] | None] = mapped_column()
-    # Scheduling (see common/lifecycle.py): who runs it and until when, when it may run next,
-    # and when its id was last handed to the broker (None: not in the broker).
-    worker: Mapped[str | None] = mapped_column(String(255))
-    lease_expires_at: Mapped[datetime | None] = mapped_column()
-    due_at: Mapped[datetime | None] = mapped_column()
-    enqueued_at: Mapped[datetime | None] = mapped_column()
     # When its bounded wait for the model began: submission, or an operator's retry.
     queued_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column()
-    completed_at: Mapped[datetime | None] = mapped_column()
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="jobs")
-
-    @property
-    def job_status(self) -> JobStatus:
-        """The status as an enum."""
-        return JobStatus(self.status)
 
 
 class JobKind(enum.StrEnum):
@@ -248,7 +253,7 @@ class AuditEntry(Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
 
 
-class ReprocessJob(Base):
+class ReprocessJob(JobLifecycle, Base):
     """An operator's bulk operation on other jobs (a bulk retry), run on the reprocess queue."""
 
     __tablename__ = "reprocess_jobs"
@@ -266,28 +271,14 @@ class ReprocessJob(Base):
     )
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
     matched: Mapped[int] = mapped_column(default=0)
     requeued: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(default=0)
-    worker: Mapped[str | None] = mapped_column(String(255))
-    lease_expires_at: Mapped[datetime | None] = mapped_column()
-    due_at: Mapped[datetime | None] = mapped_column()
-    enqueued_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column()
-    completed_at: Mapped[datetime | None] = mapped_column()
-
-    @property
-    def job_status(self) -> JobStatus:
-        """The status as an enum."""
-        return JobStatus(self.status)
 
 
-class IngestJob(Base):
+class IngestJob(JobLifecycle, Base):
     """One run of ingesting a textbook folder: its counts, per-file failures and timings."""
 
     __tablename__ = "ingest_jobs"
@@ -308,7 +299,6 @@ class IngestJob(Base):
     document: Mapped[str | None] = mapped_column(String(4096))
     # A folder without documents normally never replaces an index; this says it may.
     allow_empty: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
 
     files_total: Mapped[int] = mapped_column(default=0)
     files_seen: Mapped[int] = mapped_column(default=0)
@@ -323,18 +313,4 @@ class IngestJob(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     collection: Mapped[str | None] = mapped_column(String(255))
-
-    attempts: Mapped[int] = mapped_column(default=0)
-    worker: Mapped[str | None] = mapped_column(String(255))
-    lease_expires_at: Mapped[datetime | None] = mapped_column()
-    due_at: Mapped[datetime | None] = mapped_column()
-    enqueued_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column()
-    completed_at: Mapped[datetime | None] = mapped_column()
     seconds: Mapped[float | None] = mapped_column()
-
-    @property
-    def job_status(self) -> JobStatus:
-        """The status as an enum."""
-        return JobStatus(self.status)

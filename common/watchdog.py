@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from common.lifecycle import end_attempt, lost_attempts, model_of, release_attempt
+from common.lifecycle import finish_attempt, lost_attempts, model_of, release_attempt
 from common.models import AttemptOutcome, JobKind, JobStatus
 
 WORKER_LOST = "worker_lost"
@@ -51,27 +51,19 @@ def take_back_lost_jobs(
 def _dead_letter(
     session: Session, kind: JobKind, job_id: uuid.UUID, attempt: int, reason: str, now: datetime
 ) -> bool:
-    model = model_of(kind)
-    message = f"the job's worker was lost {attempt} times; last: {reason}"
-    result = session.execute(
-        update(model)
-        .where(
-            model.id == job_id,
-            model.status == JobStatus.IN_PROGRESS.value,
-            model.attempts == attempt,
-        )
-        .values(
-            status=JobStatus.FAILED.value,
-            error_code=WORKER_LOST,
-            error_message=message,
-            completed_at=now,
-            lease_expires_at=None,
-        )
+    return finish_attempt(
+        session,
+        kind,
+        job_id,
+        attempt,
+        JobStatus.FAILED,
+        None,
+        AttemptOutcome.LOST,
+        reason,
+        error_code=WORKER_LOST,
+        error_message=f"the job's worker was lost {attempt} times; last: {reason}",
+        completed_at=now,
     )
-    if not getattr(result, "rowcount", 0):
-        return False
-    end_attempt(session, kind, job_id, attempt, AttemptOutcome.LOST, WORKER_LOST, reason)
-    return True
 
 
 def due_jobs(session: Session, kind: JobKind, now: datetime) -> list[uuid.UUID]:

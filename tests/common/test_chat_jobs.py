@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from common.accounts import create_user
@@ -21,7 +21,16 @@ from common.chat_jobs import (
 )
 from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound
 from common.lifecycle import job_attempts, trace_summary
-from common.models import ChatJob, Conversation, JobKind, JobStatus, User, utcnow
+from common.models import (
+    AttemptOutcome,
+    ChatJob,
+    Conversation,
+    JobAttempt,
+    JobKind,
+    JobStatus,
+    User,
+    utcnow,
+)
 from common.schemas import ChatJobCreate
 from common.watchdog import take_back_lost_jobs
 
@@ -181,6 +190,14 @@ def test_a_job_lost_too_often_is_dead_lettered(session: Session, user: User) -> 
     stored = reread(session, job.id)
     assert (stored.status, stored.error_code) == (JobStatus.FAILED.value, "worker_lost")
     assert claim_chat_job(session, job.id, LEASE) is None
+    history = session.scalars(
+        select(JobAttempt).where(JobAttempt.job_id == job.id).order_by(JobAttempt.number)
+    ).all()
+    assert [(a.number, a.outcome, a.error_code) for a in history] == [
+        (1, AttemptOutcome.LOST.value, None),
+        (2, AttemptOutcome.LOST.value, "worker_lost"),
+    ]
+    assert all(a.ended_at is not None for a in history)
 
 
 def test_completing_a_cancelled_job_changes_nothing(session: Session, user: User) -> None:
