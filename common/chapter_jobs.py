@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +44,7 @@ from common.ingest.sources import (
     resolved_roots,
     within,
 )
+from common.lifecycle import fenced_update
 from common.llm.chapter_prompts import PROMPT_VERSION
 from common.llm.personalize import profile_guidance
 from common.models import ChatJob, JobStatus, utcnow
@@ -261,11 +262,7 @@ def record_chapter_variant(
     under what produced it, not what was asked for.
     """
     session.execute(
-        update(ChatJob)
-        .where(
-            ChatJob.id == job_id,
-            ChatJob.attempts == attempt,
-            ChatJob.status == JobStatus.IN_PROGRESS.value,
+        fenced_update(ChatJob, job_id, attempt).values(
+            cache_key=key, profile_applied=profile_applied
         )
-        .values(cache_key=key, profile_applied=profile_applied)
     )

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.db import session_scope
 from common.errors import InvalidInput, NotFound, ServiceUnavailable
 from common.ingest.sources import is_indexable, is_source_name
-from common.lifecycle import claim_job, finish_attempt
+from common.lifecycle import claim_job, fenced_update, finish_attempt
 from common.models import IngestJob, JobKind, JobStatus, utcnow
 from common.queue import enqueue_ingest
 
@@ -208,13 +208,7 @@ def record_progress(
 ) -> bool:
     """Write a running attempt's counts so far; False if the job is no longer that attempt's."""
     result: Any = session.execute(
-        update(IngestJob)
-        .where(
-            IngestJob.id == job_id,
-            IngestJob.status == JobStatus.IN_PROGRESS.value,
-            IngestJob.attempts == attempt,
-        )
-        .values(**_counts(report))
+        fenced_update(IngestJob, job_id, attempt).values(**_counts(report))
     )
     return bool(result.rowcount)
 

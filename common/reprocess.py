@@ -16,13 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.admin_jobs import RETRYABLE, FoundJob, JobFilters, iter_matching, retry_job
 from common.errors import IdempotencyKeyReused, NotFound, ServiceUnavailable
-from common.lifecycle import finish_attempt
+from common.lifecycle import fenced_update, finish_attempt
 from common.models import JobKind, JobStatus, ReprocessJob, utcnow
 from common.queue import enqueue_reprocess
 
@@ -135,9 +135,9 @@ def _progress(
     session: Session, job_id: uuid.UUID, attempt: int, matched: int, requeued: int, skipped: int
 ) -> None:
     session.execute(
-        update(ReprocessJob)
-        .where(ReprocessJob.id == job_id, ReprocessJob.attempts == attempt)
-        .values(matched=matched, requeued=requeued, skipped=skipped)
+        fenced_update(ReprocessJob, job_id, attempt).values(
+            matched=matched, requeued=requeued, skipped=skipped
+        )
     )
 
 
