@@ -9,7 +9,6 @@ finishes, while answers wait their turn. Runs bookchat's real processes against 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 
 from bench.openai_sim import SimConfig, start_simulator
-from bench.support import REPO_ROOT, BenchStack, percentile
+from bench.support import REPO_ROOT, BenchStack, percentile, print_metrics
 
 
 def _ask(http: httpx.Client, headers: dict[str, str], n: int) -> tuple[float, int, str]:
@@ -110,12 +109,7 @@ def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.5)
     parser.add_argument("--per-token", type=float, default=0.01)
     result = run(parser.parse_args())
-    width = max(len(key) for key in result)
-    print("| metric".ljust(width + 2), "| value |")
-    print("|", "-" * width, "| ----- |")
-    for key, value in result.items():
-        print(f"| {key.ljust(width)} | {value} |")
-    print(json.dumps(result))
+    print_metrics(result)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ submitted jobs stay queued, and reads the gunicorn workers' CPU (utime + stime f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench.support import BenchStack
+from bench.support import BenchStack, print_metrics
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -133,12 +132,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default="", help="default: SQLite under a temp folder")
     result = run(parser.parse_args())
-    width = max(len(key) for key in result)
-    print("| metric".ljust(width + 2), "| value |")
-    print("|", "-" * width, "| ----- |")
-    for key, value in result.items():
-        print(f"| {key.ljust(width)} | {value} |")
-    print(json.dumps(result))
+    print_metrics(result)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -141,3 +143,13 @@ class BenchStack:
         """Stop every process and the private Redis."""
         stop_processes(self.processes)
         stop_embedded_redis(self.var_dir)
+
+
+def print_metrics(result: dict[str, Any]) -> None:
+    """A two-column Markdown table of a run's figures, then the same as one JSON line."""
+    width = max(len(key) for key in result)
+    print("| metric".ljust(width + 2), "| value |")
+    print("|", "-" * width, "| ----- |")
+    for key, value in result.items():
+        print(f"| {key.ljust(width)} | {value} |")
+    print(json.dumps(result))

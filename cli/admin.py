@@ -22,8 +22,8 @@ from cli.admin_views import audit_table, job_detail, jobs_table, queues_table
 from cli.client import require_worker
 from cli.operator import Operator, plain_errors
 from common.admin_jobs import attempts_of, cancel_job, find_job, list_jobs, retry_job
-from common.admin_schemas import AuditQuery, BulkRetryRequest, JobListQuery, parse_since
-from common.audit import list_audit
+from common.admin_schemas import AuditQuery, BulkRetryRequest, JobListQuery
+from common.audit import audit_page
 from common.db import session_scope
 from common.errors import InvalidInput
 from common.events import JobEvents
@@ -206,16 +206,7 @@ def audit(op: Operator, args: argparse.Namespace) -> int:
     }
     query = AuditQuery.model_validate({k: v for k, v in values.items() if v is not None})
     with session_scope(op.sessions) as session:
-        entries, has_more = list_audit(
-            session,
-            limit=query.limit,
-            after=query.after,
-            action=query.action,
-            actor=query.actor,
-            target_id=query.target_id,
-            outcome=query.outcome,
-            since=parse_since(query.since) if query.since else None,
-        )
+        entries, has_more = audit_page(session, query)
         page = list_body([audit_body(e) for e in entries], has_more)
     _emit(args, page, lambda: audit_table(page))
     return 0

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.admin_schemas import AuditQuery, parse_since
 from common.db import session_scope
 from common.errors import BookchatError
 from common.models import AuditEntry
@@ -135,3 +136,17 @@ def list_audit(
         query = query.where(AuditEntry.at >= since)
     rows = list(session.scalars(query))
     return rows[:limit], len(rows) > limit
+
+
+def audit_page(session: Session, query: AuditQuery) -> tuple[list[AuditEntry], bool]:
+    """`list_audit` with the filters of an AuditQuery (the API's and the CLI's)."""
+    return list_audit(
+        session,
+        limit=query.limit,
+        after=query.after,
+        action=query.action,
+        actor=query.actor,
+        target_id=query.target_id,
+        outcome=query.outcome,
+        since=parse_since(query.since) if query.since else None,
+    )

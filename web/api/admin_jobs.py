@@ -21,9 +21,8 @@ from common.admin_schemas import (
     JobListQuery,
     RoleRequest,
     UserPath,
-    parse_since,
 )
-from common.audit import list_audit
+from common.audit import audit_page
 from common.models import JobKind, JobStatus
 from common.queue_overview import queue_overview
 from common.reprocess import queue_bulk_retry, reprocess_body
@@ -124,16 +123,7 @@ def bulk_retry(body: BulkRetryRequest, header: IdempotencyHeader) -> tuple[Respo
 @bp.get("/audit", responses={200: AdminList, **_ERRORS})
 def audit(query: AuditQuery) -> Response:
     """Who did what to which job, document, user or setting; newest first."""
-    entries, has_more = list_audit(
-        db(),
-        limit=query.limit,
-        after=query.after,
-        action=query.action,
-        actor=query.actor,
-        target_id=query.target_id,
-        outcome=query.outcome,
-        since=parse_since(query.since) if query.since else None,
-    )
+    entries, has_more = audit_page(db(), query)
     return jsonify(list_body([audit_body(e) for e in entries], has_more))
 
 
