@@ -278,9 +278,14 @@ def test_search_within_a_folder_or_file(search: TextbookSearch) -> None:
     assert hits
     assert {hit.source for hit in hits} == {SIMULATION}
     assert {hit.source for hit in search.search("simulator", k=10, path_prefix=NODES)} == {NODES}
-    assert search.search("simulator", path_prefix="/02-simulation/") == search.search(
-        "simulator", path_prefix="02-simulation"
-    )
+    slashed = search.search("simulator", path_prefix="/02-simulation/")
+    bare = search.search("simulator", path_prefix="02-simulation")
+    # Same passages in the same order; scores may differ in the last digits between processors.
+    assert [(h.source, h.heading, h.text) for h in slashed] == [
+        (h.source, h.heading, h.text) for h in bare
+    ]
+    assert [h.score for h in slashed] == pytest.approx([h.score for h in bare])
+    assert [h.similarity for h in slashed] == pytest.approx([h.similarity for h in bare])
     assert search.search("simulator", path_prefix="02-sim") == []  # folders, not string prefixes
     assert search.search("the of and", mode="sparse") == []
     assert search.search("   ") == []
