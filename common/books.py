@@ -15,10 +15,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.book_schemas import BookOut
 from common.errors import InvalidInput, NotFound
 from common.models import IngestJob, JobStatus
 
@@ -128,3 +130,24 @@ def last_folder_book(session: Session) -> str | None:
         .order_by(IngestJob.completed_at.desc(), IngestJob.id.desc())
         .limit(1)
     )
+
+
+def book_body(book: Book) -> dict[str, Any]:
+    """A book as the API and `bookchat admin books --json` show it."""
+    last = book.last_ingest
+    body = {
+        "name": book.name,
+        "path": book.path,
+        "base_url": book.base_url,
+        "pages": book.pages,
+        "last_ingest": None
+        if last is None
+        else {
+            "id": last.id,
+            "mode": last.mode,
+            "completed_at": last.completed_at,
+            "seconds": last.seconds,
+        },
+        "removing": book.removing,
+    }
+    return BookOut.model_validate(body).model_dump(mode="json")

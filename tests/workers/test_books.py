@@ -71,11 +71,15 @@ def test_a_second_book_leaves_the_first_and_keeps_its_own_urls(
     index: TextbookIndex, embedder: LocalMiniLM
 ) -> None:
     # `seeded` ingested the sample, then the same folder again as a second book.
-    assert pages(index, SAMPLE) == pages(index, SECOND) == {
-        p.relative_to(SAMPLE_TEXTBOOK).as_posix()
-        for p in SAMPLE_TEXTBOOK.rglob("*.md*")
-        if p.is_file()
-    }
+    assert (
+        pages(index, SAMPLE)
+        == pages(index, SECOND)
+        == {
+            p.relative_to(SAMPLE_TEXTBOOK).as_posix()
+            for p in SAMPLE_TEXTBOOK.rglob("*.md*")
+            if p.is_file()
+        }
+    )
     assert count_book(index, SAMPLE) == count_book(index, SECOND) == index.count() / 2 > 0
     found = TextbookSearch(index, embedder).search(NODE_QUESTION, k=10)
     assert {p.book for p in found} == {SAMPLE, SECOND}
