@@ -15,6 +15,13 @@ from pathlib import Path
 # The supervisor, its lifeline, the process-group leaders it started, its embedded Redis.
 SUPERVISOR, LIFELINE, WEB, WORKER, REDIS = "dev", "lifeline", "web", "worker", "redis"
 GROUPS = (WEB, WORKER)
+LABELS = {
+    SUPERVISOR: "bookchat dev",
+    LIFELINE: "its lifeline",
+    WEB: "the web server",
+    WORKER: "the worker",
+    REDIS: "the embedded Redis",
+}
 
 
 @dataclass(frozen=True)
@@ -26,8 +33,8 @@ class Recorded:
     started: str
 
     def describe(self) -> str:
-        """'the web server, pid 123 (gunicorn ...)' for messages."""
-        return f"{self.name} pid {self.pid} ({command_line(self.pid)})"
+        """'the web server, pid 123 (python -m gunicorn ...)' for messages."""
+        return f"{LABELS.get(self.name, self.name)}, pid {self.pid} ({command_line(self.pid)})"
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cli.pidfiles import (
+    LABELS,
     REDIS,
     WEB,
     WORKER,
@@ -41,13 +42,13 @@ def stop_recorded(
     _wait(lambda: not any(group_alive(g.pid, g.started) for g in groups), grace)
     for group in groups:
         if group_alive(group.pid, group.started):
-            say(f"{group.name} did not stop within {grace:.0f}s; killing its process group")
+            say(f"{LABELS[group.name]} did not stop within {grace:.0f}s; killing its process group")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group.pid, signal.SIGKILL)
     _wait(lambda: not any(group_alive(g.pid, g.started) for g in groups), 3.0)
     redis = recorded(var_dir, REDIS)
     if redis is not None:
-        say(f"stopping the embedded Redis, {redis.describe()}")
+        say(f"stopping {redis.describe()}")
         stop_process(redis.pid)  # SIGTERM: redis-server flushes its append-only file
     forget(var_dir, WEB, WORKER, REDIS)
     return groups + ([redis] if redis else [])

@@ -26,7 +26,7 @@ def stop_dev(var_dir: Path, timeout: float = DEV_STOP_TIMEOUT) -> int:
     supervisor = recorded(var_dir, SUPERVISOR)
     if supervisor is not None:
         stopped_any = True
-        _say(f"stopping bookchat dev, {supervisor.describe()} ...")
+        _say(f"stopping {supervisor.describe()} ...")
         with contextlib.suppress(ProcessLookupError):
             os.kill(supervisor.pid, signal.SIGTERM)  # as Ctrl-C: it stops everything in order
         if not wait_for_lock(var_dir, timeout):
