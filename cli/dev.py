@@ -127,7 +127,7 @@ class DevSupervisor:
         """Start everything, say so once it answers, and wait for Ctrl-C or a child's exit."""
         var_dir = self.settings.var_dir
         # First: whatever starts from here on is stopped by the lifeline should we die.
-        self.lifeline = Lifeline.start(var_dir, self.lock)
+        self.lifeline = Lifeline.start(var_dir, self.lock, self.owns_redis)
         env = child_env(self.settings)  # starts the embedded Redis if REDIS_URL is unset
         if self.owns_redis:
             # The children were given this URL: a restart must come back on the same port.

@@ -4,7 +4,8 @@ The supervisor keeps the only write end of a pipe whose read end is the lifeline
 However the supervisor ends (Ctrl-C, a crash, `kill -9`), the kernel closes that end and the
 lifeline reads end-of-file. After a clean shutdown the supervisor wrote "done" first; otherwise
 the lifeline stops what var/run names, as `bookchat stop` would: SIGTERM to the web and worker
-groups, SIGKILL to what is left of them after a grace, then the embedded Redis. It inherits
+groups, SIGKILL to what is left of them after a grace, then the embedded Redis (also one that
+was started but not yet recorded, when the supervisor owned it). It inherits
 var/dev.lock, so no new `bookchat dev` starts on this var/ before it is done.
 
 Why not PR_SET_PDEATHSIG in each child: it fires when the *thread* that forked the child ends,
@@ -27,6 +28,7 @@ from cli.pidfiles import LIFELINE, SUPERVISOR, forget, record
 from cli.stack import stop_recorded
 
 DONE = b"done"
+OWNS_REDIS = "--owns-redis"
 
 
 class Lifeline:
@@ -37,12 +39,13 @@ class Lifeline:
         self.write_end: int | None = write_end
 
     @classmethod
-    def start(cls, var_dir: Path, lock: TextIO) -> Lifeline:
+    def start(cls, var_dir: Path, lock: TextIO, owns_redis: bool) -> Lifeline:
         """Start the lifeline in a session of its own; it shares var/dev.lock with us."""
         read_end, write_end = os.pipe()  # neither end is inherited by later children
+        owns = [OWNS_REDIS] if owns_redis else []
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "cli.lifeline", str(var_dir.resolve())],
+                [sys.executable, "-m", "cli.lifeline", str(var_dir.resolve()), *owns],
                 stdin=read_end,
                 pass_fds=(lock.fileno(),),
                 start_new_session=True,
@@ -92,6 +95,13 @@ def main(argv: list[str]) -> int:
         return 0
     _say("bookchat dev is gone; stopping what it started")
     stopped = stop_recorded(var_dir, _say)
+    if OWNS_REDIS in argv[1:]:
+        # One started or restarted just before the supervisor died, before it was recorded.
+        from common.embedded_redis import find_embedded_redis, stop_embedded_redis
+
+        if find_embedded_redis(var_dir) is not None:
+            _say(f"stopping the embedded Redis under {var_dir / 'redis'}")
+            stop_embedded_redis(var_dir)
     forget(var_dir, SUPERVISOR, LIFELINE)
     _say(f"stopped {len(stopped)} process(es) for {var_dir}")
     return 0
