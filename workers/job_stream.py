@@ -2,9 +2,9 @@
 
 The job's row is the truth and the reader replays a finished job from it, so a Redis blip must
 not fail the job: events that cannot be sent wait in memory and go out, in order, with the next
-event; at the end of the attempt they get a bounded time to drain. After a failed send the next
-try waits a little (up to `MAX_BACKOFF_S`), so a hung Redis costs the answer one socket time-out
-now and then, not one per delta.
+event; at the end of the attempt they get a bounded time to drain. After a failed send, deltas
+wait a little before the next try (up to `MAX_BACKOFF_S`), so a hung Redis costs the answer one
+socket time-out now and then, not one per delta; other events (rare) always try at once.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class JobStream:
     def flush(self) -> bool:
         """Send what is pending, in order; False if Redis is still away."""
         self._hold_text()
-        self._send(check_cancel=False)
+        self._send(check_cancel=False, now=True)
         return not self._pending
 
     def _hold_text(self) -> None:
@@ -87,12 +87,15 @@ class JobStream:
             self._pending.append(("delta", {"text": "".join(self._text), "attempt": self.attempt}))
             self._text, self._text_chars = [], 0
 
-    def _send(self, check_cancel: bool) -> bool:
-        """One round trip for everything pending; the cancel flag when asked for."""
+    def _send(self, check_cancel: bool, now: bool = False) -> bool:
+        """One round trip for everything pending; the cancel flag when asked for.
+
+        Unless `now`, nothing is tried while the back-off of a failed send runs.
+        """
         self._last_flush = time.monotonic()
         if not self._pending and not check_cancel:
             return False
-        if self._last_flush < self._retry_at:
+        if not now and self._last_flush < self._retry_at:
             return False  # Redis was away a moment ago: hold on, do not wait out its time-out
         try:
             cancelled = self.events.publish_many(self.job_id, self._pending, check_cancel)
