@@ -244,6 +244,10 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
     except SoftTimeLimitExceeded:
         _fail(res, job, stream, "timeout", "answering took too long")
         return
+    except RedisError:
+        # Only before a model call (the bookkeeping after one never raises): wait, don't fail.
+        _wait(res, job, stats, stream, res.retry_policy.requeue_delay_s, "Redis is unreachable")
+        return
     except Exception as exc:
         if not is_unavailable(exc):
             message = "the answer could not be produced"
