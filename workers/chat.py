@@ -246,7 +246,8 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         return
     except RedisError:
         # Only before a model call (the bookkeeping after one never raises): wait, don't fail.
-        _wait(res, job, stats, stream, res.retry_policy.requeue_delay_s, "Redis is unreachable")
+        redis_away = RetryLater(res.retry_policy.requeue_delay_s, "Redis is unreachable")
+        _wait(res, job, stats, stream, redis_away)
         return
     except Exception as exc:
         if not is_unavailable(exc):
