@@ -22,12 +22,18 @@ from cli.admin_books import books, remove_book
 from cli.admin_views import audit_table, job_detail, jobs_table, queues_table
 from cli.client import require_worker
 from cli.operator import Operator, plain_errors
-from common.admin_jobs import attempts_of, cancel_job, find_job, list_jobs, retry_job
+from common.admin_jobs import (
+    attempts_of,
+    cancel_job,
+    find_job,
+    list_jobs,
+    restart_stream,
+    retry_job,
+)
 from common.admin_schemas import AuditQuery, BulkRetryRequest, JobListQuery
 from common.audit import audit_page
 from common.db import session_scope
 from common.errors import InvalidInput
-from common.events import JobEvents
 from common.models import JobKind, JobStatus
 from common.queue import REPROCESS_QUEUE, make_celery
 from common.queue_overview import queue_overview
@@ -123,13 +129,8 @@ def retry(op: Operator, args: argparse.Namespace) -> int:
     with op.audited("job.retry", "job", str(job_id)) as action:
         found = retry_job(action.session, job_id)
         action.detail["kind"] = found.kind.value
-        # A cancel's stop flag outlives the cancel: cleared before the job is queued again,
-        # or its next worker would stop at the first delta.
-        JobEvents(op.redis()).clear_cancel(job_id)
-    if found.kind == JobKind.CHAT:
-        retried = {"status": JobStatus.QUEUED.value, "reason": "retried by an operator"}
-        with contextlib.suppress(RedisError):  # the stream also learns from the job's row
-            events.publish(found.job.id, "status", retried)
+        # Before the commit: a fresh stream (and no leftover cancel flag), or no retry at all.
+        restart_stream(events, found)
     body = admin_job_body(found)
     _emit(args, body, lambda: f"{found.kind.value} job {job_id} is queued again")
     return 0

@@ -6,13 +6,14 @@ import json
 import secrets
 import sys
 import time
+from typing import TextIO
 
 from sqlalchemy import select
 
 from common.accounts import create_user
 from common.chat_jobs import queue_chat_job
 from common.db import make_engine, make_session_factory, session_scope
-from common.events import TERMINAL_EVENTS, JobEvents
+from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
 from common.migrate import upgrade_database
 from common.models import ChatJob, User
 from common.queue import make_celery
@@ -36,17 +37,51 @@ def ask_via_queue(settings: Settings, question: str, *, timeout: float, as_json:
             session, make_celery(settings), events, user.id, ChatJobCreate(message=question)
         )
     after, deadline = "0-0", time.monotonic() + timeout
-    finished = False
-    while not finished and time.monotonic() < deadline:
+    printer = AnswerPrinter(quiet=as_json)
+    while not printer.finished and time.monotonic() < deadline:
         for event in events.read(job.id, after, block_ms=1000):
             after = event.id
-            if event.event == "delta" and not as_json:
-                print(event.data["text"], end="", flush=True)
-            finished = finished or event.event in TERMINAL_EVENTS
+            if printer.take(event):
+                break
+    finished = printer.finished
     with session_scope(sessions) as session:
         row = session.get(ChatJob, job.id)
         assert row is not None
         return _report(row, finished, as_json)
+
+
+class AnswerPrinter:
+    """Prints a stream's answer by the client rule (README, "Events") and sees its end.
+
+    A `reset` starts the answer over (on a new line: printed text cannot be taken back); a
+    delta of an older attempt than the newest seen is ignored; the first `done` or `error`
+    ends the stream.
+    """
+
+    def __init__(self, quiet: bool = False, out: TextIO | None = None) -> None:
+        self.quiet = quiet
+        self.out = out or sys.stdout
+        self.attempt = 0
+        self.printed = False
+        self.finished = False
+
+    def take(self, event: JobEvent) -> bool:
+        """Apply one event; True once the stream has ended."""
+        kind, data = event.event, event.data
+        if kind in ("status", "reset") and "attempt" in data:
+            self.attempt = max(self.attempt, int(data["attempt"]))
+        if kind == "reset" and self.printed:
+            self._write("\n")
+            self.printed = False
+        elif kind == "delta" and int(data.get("attempt", self.attempt)) >= self.attempt:
+            self._write(data["text"])
+            self.printed = True
+        self.finished = kind in TERMINAL_EVENTS
+        return self.finished
+
+    def _write(self, text: str) -> None:
+        if not self.quiet:
+            print(text, end="", flush=True, file=self.out)
 
 
 def _report(job: ChatJob, finished: bool, as_json: bool) -> int:

@@ -2,12 +2,14 @@
 
 The supervisor starts a worker and the web server, each in a process group of its own, so a
 terminal's Ctrl-C reaches only this process; it then stops them in order and waits for them.
+Should the supervisor itself die, its lifeline (cli/lifeline.py) stops them; pid files under
+var/run let `bookchat stop` find them. It restarts its embedded Redis on the same port when
+that dies, or stops.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import signal
 import sys
 import time
@@ -18,6 +20,9 @@ from typing import TextIO
 import httpx
 
 from cli.ingest import summary_line
+from cli.lifeline import Lifeline
+from cli.ownership import claim_var_dir, leftovers_refusal, port_refusal
+from cli.pidfiles import LIFELINE, REDIS, SUPERVISOR, WEB, WORKER, forget, record
 from cli.processes import (
     Child,
     child_env,
@@ -27,6 +32,7 @@ from cli.processes import (
     web_command,
     worker_command,
 )
+from cli.redis_keeper import RedisKeeper, RedisLost
 from common.db import make_engine, make_session_factory, session_scope
 from common.embedded_redis import stop_embedded_redis
 from common.errors import ServiceUnavailable
@@ -47,21 +53,20 @@ def run_dev(settings: Settings, concurrency: int = 4) -> int:
     """Run Redis (embedded if needed), migrations, one worker and the API until Ctrl-C."""
     stop = StopRequest()
     stop.install()
-    lock = _claim(settings.var_dir)
-    if lock is None:
-        _say(f"bookchat dev is already running for {settings.var_dir}: stop it first", err=True)
+    lock = claim_var_dir(settings.var_dir, _say)
+    if isinstance(lock, str):
+        _say(lock, err=True)
         return 1
     with lock:
-        problem = port_problem(settings.port)
-        if problem:
-            _say(
-                f"bookchat dev: port {settings.port} on 127.0.0.1 is not free ({problem}); "
-                f"stop what holds it or pick another, e.g. `PORT={_another_port(settings.port)} "
-                "make dev`",
-                err=True,
-            )
+        # var/ first: another port is suggested only when no other stack uses this var/.
+        refusal = leftovers_refusal(
+            settings.var_dir, embedded_redis=settings.redis_url is None
+        ) or port_refusal(settings.port, settings.var_dir, _another_port)
+        if refusal:
+            forget(settings.var_dir, SUPERVISOR)
+            _say(refusal, err=True)
             return 1
-        dev = DevSupervisor(settings, stop)
+        dev = DevSupervisor(settings, stop, lock)
         try:
             return dev.run(concurrency)
         except DevExit as exc:
@@ -102,12 +107,15 @@ class DevExit(Exception):
 class DevSupervisor:
     """Starts the processes, waits until bookchat answers, watches them, and stops them."""
 
-    def __init__(self, settings: Settings, stop: StopRequest) -> None:
+    def __init__(self, settings: Settings, stop: StopRequest, lock: TextIO) -> None:
         self.settings = settings
         self.stop = stop
+        self.lock = lock
         self.owns_redis = settings.redis_url is None
         self.web: Child | None = None
         self.worker: Child | None = None
+        self.lifeline: Lifeline | None = None
+        self.redis: RedisKeeper | None = None
         self.up = False
 
     @property
@@ -117,13 +125,21 @@ class DevSupervisor:
 
     def run(self, concurrency: int) -> int:
         """Start everything, say so once it answers, and wait for Ctrl-C or a child's exit."""
+        var_dir = self.settings.var_dir
+        # First: whatever starts from here on is stopped by the lifeline should we die.
+        self.lifeline = Lifeline.start(var_dir, self.lock, self.owns_redis)
         env = child_env(self.settings)  # starts the embedded Redis if REDIS_URL is unset
+        if self.owns_redis:
+            # The children were given this URL: a restart must come back on the same port.
+            self.redis = RedisKeeper(var_dir, env["REDIS_URL"])
         reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # no samples of earlier runs
         upgrade_database(self.settings)
         self.check()
         self.worker = start_child("worker", worker_command(ALL_QUEUES, concurrency), env)
+        record(var_dir, WORKER, self.worker.pid)
         command = web_command(self.settings, graceful_timeout=WEB_GRACEFUL_TIMEOUT)
         self.web = start_child("web", command, env)
+        record(var_dir, WEB, self.web.pid)
         not_indexed = self.index_textbook()
         self.wait_until_ready(indexed=not not_indexed)
         if not_indexed:
@@ -139,9 +155,25 @@ class DevSupervisor:
             time.sleep(0.3)
 
     def check(self) -> None:
-        """Raise DevExit on Ctrl-C (0) or when a child exited (1)."""
+        """Raise DevExit on Ctrl-C (0), or (1) when a child or the lifeline exited or Redis
+        died for good; restart a dead embedded Redis."""
         if self.stop.requested:
             raise DevExit(0)
+        if self.lifeline is not None and self.lifeline.exited() is not None:
+            _say(
+                f"bookchat dev: its lifeline process exited with code {self.lifeline.exited()}; "
+                "stopping, since nothing would stop the others should bookchat dev die",
+                err=True,
+            )
+            raise DevExit(1)
+        if self.redis is not None:
+            try:
+                restarted = self.redis.check()
+            except RedisLost as exc:
+                _say(f"bookchat dev: {exc}; stopping the others", err=True)
+                raise DevExit(1) from exc
+            if restarted:
+                _say(f"bookchat dev: {restarted}", err=True)
         for child in self.children:
             code = child.process.poll()
             if code is None:
@@ -206,9 +238,15 @@ class DevSupervisor:
         """Stop the children in order, then the embedded Redis if this run owns it."""
         if self.children:
             _say("stopping bookchat ...", err=True)
+        var_dir = self.settings.var_dir
         stop_children(self.children)
+        forget(var_dir, WEB, WORKER)
         if self.owns_redis:
-            stop_embedded_redis(self.settings.var_dir)
+            stop_embedded_redis(var_dir)
+            forget(var_dir, REDIS)
+        if self.lifeline is not None:
+            self.lifeline.release()  # it exits, and with it the last hold on var/dev.lock
+        forget(var_dir, LIFELINE, SUPERVISOR)
         _say("bookchat stopped", err=True)
 
 
@@ -238,18 +276,6 @@ def _ready_but_the_index(response: httpx.Response) -> bool:
         return all(check["ok"] for name, check in checks.items() if name != "index")
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
-
-
-def _claim(var_dir: Path) -> TextIO | None:
-    """An exclusive lock on var/dev.lock, or None if another `bookchat dev` holds it."""
-    var_dir.mkdir(parents=True, exist_ok=True)
-    lock = (var_dir / "dev.lock").open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        return None
-    return lock
 
 
 def _another_port(port: int) -> int:

@@ -1,4 +1,4 @@
-"""The `bookchat` command: dev | web | worker | ingest | ask | search | migrate | admin."""
+"""The `bookchat` command: dev | stop | web | worker | ingest | ask | search | migrate | admin."""
 
 from __future__ import annotations
 
@@ -53,6 +53,12 @@ def _dev(args: argparse.Namespace) -> int:
     from cli.dev import run_dev
 
     return run_dev(get_settings(), concurrency=args.concurrency)
+
+
+def _stop(_args: argparse.Namespace) -> int:
+    from cli.stop import stop_dev
+
+    return stop_dev(get_settings().var_dir)
 
 
 def _migrate(_args: argparse.Namespace) -> int:
@@ -194,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run everything locally (API, worker, embedded services)")
     dev.add_argument("--concurrency", type=int, default=4)
     dev.set_defaults(run=_dev)
+
+    stop = sub.add_parser("stop", help="stop the `bookchat dev` of this var/ and what it started")
+    stop.set_defaults(run=_stop)
 
     web = sub.add_parser("web", help="run the HTTP API under gunicorn")
     web.add_argument("--host", default="127.0.0.1")

@@ -16,6 +16,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from common.errors import Conflict, NotFound
+from common.events import JobEvents
 from common.lifecycle import MODELS, Job, end_attempt, job_attempts, model_of
 from common.models import (
     AttemptOutcome,
@@ -184,6 +185,17 @@ def retry_job(session: Session, job_id: uuid.UUID) -> FoundJob:
         job.queued_at = utcnow()  # a fresh wait budget for the model
     session.flush()
     return found
+
+
+def restart_stream(events: JobEvents, found: FoundJob) -> None:
+    """Give a retried chat job a fresh event stream (its old ending and cancel flag go).
+
+    Call it before the retry commits: if Redis is away the retry fails rather than leave the
+    reader a stream whose old `error` or `done` precedes the new attempt.
+    """
+    if found.kind == JobKind.CHAT:
+        retried = {"status": JobStatus.QUEUED.value, "reason": "retried by an operator"}
+        events.restart(found.job.id, retried)
 
 
 def cancel_job(session: Session, job_id: uuid.UUID) -> FoundJob:

@@ -39,7 +39,7 @@ def make_engine(settings: Settings) -> Engine:
         max_overflow=10,
         pool_timeout=10,
         # Fail fast when the server is unreachable, so callers can answer 503 or retry.
-        connect_args={"connect_timeout": 5},
+        connect_args={"connect_timeout": settings.database_connect_timeout_seconds},
     )
 
 

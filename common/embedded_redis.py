@@ -40,11 +40,41 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _responds(url: str) -> bool:
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as redis-server binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _choose_port(port_file: Path, port: int | None) -> int:
+    """`port` if given (it must be free); else the port recorded under var/ if free, else any."""
+    if port is not None:
+        if not _port_free(port):
+            raise ServiceUnavailable(f"port {port} of the embedded Redis is taken")
+        return port
+    with contextlib.suppress(OSError, ValueError):
+        recorded = int(port_file.read_text().strip())
+        if _port_free(recorded):
+            return recorded
+    return _free_port()
+
+
+def _serves(url: str, run_dir: Path) -> bool:
+    """Whether the server at `url` answers and is this var/'s (its port is recorded for good,
+    so after a stop another var/'s server may have taken it)."""
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+        values: Any = client.config_get("dir")
+        folder = values.get("dir", values.get(b"dir", b""))
+        return bool(os.fsdecode(folder) == str(run_dir))
     except redis.RedisError:
         return False
+    finally:
+        client.close()
 
 
 @contextmanager
@@ -69,11 +99,15 @@ def find_embedded_redis(var_dir: Path) -> str | None:
     except OSError:
         return None
     url = f"redis://127.0.0.1:{port}/0"
-    return url if _responds(url) else None
+    return url if _serves(url, _port_file(var_dir).parent) else None
 
 
-def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0) -> str:
-    """Start the private redis-server unless it already runs; return its URL."""
+def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0, port: int | None = None) -> str:
+    """Start the private redis-server unless it already runs; return its URL.
+
+    It keeps its port from one start to the next (recorded in var/redis/redis.port) while that
+    port is free; with `port`, it starts there or not at all.
+    """
     run_dir = (var_dir / "redis").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     port_file = run_dir / "redis.port"
@@ -81,7 +115,7 @@ def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0) -> str:
         running = find_embedded_redis(var_dir)
         if running:
             return running
-        port = _free_port()
+        port = _choose_port(port_file, port)
         subprocess.run(
             [
                 find_redis_server(),
@@ -106,7 +140,7 @@ def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0) -> str:
         )
         url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + timeout
-        while not _responds(url):
+        while not _serves(url, run_dir):
             if time.monotonic() > deadline:
                 raise ServiceUnavailable(f"embedded redis did not start; see {run_dir}/redis.log")
             time.sleep(0.05)
@@ -115,11 +149,13 @@ def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0) -> str:
 
 
 def stop_embedded_redis(var_dir: Path, timeout: float = 10.0) -> None:
-    """Shut the private redis-server down (it flushes its append-only file) and wait for it."""
-    port_file = _port_file(var_dir)
-    if not port_file.exists():
-        return
-    url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+    """Shut the private redis-server down (it flushes its append-only file) and wait for it.
+
+    var/redis/redis.port stays: the next start uses the same port if it is free.
+    """
+    url = find_embedded_redis(var_dir)
+    if url is None:
+        return  # not running (or its port now serves another var/)
     client = redis.Redis.from_url(url, socket_timeout=timeout)
     try:
         # The server's own answer, not redis.pid: a stale pid file could name another process.
@@ -133,7 +169,6 @@ def stop_embedded_redis(var_dir: Path, timeout: float = 10.0) -> None:
             client.shutdown()
         _wait_for_exit(pid, timeout)
     client.close()
-    port_file.unlink(missing_ok=True)
 
 
 def _wait_for_exit(pid: int, timeout: float) -> None:

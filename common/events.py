@@ -20,6 +20,15 @@ end
 if #ARGV > 3 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+# KEYS: stream, cancel flag. ARGV: ttl, data of the `status` event that opens the new stream.
+# XTRIM to nothing keeps the stream's last id, so new ids still sort after every old one.
+_RESTART = """
+redis.call('DEL', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('XTRIM', KEYS[1], 'MAXLEN', 0) end
+local id = redis.call('XADD', KEYS[1], '*', 'event', 'status', 'data', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return id
+"""
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class JobEvents:
         self.client = client
         self.retention_seconds = retention_seconds
         self._script: Any = None
+        self._restart_script: Any = None
 
     def publish(self, job_id: uuid.UUID, event: str, data: dict[str, Any]) -> str:
         """Append one event and keep the stream alive for the retention period."""
@@ -73,6 +83,17 @@ class JobEvents:
             args += [event, json.dumps(data)]
         keys = [stream_key(job_id), cancel_key(job_id)]
         return bool(self._append_script(keys=keys, args=args))
+
+    def restart(self, job_id: uuid.UUID, data: dict[str, Any]) -> str:
+        """Start the job's stream afresh for a retry: earlier attempts' events and cancel go.
+
+        The new stream opens with `status` `data`; its ids sort after the old ones, so a client
+        resuming with an old Last-Event-ID reads the new stream from its start.
+        """
+        if self._restart_script is None:
+            self._restart_script = self.client.register_script(_RESTART)
+        keys = [stream_key(job_id), cancel_key(job_id)]
+        return str(self._restart_script(keys=keys, args=[self.retention_seconds, json.dumps(data)]))
 
     @property
     def _append_script(self) -> Any:

@@ -4,7 +4,8 @@ A job's row is its truth. `queued` rows wait for a worker, either in the broker 
 set) or in the database until `due_at` (the watchdog sends them). A worker claims a row with one
 conditional UPDATE that also counts the attempt; every later write names that attempt (it goes
 through `fenced_update`), so a worker whose job was taken from it (its lease expired) can no
-longer change the row.
+longer change the row. A claim that must wait is given back (`release_attempt(wait=True)`):
+its worker writes nothing after that, so the next claim may reuse the number.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, func, select, update
+from sqlalchemy import ColumnElement, Update, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from common.models import (
@@ -176,26 +177,47 @@ def release_attempt(
     outcome: AttemptOutcome,
     due_in: float = 0.0,
     reason: str | None = None,
+    wait: bool = False,
     **values: Any,
 ) -> bool:
     """Put a running attempt's job back in the queue, due in `due_in` seconds.
 
-    It waits in the database, not the broker: the watchdog sends it when it is due.
+    It waits in the database, not the broker: the watchdog sends it when it is due. With
+    `wait` the job could not start its work (model capacity, an open circuit, no index yet):
+    the claim is given back, counted in `waits` instead of `attempts` and kept out of the
+    attempt history; the next claim runs as the same attempt number.
     """
+    model = model_of(kind)
+    counts = {"attempts": model.attempts - 1, "waits": model.waits + 1} if wait else {}
     result: Any = session.execute(
-        fenced_update(model_of(kind), job_id, attempt).values(
+        fenced_update(model, job_id, attempt).values(
             status=JobStatus.QUEUED.value,
             worker=None,
             lease_expires_at=None,
             due_at=utcnow() + timedelta(seconds=max(0.0, due_in)),
             enqueued_at=None,
+            **counts,
             **values,
         )
     )
     if not result.rowcount:
         return False
-    end_attempt(session, kind, job_id, attempt, outcome, error_message=reason)
+    if wait:
+        _forget_attempt(session, kind, job_id, attempt)
+    else:
+        end_attempt(session, kind, job_id, attempt, outcome, error_message=reason)
     return True
+
+
+def _forget_attempt(session: Session, kind: JobKind, job_id: uuid.UUID, attempt: int) -> None:
+    session.execute(
+        delete(JobAttempt).where(
+            JobAttempt.job_kind == kind.value,
+            JobAttempt.job_id == job_id,
+            JobAttempt.number == attempt,
+            JobAttempt.ended_at.is_(None),
+        )
+    )
 
 
 def lost_attempts(session: Session, kind: JobKind, job_id: uuid.UUID) -> int:

@@ -75,7 +75,10 @@ class JobLifecycle:
     """The columns every kind of job shares for its status and scheduling (common/lifecycle.py)."""
 
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
+    # Claims by a worker that went on to run the job; a claim that found it had to wait first
+    # (model capacity, an open circuit, no index yet) is given back and counted in `waits`.
     attempts: Mapped[int] = mapped_column(default=0)
+    waits: Mapped[int] = mapped_column(default=0, server_default="0")
     # Who runs it and until when, when it may run next, and when its id was last handed to the
     # broker (None: not in the broker).
     worker: Mapped[str | None] = mapped_column(String(255))

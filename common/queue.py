@@ -58,7 +58,9 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={
             # Above the longest task plus any retry countdown, or tasks run twice.
             "visibility_timeout": policy.visibility_timeout_s,
-            "socket_connect_timeout": 5,
+            # A hung broker fails a send (a 503 for the submit) instead of holding it.
+            "socket_connect_timeout": settings.redis_connect_timeout_seconds,
+            "socket_timeout": settings.redis_socket_timeout_seconds,
         },
         broker_connection_retry_on_startup=True,
         # A submit must fail fast (503) rather than hang when the broker is down.

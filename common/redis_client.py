@@ -36,11 +36,14 @@ def make_redis(settings: Settings, pool_wait_seconds: float | None = None) -> re
 
     With `pool_wait_seconds`, a caller finding every connection busy waits that long for one
     (then ConnectionError) instead of failing at once: for processes with many greenlets.
+    Every command waits at most `REDIS_SOCKET_TIMEOUT_SECONDS` for its reply (then
+    TimeoutError), so no blocking command may block longer than that on these clients.
     """
     options: dict[str, Any] = {
         "decode_responses": True,
         "health_check_interval": 30,
-        "socket_connect_timeout": 5,
+        "socket_connect_timeout": settings.redis_connect_timeout_seconds,
+        "socket_timeout": settings.redis_socket_timeout_seconds,
         "max_connections": 64,
     }
     url = resolve_redis_url(settings)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from redis import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -110,9 +111,10 @@ def run_bulk_retry(
         if found.job.status not in RETRYABLE:
             skipped += 1
         elif not job.dry_run:
-            retry_job(session, found.job.id)
-            requeued += 1
-            on_requeued(found)
+            if _retry_one(session, found, on_requeued):
+                requeued += 1
+            else:
+                skipped += 1
         if matched % PROGRESS_EVERY == 0:
             if not still_ours():
                 session.rollback()
@@ -129,6 +131,18 @@ def run_bulk_retry(
         requeued=requeued,
         skipped=skipped,
     )
+
+
+def _retry_one(session: Session, found: FoundJob, on_requeued: Callable[[FoundJob], None]) -> bool:
+    """Retry one job; False, with the job left as it was, if its stream could not restart."""
+    try:
+        with session.begin_nested():
+            retry_job(session, found.job.id)
+            on_requeued(found)
+    except RedisError as exc:
+        log.warning("job %s not retried: its stream could not restart (%s)", found.job.id, exc)
+        return False
+    return True
 
 
 def _progress(

@@ -117,7 +117,12 @@ class ChatJobOut(BaseModel):
     model: str | None
     usage: dict[str, Any] | None
     error: JobError | None
-    attempts: int
+    attempts: int = Field(
+        description="Runs by a worker (a run that only found it must wait is a wait)"
+    )
+    waits: int = Field(
+        default=0, description="Times it went back to wait: model capacity, open circuit, no index"
+    )
     metrics: dict[str, Any] | None = Field(
         default=None, description="Model calls, retries, rate-limit waits, tokens, cost estimate"
     )

@@ -7,6 +7,7 @@ queue instead and waits briefly for the answer on a one-off Redis list.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -17,6 +18,7 @@ from common.errors import ServiceUnavailable
 from common.queue import CHAT_QUEUE, SEARCH_TASK
 
 REPLY_TTL_SECONDS = 60
+BLPOP_SLICE_SECONDS = 1.0
 
 
 def request_search(
@@ -39,7 +41,7 @@ def request_search(
         queue=CHAT_QUEUE,
         expires=timeout,
     )
-    item: Any = client.blpop([reply_to], timeout=timeout)
+    item = _wait_for_reply(client, reply_to, timeout)
     if item is None:
         raise ServiceUnavailable("search timed out: is a chat worker running?")
     reply = json.loads(item[1])
@@ -47,6 +49,16 @@ def request_search(
         raise ServiceUnavailable(f"search failed: {reply['error']}")
     results: list[dict[str, Any]] = reply["results"]
     return results
+
+
+def _wait_for_reply(client: redis.Redis, reply_to: str, timeout: float) -> Any:
+    # Short BLPOPs: each must answer within the client's socket time-out, however long we wait.
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        item: Any = client.blpop([reply_to], timeout=max(0.01, min(remaining, BLPOP_SLICE_SECONDS)))
+        if item is not None:
+            return item
+    return None
 
 
 def send_reply(client: redis.Redis, reply_to: str, reply: dict[str, Any]) -> None:

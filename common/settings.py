@@ -28,9 +28,14 @@ class Settings(BaseSettings):
 
     # Database: SQLite under var/ unless DATABASE_URL is set.
     database_url: str | None = None
+    # How long opening a PostgreSQL connection may take (libpq counts whole seconds, 2 or more).
+    database_connect_timeout_seconds: int = Field(default=5, ge=2, le=60)
 
     # Redis (broker, events, limiter): a private redis-server unless REDIS_URL is set.
     redis_url: str | None = None
+    # A hung Redis is an outage after this long, not a wait (blocking reads add their own block).
+    redis_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    redis_socket_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     # Qdrant: local mode under var/qdrant unless QDRANT_URL is set.
     qdrant_url: str | None = None

@@ -36,6 +36,7 @@ def admin_job_body(found: FoundJob) -> dict[str, Any]:
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "dead_letter": is_dead_letter(job),
         "attempts": job.attempts,
+        "waits": job.waits,
         "worker": job.worker,
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),

@@ -26,6 +26,10 @@ limit_request_field_size = 8190
 # No gunicorn access log: the app writes one JSON line per request, with its request id
 # (web/observability.py).
 accesslog = None
+# gunicorn 25.1+ opens a control socket at ~/.gunicorn/gunicorn.ctl (or in XDG_RUNTIME_DIR),
+# one path for every instance of the user: a second server would take it from the first.
+# Nothing of bookchat uses it; older gunicorns ignore the unknown setting.
+control_socket_disable = True
 
 
 def child_exit(server: object, worker: object) -> None:

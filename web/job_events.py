@@ -15,7 +15,7 @@ from common.errors import InvalidInput
 from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
 from common.models import JobStatus
 from web.problems import REDIS_ERRORS, REDIS_OUTAGE, RETRY_AFTER_SECONDS
-from web.stream_hub import EVENT_ID, StreamHub
+from web.stream_hub import EVENT_ID, StreamHub, parse_event_id
 
 log = logging.getLogger(__name__)
 PING_SECONDS = 15
@@ -77,27 +77,47 @@ def job_event_stream(
     snapshot: dict[str, Any],
     reload: Callable[[], dict[str, Any]],
 ) -> Iterator[str]:
-    """SSE frames from `after` until the job's terminal event, with keep-alive pings.
+    """SSE frames from `after` up to the job's first terminal event, with keep-alive pings.
 
     Redis is asked once before the first byte is sent, so an outage then raises (a 503)
     instead of a 200 with a broken stream; a finished job replays from its row regardless.
+    A reader at or beyond the end of a finished job gets its terminal event again.
     """
     finished = JobStatus(snapshot["status"]).is_terminal
     try:
-        kept = events.exists(job_id)
+        last = events.last(job_id)
     except REDIS_ERRORS:
-        if not (finished and after == "0-0"):
+        if not finished:
             raise
-        kept = False
-    if finished and not kept:
-        return _replayed_frames(snapshot if after == "0-0" else None)
+        last = None
+    if finished and last is None:
+        return _replayed_frames(snapshot, after)
+    if finished and last is not None and _at_or_beyond(after, last):
+        return _ending(last)
     return _live_frames(events, hub, job_id, after, snapshot, reload)
 
 
-def _replayed_frames(snapshot: dict[str, Any] | None) -> Iterator[str]:
+def _replayed_frames(snapshot: dict[str, Any], after: str) -> Iterator[str]:
+    """A finished job whose stream is gone (expired, or Redis away): its row, as events.
+
+    From the start the frames carry ids; a reader resuming from any id gets `reset` and the
+    whole answer without ids, which the client rule turns into the row's answer.
+    """
     yield "retry: 2000\n\n"
-    if snapshot is not None:
+    if after == "0-0":
         yield from (frame.to_sse() for frame in replay_from_snapshot(snapshot))
+    else:
+        yield from _row_frames(snapshot)
+
+
+def _at_or_beyond(after: str, last: JobEvent) -> bool:
+    """Whether a reader resuming after `after` already has the stream's terminal `last`."""
+    return last.event in TERMINAL_EVENTS and parse_event_id(after) >= parse_event_id(last.id)
+
+
+def _ending(last: JobEvent) -> Iterator[str]:
+    yield "retry: 2000\n\n"
+    yield last.to_sse()
 
 
 def _live_frames(
@@ -132,9 +152,8 @@ def _live_frames(
         for event in batch:
             yield event.to_sse()
             after = event.id
-        # The job ended, unless an operator retried it since: then its new attempt follows.
-        if batch[-1].event in TERMINAL_EVENTS and not events.read(job_id, after, count=1):
-            return
+            if event.event in TERMINAL_EVENTS:
+                return  # the stream's end (a retry starts a fresh stream: see JobEvents.restart)
     yield f"event: timeout\ndata: {json.dumps({'detail': 'stream time limit reached'})}\n\n"
 
 
@@ -143,10 +162,16 @@ def _catch_up(events: JobEvents, job_id: uuid.UUID, snapshot: dict[str, Any]) ->
 
     The frames carry no id, so a client that reconnects resumes from the last real event; the
     leading `reset` makes the client rule (drop partial text on reset) yield the row's answer.
+    A stream that has its ending sends that ending again (the reader is at the end).
     """
     last = events.last(job_id)
     if last is not None and last.event in TERMINAL_EVENTS:
-        return  # the client already has everything
+        yield last.to_sse()
+        return
+    yield from _row_frames(snapshot)
+
+
+def _row_frames(snapshot: dict[str, Any]) -> Iterator[str]:
     yield _frame_without_id("reset", {"reason": "replaying the finished answer"})
     for frame in replay_from_snapshot(snapshot)[1:]:
         yield _frame_without_id(frame.event, frame.data)

@@ -39,8 +39,6 @@ from web.problems import error_problem
 from web.security import current_user, current_user_id
 
 log = logging.getLogger(__name__)
-# Time-outs of the limiter's own Redis connections: a hung Redis must not hang every request.
-REDIS_TIMEOUT_SECONDS = 2
 _NO_EMAIL = "-"  # login bodies without an email share one account key; they fail validation
 
 
@@ -151,9 +149,10 @@ def make_limiter(settings: Settings) -> Limiter:
     return Limiter(
         client_address,
         storage_uri=resolve_redis_url(settings),
+        # The limiter's own Redis connections: a hung Redis must not hang every request.
         storage_options={
-            "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
-            "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            "socket_connect_timeout": math.ceil(settings.redis_connect_timeout_seconds),
+            "socket_timeout": min(2, math.ceil(settings.redis_socket_timeout_seconds)),
         },
         strategy="moving-window",
         headers_enabled=False,  # see _add_headers

@@ -46,7 +46,12 @@ class WebResources:
             sessions=make_session_factory(engine),
             redis=client,
             events=JobEvents(client, settings.event_retention_seconds),
-            hub=StreamHub.from_url(resolve_redis_url(settings), client),
+            hub=StreamHub.from_url(
+                resolve_redis_url(settings),
+                client,
+                connect_timeout=settings.redis_connect_timeout_seconds,
+                read_timeout=settings.redis_socket_timeout_seconds,
+            ),
             celery=make_celery(settings),
         )
 

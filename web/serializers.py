@@ -34,6 +34,7 @@ def chat_job_body(job: ChatJob) -> dict[str, Any]:
         usage=job.usage,
         error=error,
         attempts=job.attempts,
+        waits=job.waits,
         metrics=job.metrics,
         profile_applied=job.profile_applied,
         language=job.language,

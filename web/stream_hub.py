@@ -85,14 +85,21 @@ class StreamHub:
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, waker: redis.Redis, block_ms: int = BLOCK_MS) -> StreamHub:
+    def from_url(
+        cls,
+        url: str,
+        waker: redis.Redis,
+        block_ms: int = BLOCK_MS,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+    ) -> StreamHub:
         """A hub with a connection of its own to the Redis at `url`."""
         reader = redis.Redis.from_url(
             url,
             decode_responses=True,
-            socket_connect_timeout=5,
+            socket_connect_timeout=connect_timeout,
             # A blocked XREAD answers within block_ms; silence beyond that is a dead link.
-            socket_timeout=block_ms / 1000 + 10,
+            socket_timeout=block_ms / 1000 + read_timeout,
             health_check_interval=30,
             max_connections=1,
         )

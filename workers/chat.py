@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -236,13 +236,18 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         _release(res, job, stats, stream, AttemptOutcome.HANDED_BACK, 0.0, "the worker stopped")
         return
     except (RetryLater, WaitForIndex) as wait:
-        _wait(res, job, stats, stream, wait.delay, wait.reason)
+        _wait(res, job, stats, stream, wait)
         return
     except LLMError as exc:
         _fail(res, job, stream, exc.code, exc.message, stats.merged_into(job.metrics))
         return
     except SoftTimeLimitExceeded:
         _fail(res, job, stream, "timeout", "answering took too long")
+        return
+    except RedisError:
+        # Only before a model call (the bookkeeping after one never raises): wait, don't fail.
+        redis_away = RetryLater(res.retry_policy.requeue_delay_s, "Redis is unreachable")
+        _wait(res, job, stats, stream, redis_away)
         return
     except Exception as exc:
         if not is_unavailable(exc):
@@ -305,19 +310,33 @@ def _wait(
     job: _JobInput,
     stats: CallStats,
     stream: JobStream,
-    delay: float,
-    reason: str,
+    wait: RetryLater | WaitForIndex,
 ) -> None:
-    """Put the job back until it is due again, or fail it once it has waited too long."""
+    """Put the job back until it is due again, or fail it once it has waited too long.
+
+    A claim that called no model only waited: it counts in `waits`, not `attempts`. A job
+    waiting on an open circuit is not failed by the bound before the circuit has probed the
+    provider since the job was queued: the probe's answer is the one the job waits for.
+    """
     stats.requeues += 1
     waited = (utcnow() - job.queued_at).total_seconds()
-    if waited + delay > res.retry_policy.max_job_wait_s:
-        code = "index_unavailable" if reason == WaitForIndex.reason else "llm_unavailable"
-        message = f"gave up after waiting {waited:.0f}s ({reason})"
+    if waited + wait.delay > res.retry_policy.max_job_wait_s and _bound_applies(wait, job):
+        code = "index_unavailable" if isinstance(wait, WaitForIndex) else "llm_unavailable"
+        message = f"gave up after waiting {waited:.0f}s ({wait.reason})"
         _fail(res, job, stream, code, message, stats.merged_into(job.metrics))
         return
-    due_in = min(delay, res.retry_policy.max_countdown_s)
-    _release(res, job, stats, stream, AttemptOutcome.REQUEUED, due_in, reason)
+    due_in = min(wait.delay, res.retry_policy.max_countdown_s)
+    outcome, only_waited = AttemptOutcome.REQUEUED, stats.llm_calls == 0
+    _release(res, job, stats, stream, outcome, due_in, wait.reason, wait=only_waited)
+
+
+def _bound_applies(wait: RetryLater | WaitForIndex, job: _JobInput) -> bool:
+    if not isinstance(wait, RetryLater) or not wait.circuit_open:
+        return True
+    queued_at = job.queued_at
+    if queued_at.tzinfo is None:  # SQLite hands back naive UTC
+        queued_at = queued_at.replace(tzinfo=UTC)
+    return wait.probed_at is not None and wait.probed_at > queued_at.timestamp()
 
 
 def _release(
@@ -328,12 +347,13 @@ def _release(
     outcome: AttemptOutcome,
     due_in: float,
     reason: str,
+    wait: bool = False,
 ) -> None:
     metrics = stats.merged_into(job.metrics)
     released = _record(
         res,
         lambda s: release_attempt(
-            s, JobKind.CHAT, job.id, job.attempt, outcome, due_in, reason, metrics=metrics
+            s, JobKind.CHAT, job.id, job.attempt, outcome, due_in, reason, wait, metrics=metrics
         ),
     )
     if released:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from redis import RedisError
-
-from common.admin_jobs import FoundJob
+from common.admin_jobs import FoundJob, restart_stream
 from common.db import session_scope
 from common.lifecycle import claim_job
-from common.models import JobKind, JobStatus, ReprocessJob
+from common.models import JobKind, ReprocessJob
 from common.reprocess import run_bulk_retry
 from workers.resources import WorkerResources
 
@@ -43,11 +41,5 @@ def run_reprocess_job(res: WorkerResources, job_id: uuid.UUID) -> None:
 
 
 def _tell_reader(res: WorkerResources, found: FoundJob) -> None:
-    if found.kind != JobKind.CHAT:
-        return
-    try:
-        res.events.clear_cancel(found.job.id)  # a retried cancelled job must run
-        status = {"status": JobStatus.QUEUED.value, "reason": "retried by an operator"}
-        res.events.publish(found.job.id, "status", status)
-    except RedisError:
-        log.warning("could not tell job %s's stream about its retry", found.job.id)
+    # A RedisError leaves this job as it was (see run_bulk_retry): counted as skipped.
+    restart_stream(res.events, found)

@@ -209,6 +209,7 @@ def chat_completions() -> Response:
         options = body.get("stream_options") or {}
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
         stream = _stream_chunks(state, base, text, finish_reason, usage if include_usage else None)
+        stream = _marking_end(stream, state, record.request_id)
         response = Response(
             stream, mimetype="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
@@ -257,6 +258,12 @@ def _stream_chunks(
         chunk = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
         yield f"data: {json.dumps(chunk)}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _marking_end(chunks: Iterator[str], state: SimState, request_id: str) -> Iterator[str]:
+    """The chunks, then a note in the log that this answer was streamed to its end."""
+    yield from chunks
+    state.mark_streamed(request_id)
 
 
 @bp.post("/v1/embeddings")

@@ -28,7 +28,8 @@ class RequestRecord:
 
     `cost_tokens` is what admission charges (prompt estimate + max_tokens); it is
     recorded for rejected requests too, but only charged when `admitted` is true.
-    `messages` is the chat prompt received (bounded, see `logged_messages`).
+    `messages` is the chat prompt received (bounded, see `logged_messages`). `streamed_to_end`
+    turns true once a streamed answer's last chunk was sent.
     """
 
     t: float
@@ -42,6 +43,7 @@ class RequestRecord:
     code: str | None = None
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
     messages: list[dict[str, str]] | None = None
+    streamed_to_end: bool = False
 
 
 def logged_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -73,6 +75,14 @@ class SimState:
             if self.config.log_path:
                 with open(self.config.log_path, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
+
+    def mark_streamed(self, request_id: str) -> None:
+        """Record that the streamed answer of `request_id` was sent to its end."""
+        with self._lock:
+            for row in reversed(self._records):
+                if row["request_id"] == request_id:
+                    row["streamed_to_end"] = True
+                    return
 
     def log(self, since: float | None = None) -> list[dict[str, Any]]:
         """Return copies of the records, only those with t >= since when given."""

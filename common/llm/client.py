@@ -184,7 +184,8 @@ class LLMClient:
         try:
             return retrying(attempt)
         except CircuitOpen as exc:
-            raise RetryLater(exc.retry_in, "the language model is failing; circuit open") from exc
+            reason = "the language model is failing; circuit open"
+            raise RetryLater(exc.retry_in, reason, True, exc.probed_at) from exc
         except LLMError as exc:
             if not exc.retryable:
                 raise

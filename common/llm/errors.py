@@ -23,10 +23,18 @@ class LLMError(Exception):
 class RetryLater(Exception):
     """The call cannot run soon: give the worker slot back and try again after `delay` seconds."""
 
-    def __init__(self, delay: float, reason: str) -> None:
+    def __init__(
+        self,
+        delay: float,
+        reason: str,
+        circuit_open: bool = False,
+        probed_at: float | None = None,
+    ) -> None:
         super().__init__(f"retry in {delay:.1f}s: {reason}")
         self.delay = delay
         self.reason = reason
+        self.circuit_open = circuit_open  # held back by the open circuit
+        self.probed_at = probed_at  # when the circuit last probed the provider (epoch seconds)
 
 
 _QUOTA = "the language model account has no quota left; an administrator must add credit"

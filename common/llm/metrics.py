@@ -2,10 +2,15 @@
 
 Each is counted twice: in Prometheus (`common.observability`, what /metrics shows) and in a
 Redis hash that adds up every worker on every host (`Counters.snapshot`, for tests and tools).
+The Redis half is best-effort: a model call already paid for must never fail because Redis is
+away, so a failed write is logged and dropped, and the hash is left alone for a few seconds
+rather than making every call wait out a hung server's time-out.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,7 +18,10 @@ import redis
 
 from common.observability import count_llm
 
+log = logging.getLogger(__name__)
 COUNTERS_KEY = "bookchat:metrics:llm"
+# After a failed write, skip the Redis hash this long (Prometheus still counts everything).
+SKIP_AFTER_FAILURE_SECONDS = 5.0
 
 # USD per million tokens (input, output), from the provider's public price list.
 PRICES_PER_MILLION = {
@@ -31,21 +39,31 @@ def estimate_cost_usd(model: str, prompt_tokens: int, completion_tokens: int) ->
 
 
 class Counters:
-    """Process-wide counters in a Redis hash."""
+    """Process-wide counters in a Redis hash, written best-effort (never raising)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._skip_until = 0.0
 
     def add(self, name: str, amount: float = 1) -> None:
         """Increase one counter."""
         count_llm(name, amount)
-        self.client.hincrbyfloat(COUNTERS_KEY, name, amount)
+        self._shared(name, amount)
 
     def add_tokens(self, prompt: int, completion: int) -> None:
         """Count a call's prompt and completion tokens (and their sum, as `tokens`)."""
         count_llm("prompt_tokens", prompt)
         count_llm("completion_tokens", completion)
-        self.client.hincrbyfloat(COUNTERS_KEY, "tokens", prompt + completion)
+        self._shared("tokens", prompt + completion)
+
+    def _shared(self, name: str, amount: float) -> None:
+        if time.monotonic() < self._skip_until:
+            return
+        try:
+            self.client.hincrbyfloat(COUNTERS_KEY, name, amount)
+        except redis.RedisError as exc:
+            self._skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
+            log.warning("LLM counters not shared for %.0fs: %s", SKIP_AFTER_FAILURE_SECONDS, exc)
 
     def snapshot(self) -> dict[str, float]:
         """Every counter's value."""

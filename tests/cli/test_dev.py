@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import socket
 import subprocess
 import threading
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from cli.processes import port_problem
+from common.embedded_redis import find_embedded_redis
 from tests.support.cli import DevRun, free_port
 
 # Generous: dev itself aims at under 10 s.
@@ -43,7 +45,7 @@ def _stop_and_check(dev: DevRun, whole_group: bool, twice: bool = False) -> None
     assert code == 0, dev.output()[-3000:]
     assert dev.leftovers() == [], dev.output()[-3000:]
     assert port_problem(dev.port) is None, f"port {dev.port} is still taken"
-    assert not (dev.var_dir / "redis" / "redis.port").exists(), "embedded Redis left running"
+    assert find_embedded_redis(dev.var_dir) is None, "embedded Redis left running"
 
 
 class Traffic:
@@ -194,6 +196,7 @@ def test_dev_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
     assert code != 0
     assert f"port {port} on 127.0.0.1 is not free" in output, output
     assert "make dev`" in output and "`PORT=" in output, output
+    assert f"held by pid {os.getpid()} (" in output, output  # names the holder: this test
     assert "bookchat is up" not in output
     assert not (tmp_path / "var" / "redis").exists(), "an embedded Redis was started"
 
@@ -212,7 +215,7 @@ def test_dev_says_so_when_the_web_server_exits_early(tmp_path: Path) -> None:
     assert code == 1, output[-3000:]
     assert "the web process exited before bookchat was up" in output, output[-3000:]
     assert "bookchat is up" not in output
-    assert not (tmp_path / "var" / "redis" / "redis.port").exists(), "embedded Redis left running"
+    assert find_embedded_redis(tmp_path / "var") is None, "embedded Redis left running"
 
 
 @pytest.mark.timeout(60)

@@ -1,4 +1,4 @@
-"""Migration 0007 names the books of ingest jobs made before books existed (SQLite)."""
+"""Migration 0008 names the books of ingest jobs made before books existed (SQLite)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.support.stack import make_settings
 
 def test_earlier_jobs_get_their_folders_books(tmp_path: Path, redis_url: str) -> None:
     settings = make_settings(tmp_path, redis_url)
-    upgrade_database(settings, "0006")
+    upgrade_database(settings, "0007")
     engine = create_engine(settings.sqlalchemy_url)
     paths = ["/srv/a/docs", "/srv/b/docs", "/srv/a/docs/", "/srv/sample"]
     with engine.begin() as connection:

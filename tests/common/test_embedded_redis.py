@@ -10,7 +10,9 @@ from typing import Any, cast
 import pytest
 import redis
 
-from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+from common.embedded_redis import ensure_embedded_redis, find_embedded_redis, stop_embedded_redis
+from common.errors import ServiceUnavailable
+from tests.support.redis_server import RedisServer
 
 
 def _client(url: str) -> redis.Redis:
@@ -88,11 +90,31 @@ def test_stop_shuts_the_server_down(var_dir: Path) -> None:
 
     with pytest.raises(redis.ConnectionError):
         _client(url).ping()
-    assert not (var_dir / "redis" / "redis.port").exists()
-    # Stopping again is harmless, and the next ensure starts a fresh server.
+    assert find_embedded_redis(var_dir) is None
+    # Stopping again is harmless, and the next ensure starts a fresh server on the same port.
     stop_embedded_redis(var_dir)
     restarted = ensure_embedded_redis(var_dir)
     assert _client(restarted).ping()
+    assert restarted == url
+
+
+def test_a_port_taken_meanwhile_is_not_mistaken_for_the_server(var_dir: Path) -> None:
+    """The port stays recorded after a stop; another var/'s server on it is not ours."""
+    url = ensure_embedded_redis(var_dir)
+    stop_embedded_redis(var_dir)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    other = RedisServer(var_dir / "other")
+    other.port = port
+    other.start()
+    try:
+        assert find_embedded_redis(var_dir) is None
+        stop_embedded_redis(var_dir)  # must leave the other server alone
+        assert _client(other.url).ping()
+        assert ensure_embedded_redis(var_dir) != url  # a fresh port, recorded for next time
+        with pytest.raises(ServiceUnavailable):
+            ensure_embedded_redis(var_dir / "third", port=port)
+    finally:
+        other.stop()
 
 
 def test_data_survives_a_restart(var_dir: Path) -> None:

@@ -126,3 +126,24 @@ def test_the_stream_expires_after_the_retention_period(
     while events.exists(job_id) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert events.exists(job_id) is False
+
+
+def test_a_restart_leaves_only_the_new_opening_and_clears_the_cancel_flag(
+    events: JobEvents, client: redis.Redis
+) -> None:
+    job_id = uuid.uuid4()
+    events.publish(job_id, "delta", {"text": "old", "attempt": 1})
+    old_end = events.publish(job_id, "error", {"code": "llm_unavailable"})
+    events.request_cancel(job_id)
+
+    opened = events.restart(job_id, {"status": "queued", "reason": "retried by an operator"})
+
+    [event] = events.read(job_id)
+    assert (event.id, event.event, event.data["reason"]) == (
+        opened,
+        "status",
+        "retried by an operator",
+    )
+    assert [e.id for e in events.read(job_id, old_end)] == [opened]  # ids keep increasing
+    assert not events.cancel_requested(job_id)
+    assert 0 < ttl(client, stream_key(job_id)) <= 600

@@ -127,7 +127,7 @@ class DevRun:
             assert time.monotonic() < deadline, f"no {text!r} from dev:\n{self.output()[-3000:]}"
             time.sleep(0.1)
         self.note_processes()
-        assert len(self.sessions) == 2, self.sessions  # the worker and gunicorn, each a session
+        assert len(self.sessions) == 3, self.sessions  # worker, gunicorn, lifeline: 3 sessions
         assert self.redis_pid is not None
 
     def note_processes(self) -> None:

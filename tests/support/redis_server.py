@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -70,10 +72,21 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers, a hang."""
+        assert self._process is not None and self._process.poll() is None
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw a paused server (SIGCONT)."""
+        if self._process is not None and self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop the server; its data is gone (no persistence)."""
         if self._process is None or self._process.poll() is not None:
             return
+        self.resume()  # a frozen server would not see the SIGTERM
         self._process.terminate()
         try:
             self._process.wait(timeout=10)

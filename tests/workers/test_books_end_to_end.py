@@ -51,7 +51,8 @@ def search(stack: Stack, headers: dict[str, str], book: str | None = None) -> li
 
 def start_up_ingest(stack: Stack) -> None:
     """What `bookchat dev` runs at start-up: TEXTBOOK_PATH's ingest job, through the worker."""
-    assert DevSupervisor(stack.settings, StopRequest()).index_textbook() is None
+    with (stack.settings.var_dir / "books-test.lock").open("w") as lock:  # unused by the ingest
+        assert DevSupervisor(stack.settings, StopRequest(), lock).index_textbook() is None
 
 
 def books(stack: Stack, headers: dict[str, str]) -> dict[str, dict[str, Any]]:

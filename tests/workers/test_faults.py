@@ -168,7 +168,7 @@ def test_a_provider_down_briefly_delays_jobs_that_then_complete(tmp_path: Path) 
         faults.start_worker("patient", concurrency=2)
         jobs = submit_many(faults, headers, 4)
         wait_until(
-            lambda: all("requeued" in faults.attempt_outcomes(JobKind.CHAT, j) for j in jobs),
+            lambda: all(_put_back(faults, j) for j in jobs),
             60,
             f"the jobs were not put back to wait\n{faults.logs()}",
         )
@@ -188,7 +188,7 @@ def test_a_question_asked_before_the_first_index_waits_for_it(faults: FaultStack
     faults.start_worker("early", concurrency=2)
     job = faults.stack.submit(headers, message=QUESTION)
     wait_until(
-        lambda: "requeued" in faults.attempt_outcomes(JobKind.CHAT, job["id"]),
+        lambda: faults.job_row(job["id"]).waits > 0,
         30,
         f"the job did not wait for the index\n{faults.logs()}",
     )
@@ -205,6 +205,15 @@ def test_a_question_asked_before_the_first_index_waits_for_it(faults: FaultStack
     assert done["status"] == "completed"
     assert done["citations"], done
     assert "does not cover" not in done["answer"]
+    # Waiting for the index is not an attempt: one run answered it, after waits counted apart.
+    assert (done["attempts"], done["waits"] > 0) == (1, True), done
+    assert faults.attempt_outcomes(JobKind.CHAT, job["id"]) == ["completed"]
+
+
+def _put_back(faults: FaultStack, job_id: str) -> bool:
+    """Whether the job went back to wait: a run that failed, or a claim that only waited."""
+    outcomes = faults.attempt_outcomes(JobKind.CHAT, job_id)
+    return "requeued" in outcomes or faults.job_row(job_id).waits > 0
 
 
 def _events_so_far_with_data(faults: FaultStack, job_id: str) -> list[dict[str, Any]]:

@@ -82,6 +82,9 @@ def test_a_retried_job_streams_its_new_attempt(outage: FaultStack) -> None:
     outage.wait_for(reader, [job_id], timeout=60)
     outage.sim.update_config(error_503_rate=0.0)
 
+    failed = read_events(outage.stack, reader, job_id)
+    assert failed[-1]["event"] == "error"
+
     response = outage.stack.client.post(f"/v1/admin/jobs/{job_id}/retry", headers=admin)
     assert response.status_code == 200, response.get_json()
     [done] = outage.wait_for(reader, [job_id], timeout=60)
@@ -89,10 +92,13 @@ def test_a_retried_job_streams_its_new_attempt(outage: FaultStack) -> None:
     assert done["status"] == "completed"
     events = read_events(outage.stack, reader, job_id)
     kinds = [e["event"] for e in events]
-    last = {kind: max(i for i, k in enumerate(kinds) if k == kind) for kind in set(kinds)}
-    # The failed attempt's error, then the retry's new attempt starting over, then its answer.
-    assert last["error"] < last["reset"] < last["done"] == len(kinds) - 1
+    # A retry starts a fresh stream: the failed attempt's error is gone, the answer ends it.
+    assert events[0]["data"] == {"status": "queued", "reason": "retried by an operator"}
+    assert "error" not in kinds and kinds.count("done") == 1 and kinds[-1] == "done"
     assert outage.streamed_answer(reader, job_id) == done["answer"]
+    # A reader resuming from the failed stream's last id reads the whole new stream.
+    resumed = read_events(outage.stack, reader, job_id, last_event_id=failed[-1]["id"])
+    assert resumed == events
     again = outage.stack.client.post(f"/v1/admin/jobs/{job_id}/retry", headers=admin)
     assert again.status_code == 409
 

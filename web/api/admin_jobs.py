@@ -11,7 +11,14 @@ from flask_openapi3.types import ResponseDict
 from redis import RedisError
 
 from common.accounts import get_user
-from common.admin_jobs import attempts_of, cancel_job, find_job, list_jobs, retry_job
+from common.admin_jobs import (
+    attempts_of,
+    cancel_job,
+    find_job,
+    list_jobs,
+    restart_stream,
+    retry_job,
+)
 from common.admin_schemas import (
     AdminList,
     AdminObject,
@@ -72,12 +79,9 @@ def retry(path: AnyJobPath) -> Response:
     with audited("job.retry", "job", str(path.job_id)) as note:
         found = retry_job(db(), path.job_id)
         note.detail["kind"] = found.kind.value
-        if found.kind == JobKind.CHAT:
-            resources().events.clear_cancel(found.job.id)  # or its new attempt stops at once
+        # Before the commit: without Redis the retry fails (503) and the job stays as it was.
+        restart_stream(resources().events, found)
     db().commit()
-    if found.kind == JobKind.CHAT:
-        retried = {"status": JobStatus.QUEUED.value, "reason": "retried by an operator"}
-        _tell_reader(found.job.id, "status", retried)
     return jsonify(admin_job_body(found))
 
 

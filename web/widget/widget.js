@@ -505,7 +505,8 @@
     var d;
     try { d = JSON.parse(f.data.join("\n")); } catch (e) { return; }
     var e = f.event;
-    // The documented client rule: a reset drops partial text; older attempts' deltas are ignored.
+    // The documented client rule: a reset drops partial text; older attempts' deltas are ignored;
+    // the first done or error ends the stream (an operator's retry starts a fresh one).
     if ((e === "status" || e === "reset") && d.attempt) ev.attempt = Math.max(ev.attempt, +d.attempt);
     if (e === "reset") ev.text = "";
     else if (e === "delta" && (d.attempt === undefined || +d.attempt >= ev.attempt)) ev.text += d.text || "";

@@ -148,3 +148,20 @@ def test_a_failed_probe_opens_the_circuit_again(circuit: CircuitBreaker) -> None
     wait_out_the_cooldown(circuit)
     assert passes(circuit)
     assert not passes(circuit)
+
+
+def test_waiters_learn_when_a_probe_last_ended(circuit: CircuitBreaker) -> None:
+    trip(circuit)
+    with pytest.raises(CircuitOpen) as before_any_probe:
+        circuit.before_call()
+    wait_out_the_cooldown(circuit)
+    assert passes(circuit)  # the probe
+    started = time.time()
+    circuit.record_failure()  # it fails: the circuit opens again
+
+    with pytest.raises(CircuitOpen) as after_the_probe:
+        circuit.before_call()
+
+    assert before_any_probe.value.probed_at is None
+    assert after_the_probe.value.probed_at is not None
+    assert after_the_probe.value.probed_at >= started

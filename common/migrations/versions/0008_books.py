@@ -3,8 +3,8 @@
 Rows made before books existed are named as common/books.py names a folder's book: its last
 part as a slug, `-2`, `-3`... when another folder already holds that slug (oldest first).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 import os
@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,72 @@
+"""The embedded Redis of a `bookchat dev`: recorded in var/run, watched, restarted on its port."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from cli.pidfiles import REDIS, alive, record
+from common.embedded_redis import ensure_embedded_redis
+from common.errors import ServiceUnavailable
+
+# More deaths than this within the window is not a blip: `bookchat dev` stops instead.
+RESTARTS_ALLOWED = 3
+RESTART_WINDOW = 60.0
+
+
+class RedisLost(Exception):
+    """The embedded Redis died and could not be brought back: `bookchat dev` stops."""
+
+
+def redis_pid(url: str) -> int:
+    """The pid of the redis-server at `url`, by its own answer (a pid file could be stale)."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        info: Any = client.info("server")
+        return int(info["process_id"])
+    finally:
+        client.close()
+
+
+class RedisKeeper:
+    """Notices that the embedded redis-server died and starts it again on the same port.
+
+    The children were given its URL: on the same port, Celery and the API reconnect by
+    themselves, and the append-only file brings back what was queued.
+    """
+
+    def __init__(self, var_dir: Path, url: str) -> None:
+        self.var_dir = var_dir
+        self.url = url
+        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        self.pid = redis_pid(url)
+        self.deaths: deque[float] = deque()
+        record(var_dir, REDIS, self.pid)
+
+    def check(self) -> str | None:
+        """If Redis died, restart it and say so (None if it runs); RedisLost if it cannot."""
+        if alive(self.pid):
+            return None
+        now = time.monotonic()
+        self.deaths.append(now)
+        while self.deaths and self.deaths[0] < now - RESTART_WINDOW:
+            self.deaths.popleft()
+        gone = f"the embedded Redis (pid {self.pid}, port {self.port}) exited"
+        if len(self.deaths) > RESTARTS_ALLOWED:
+            raise RedisLost(
+                f"{gone} {len(self.deaths)} times within {RESTART_WINDOW:.0f}s; see "
+                f"{self.var_dir / 'redis' / 'redis.log'}"
+            )
+        try:
+            url = ensure_embedded_redis(self.var_dir, port=self.port)
+            self.pid = redis_pid(url)
+        except (ServiceUnavailable, OSError, subprocess.SubprocessError, redis.RedisError) as exc:
+            detail = exc.detail if isinstance(exc, ServiceUnavailable) else str(exc)
+            raise RedisLost(f"{gone} and could not be restarted on its port: {detail}") from exc
+        record(self.var_dir, REDIS, self.pid)
+        return f"{gone}; restarted the embedded Redis on port {self.port} (pid {self.pid})"
