@@ -18,6 +18,7 @@ from typing import Any
 
 from redis import RedisError
 
+from cli.admin_books import books, remove_book
 from cli.admin_views import audit_table, job_detail, jobs_table, queues_table
 from cli.client import require_worker
 from cli.operator import Operator, plain_errors
@@ -221,4 +222,6 @@ COMMANDS: dict[str, Callable[[Operator, argparse.Namespace], int]] = {
     "retry": retry,
     "cancel": cancel,
     "audit": audit,
+    "books": books,
+    "remove-book": remove_book,
 }

@@ -15,15 +15,25 @@ from common.queue import make_celery
 from common.settings import Settings
 
 
-def run_ingest_via_queue(settings: Settings, path: str, *, full: bool, timeout: float) -> int:
-    """`bookchat ingest`: queue the folder, show progress on stderr, print the outcome."""
+def run_ingest_via_queue(
+    settings: Settings,
+    path: str,
+    *,
+    full: bool,
+    timeout: float,
+    book: str | None = None,
+    base_url: str | None = None,
+) -> int:
+    """`bookchat ingest`: queue the folder as its book, show progress, print the outcome."""
     upgrade_database(settings)
     engine = make_engine(settings)
     sessions = make_session_factory(engine)
     try:
         folder = str(Path(path).resolve())
         with session_scope(sessions) as session:
-            job = queue_ingest_job(session, make_celery(settings), folder, full=full)
+            job = queue_ingest_job(
+                session, make_celery(settings), folder, full=full, book=book, base_url=base_url
+            )
         with tqdm(desc="ingest", unit="file", file=sys.stderr) as bar:
             finished = wait_for_ingest_job(sessions, job.id, timeout, lambda row: _show(bar, row))
     finally:
@@ -64,6 +74,7 @@ def summary_line(job: IngestJob) -> str:
 
 def _print_outcome(job: IngestJob) -> None:
     print(summary_line(job))
+    print(f"book: {job.book} ({job.path})")
     if job.error_message:
         print(f"error: {job.error_message}")
     for failure in job.failures:

@@ -74,7 +74,14 @@ def _ingest(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     connect_to_worker(settings, INGEST_QUEUE)
-    return run_ingest_via_queue(settings, args.path, full=args.full, timeout=args.timeout)
+    return run_ingest_via_queue(
+        settings,
+        args.path,
+        full=args.full,
+        timeout=args.timeout,
+        book=args.book,
+        base_url=args.base_url,
+    )
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -100,13 +107,14 @@ def _search(args: argparse.Namespace) -> int:
         args.k,
         args.path_prefix,
         timeout=args.timeout,
+        book=args.book,
     )
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
         return 0
     for n, result in enumerate(results, 1):
         print(f"{n}. [{result['score']:.3f}] {result['title']} — {result['heading']}")
-        print(f"   {result['source']}  {result['url']}")
+        print(f"   {result['book']}: {result['source']}  {result['url']}")
     return 0
 
 
@@ -175,6 +183,13 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     audit.add_argument("--target", help="a job, user or document id")
     audit.add_argument("--outcome", help="ok, refused or failed")
     audit.add_argument("--since", help="30m, 1h, 2d or an ISO 8601 time")
+    commands.add_parser("books", parents=[output], help="the index's books: pages, last ingest")
+    remove = commands.add_parser(
+        "remove-book", parents=[output], help="remove one book's pages from the index (audited)"
+    )
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("--wait", action="store_true", help="wait for the removal and report")
+    remove.add_argument("--timeout", type=float, default=300, help="seconds to --wait (exit 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="ingest a textbook folder through the ingest queue")
     ingest.add_argument("path")
     ingest.add_argument("--full", action="store_true", help="rebuild instead of incremental")
+    ingest.add_argument("--book", help="the book's name (default: the folder's own book)")
+    ingest.add_argument("--base-url", help="the base of its page URLs (default TEXTBOOK_BASE_URL)")
     ingest.add_argument("--timeout", type=float, default=900, help="seconds to wait (exit 2 after)")
     ingest.set_defaults(run=_ingest)
 
@@ -220,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--k", type=int, default=5)
     search.add_argument("--path-prefix", default=None, help="only this folder or file")
+    search.add_argument("--book", default=None, help="only this book (default: every book)")
     search.add_argument("--json", action="store_true", help="print a JSON list")
     search.add_argument("--timeout", type=float, default=15)
     search.set_defaults(run=_search)

@@ -1,7 +1,8 @@
-"""Operations on the index as a whole: rebuild it, re-index one page, and describe it.
+"""Operations on the index and its books: rebuild, re-index one page, remove a book, describe.
 
-Each runs as an ingest job (see common/ingest_jobs.py) on the folder the last update or full
-run read; the API never opens Qdrant itself, so the description comes from the jobs' rows.
+Each runs as an ingest job (see common/ingest_jobs.py) on a book's folder, by default the book
+of the last update or full run; the API never opens Qdrant itself, so descriptions come from
+the jobs' rows (common/books.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.books import get_book, known_books
 from common.errors import Conflict
 from common.ingest_jobs import FOLDER_MODES, queue_ingest_job
 from common.models import IngestJob, JobStatus
@@ -42,11 +44,19 @@ def last_folder_ingest(session: Session) -> IngestJob | None:
     )
 
 
-def _indexed_folder(session: Session) -> str:
+def _last_book(session: Session) -> tuple[str, str | None, str | None]:
+    """The folder, book and URL base of the last completed folder run."""
     last = last_folder_ingest(session)
     if last is None:
         raise NoIndexYet("no ingest has completed yet: ingest a folder first")
-    return last.path
+    return last.path, last.book, last.base_url
+
+
+def _folder_of(session: Session, book: str | None) -> tuple[str, str | None, str | None]:
+    if book is None:
+        return _last_book(session)
+    found = get_book(session, book)
+    return found.path, found.name, found.base_url
 
 
 def queue_rebuild(
@@ -54,22 +64,59 @@ def queue_rebuild(
     celery: Celery,
     path: str | None,
     *,
+    book: str | None = None,
     allow_empty: bool = False,
     requested_by: uuid.UUID | None = None,
 ) -> IngestJob:
-    """Queue a full run (a new collection, swapped in when complete) of `path` or the last one."""
-    folder = path if path is not None else _indexed_folder(session)
+    """Queue a full run (a new collection, swapped in when complete) of one book.
+
+    The book is `book`, else `path`'s, else the last ingested one; its folder is `path`, else
+    the book's. Every other book is copied into the new collection.
+    """
+    base_url = None
+    if path is None:
+        path, book, base_url = _folder_of(session, book)
     return queue_ingest_job(
-        session, celery, folder, full=True, allow_empty=allow_empty, requested_by=requested_by
+        session,
+        celery,
+        path,
+        full=True,
+        allow_empty=allow_empty,
+        requested_by=requested_by,
+        book=book,
+        base_url=base_url,
     )
 
 
 def queue_document_reindex(
-    session: Session, celery: Celery, source: str, *, requested_by: uuid.UUID | None = None
+    session: Session,
+    celery: Celery,
+    source: str,
+    *,
+    book: str | None = None,
+    requested_by: uuid.UUID | None = None,
 ) -> IngestJob:
-    """Queue re-embedding one page of the last ingested folder (its points go if it is gone)."""
-    folder = _indexed_folder(session)
-    return queue_ingest_job(session, celery, folder, document=source, requested_by=requested_by)
+    """Queue re-embedding one page of a book (default: the last ingested one)."""
+    folder, name, base_url = _folder_of(session, book)
+    return queue_ingest_job(
+        session,
+        celery,
+        folder,
+        document=source,
+        requested_by=requested_by,
+        book=name,
+        base_url=base_url,
+    )
+
+
+def queue_book_removal(
+    session: Session, celery: Celery, name: str, *, requested_by: uuid.UUID | None = None
+) -> IngestJob:
+    """Queue deleting every point of one book (NotFound if there is no such book)."""
+    book = get_book(session, name)
+    return queue_ingest_job(
+        session, celery, book.path, requested_by=requested_by, book=book.name, remove=True
+    )
 
 
 def index_state(session: Session, alias: str) -> dict[str, Any]:
@@ -91,7 +138,7 @@ def index_state(session: Session, alias: str) -> dict[str, Any]:
     named = _COLLECTION_NAME.match(last.collection)
     state.update(
         collection=last.collection,
-        documents=last.files_changed + last.files_skipped,
+        documents=sum(book.pages or 0 for book in known_books(session).values()),
         folder=last.path,
         last_ingest={
             "id": last.id,

@@ -3,7 +3,9 @@
 The lifecycle matches chat jobs: create the row, commit, enqueue, and mark it failed if the
 broker cannot take it; the worker then starts, records progress and finishes the row. A job's
 mode says what it does: `update` what changed in a folder, rebuild it in a `full` new
-collection, or re-embed one `document` of the last folder into the current collection.
+collection, re-embed one `document` of a book into the current collection, or `remove` a book.
+Every job names its book (common/books.py), and a book's jobs run one at a time: a worker
+that finds another job of the same book running leaves its job queued for a few seconds.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from common.books import book_for_folder
 from common.db import session_scope
 from common.errors import InvalidInput, NotFound, ServiceUnavailable
 from common.ingest.sources import is_indexable, is_source_name
@@ -30,12 +34,15 @@ from common.queue import enqueue_ingest
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.5
+# A job whose book is busy with another job is looked at again after this long.
+BOOK_BUSY_RETRY_S = 2.0
 
 
 class IngestMode(enum.StrEnum):
     UPDATE = "update"
     FULL = "full"
     DOCUMENT = "document"
+    REMOVE = "remove"
 
 
 FOLDER_MODES = (IngestMode.UPDATE.value, IngestMode.FULL.value)
@@ -50,6 +57,8 @@ class IngestRun:
     mode: IngestMode
     document: str | None
     allow_empty: bool
+    book: str = ""
+    base_url: str | None = None
 
 
 @dataclass
@@ -99,11 +108,19 @@ def create_ingest_job(
     *,
     allow_empty: bool = False,
     document: str | None = None,
+    book: str | None = None,
+    base_url: str | None = None,
+    remove: bool = False,
 ) -> IngestJob:
-    """A queued run of ingesting `path` (or one `document` in it); None `requested_by`: the CLI."""
+    """A queued run of ingesting `path` (or one `document` in it); None `requested_by`: the CLI.
+
+    `book` defaults to the folder's own book (common/books.py); `remove` deletes the book.
+    """
     if document is not None and not (is_source_name(document) and is_indexable(document)):
         raise InvalidInput(f"not a Markdown page of the textbook: {document!r}")
-    if document is not None:
+    if remove:
+        mode = IngestMode.REMOVE
+    elif document is not None:
         mode = IngestMode.DOCUMENT
     else:
         mode = IngestMode.FULL if full else IngestMode.UPDATE
@@ -113,6 +130,8 @@ def create_ingest_job(
         full=full,
         mode=mode.value,
         document=document,
+        book=book_for_folder(session, path, book),
+        base_url=base_url,
         allow_empty=allow_empty,
         requested_by=requested_by,
         failures=[],
@@ -132,13 +151,24 @@ def queue_ingest_job(
     requested_by: uuid.UUID | None = None,
     allow_empty: bool = False,
     document: str | None = None,
+    book: str | None = None,
+    base_url: str | None = None,
+    remove: bool = False,
 ) -> IngestJob:
     """Record a queued ingest job, commit, then send it to the ingest queue.
 
     If the broker cannot take it, the row is marked failed and ServiceUnavailable is raised.
     """
     job = create_ingest_job(
-        session, path, full, requested_by, allow_empty=allow_empty, document=document
+        session,
+        path,
+        full,
+        requested_by,
+        allow_empty=allow_empty,
+        document=document,
+        book=book,
+        base_url=base_url,
+        remove=remove,
     )
     session.commit()
     try:
@@ -190,8 +220,18 @@ def list_ingest_jobs(session: Session, limit: int) -> list[IngestJob]:
 def start_ingest_job(
     session: Session, job_id: uuid.UUID, lease_seconds: float = 15.0, worker: str = "local"
 ) -> IngestRun | None:
-    """Take a queued, due job as a new attempt and say what to run; None if not ours to run."""
-    job = claim_job(session, JobKind.INGEST, job_id, worker, lease_seconds)
+    """Take a queued, due job as a new attempt and say what to run; None if not ours to run.
+
+    While another job of the same book runs, the job stays queued, due a little later.
+    """
+    book = session.scalar(select(IngestJob.book).where(IngestJob.id == job_id))
+    if book is not None and session.get_bind().dialect.name == "postgresql":
+        # Two claims of one book's jobs queue here; SQLite takes one writer at a time anyway.
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"ingest:{book}"))))
+    job = claim_job(session, JobKind.INGEST, job_id, worker, lease_seconds, _book_is_free())
+    if job is None:
+        _wait_for_book(session, job_id)
+        return None
     if not isinstance(job, IngestJob):
         return None
     return IngestRun(
@@ -200,6 +240,31 @@ def start_ingest_job(
         mode=IngestMode(job.mode),
         document=job.document,
         allow_empty=job.allow_empty,
+        book=job.book or "",
+        base_url=job.base_url,
+    )
+
+
+def _book_is_free() -> ColumnElement[bool]:
+    other = aliased(IngestJob)
+    return ~exists().where(
+        other.book == IngestJob.book,
+        other.status == JobStatus.IN_PROGRESS.value,
+        other.id != IngestJob.id,
+    )
+
+
+def _wait_for_book(session: Session, job_id: uuid.UUID) -> None:
+    """A due queued job that could not be claimed waits in the database (its book is busy)."""
+    now = utcnow()
+    session.execute(
+        update(IngestJob)
+        .where(
+            IngestJob.id == job_id,
+            IngestJob.status == JobStatus.QUEUED.value,
+            (IngestJob.due_at.is_(None)) | (IngestJob.due_at <= now),
+        )
+        .values(due_at=now + timedelta(seconds=BOOK_BUSY_RETRY_S), enqueued_at=None)
     )
 
 

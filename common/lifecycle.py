@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, delete, func, select, update
+from sqlalchemy import ColumnElement, Update, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from common.models import (
@@ -54,17 +54,25 @@ def fenced_update(model: JobModel, job_id: uuid.UUID, attempt: int) -> Update:
 
 
 def claim_job(
-    session: Session, kind: JobKind, job_id: uuid.UUID, worker: str, lease_seconds: float
+    session: Session,
+    kind: JobKind,
+    job_id: uuid.UUID,
+    worker: str,
+    lease_seconds: float,
+    only_if: ColumnElement[bool] | None = None,
 ) -> Job | None:
-    """Take a queued, due job as a new attempt; None if it is not ours to run."""
+    """Take a queued, due job as a new attempt; None if not ours to run (or `only_if` is false)."""
     model, now = model_of(kind), utcnow()
+    conditions = [
+        model.id == job_id,
+        model.status == JobStatus.QUEUED.value,
+        (model.due_at.is_(None)) | (model.due_at <= now),
+    ]
+    if only_if is not None:
+        conditions.append(only_if)
     result: Any = session.execute(
         update(model)
-        .where(
-            model.id == job_id,
-            model.status == JobStatus.QUEUED.value,
-            (model.due_at.is_(None)) | (model.due_at <= now),
-        )
+        .where(*conditions)
         .values(
             status=JobStatus.IN_PROGRESS.value,
             attempts=model.attempts + 1,

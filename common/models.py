@@ -288,6 +288,7 @@ class IngestJob(JobLifecycle, Base):
     __table_args__ = (
         Index("ix_ingest_jobs_created", "created_at"),
         Index("ix_ingest_jobs_status", "status"),
+        Index("ix_ingest_jobs_book", "book", "status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -297,8 +298,14 @@ class IngestJob(JobLifecycle, Base):
     )
     path: Mapped[str] = mapped_column(String(4096))
     full: Mapped[bool] = mapped_column(default=False)
-    # "update" (what changed), "full" (a new collection), "document" (one file, re-embedded).
+    # "update" (what changed), "full" (a new collection), "document" (one file, re-embedded),
+    # "remove" (the book's points deleted).
     mode: Mapped[str] = mapped_column(String(20), default="update")
+    # The book (source) the run touches, common/books.py; None only on rows a worker of an
+    # earlier release made and the 0007 migration could not name.
+    book: Mapped[str | None] = mapped_column(String(64))
+    # The base of the book's page URLs; None: TEXTBOOK_BASE_URL.
+    base_url: Mapped[str | None] = mapped_column(String(2048))
     document: Mapped[str | None] = mapped_column(String(4096))
     # A folder without documents normally never replaces an index; this says it may.
     allow_empty: Mapped[bool] = mapped_column(default=False)

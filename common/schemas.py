@@ -17,6 +17,14 @@ MAX_PASSWORD_CHARS = 1024
 MIN_PASSWORD_CHARS = 8
 MAX_INGEST_PATH_CHARS = 4096
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+BOOK_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"  # as common/books.py checks it
+BOOK_FIELD = Field(
+    default=None,
+    pattern=BOOK_NAME_PATTERN,
+    description="The book (source): lowercase letters, digits and dashes; default: the "
+    "folder's own book (a new folder: its last part, e.g. `docs`, or `docs-2` if taken)",
+    examples=["robotics"],
+)
 
 
 class StrictModel(BaseModel):
@@ -175,8 +183,16 @@ class IngestRequest(StrictModel):
     full: bool = Field(default=False, description="Rebuild instead of updating what changed")
     allow_empty: bool = Field(
         default=False,
-        description="Let a folder without any ingestible page empty the index (else the job "
+        description="Let a folder without any ingestible page empty its book (else the job "
         "fails with `empty_source` and the index is left as it was)",
+    )
+    book: str | None = BOOK_FIELD
+    base_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="The base of this book's page URLs in citations; default TEXTBOOK_BASE_URL",
+        examples=["https://robotics.example.org/docs/"],
     )
 
 
@@ -185,17 +201,24 @@ class RebuildRequest(StrictModel):
         default=None,
         min_length=1,
         max_length=MAX_INGEST_PATH_CHARS,
-        description="The folder to rebuild from; default: the folder of the last completed ingest",
+        description="The folder to rebuild from; default: the book's folder, or (no book) the "
+        "folder of the last completed ingest",
     )
     allow_empty: bool = Field(default=False, description="As for POST /v1/admin/ingest")
+    book: str | None = BOOK_FIELD
 
 
 class DocumentReindexRequest(StrictModel):
     source: str = Field(
         min_length=1,
         max_length=MAX_INGEST_PATH_CHARS,
-        description="A page as the index names it: relative to the last ingested folder",
+        description="A page as the index names it: relative to its book's folder",
         examples=["01-ros2/nodes-and-topics.md"],
+    )
+    book: str | None = Field(
+        default=None,
+        pattern=BOOK_NAME_PATTERN,
+        description="The page's book; default: the book of the last completed ingest",
     )
 
     @field_validator("source")
@@ -219,9 +242,12 @@ class IngestJobOut(BaseModel):
     status: Literal["queued", "in_progress", "completed", "failed", "cancelled"]
     path: str
     full: bool
-    mode: Literal["update", "full", "document"] = Field(
-        description="`update` what changed, `full` rebuild, or re-index one `document`"
+    mode: Literal["update", "full", "document", "remove"] = Field(
+        description="`update` what changed, `full` rebuild, re-index one `document`, or "
+        "`remove` a book"
     )
+    book: str | None = Field(description="The book (source) the run touches")
+    base_url: str | None = Field(description="The book's URL base (null: TEXTBOOK_BASE_URL)")
     document: str | None = Field(description="The page a `document` run re-indexes")
     allow_empty: bool
     requested_by: uuid.UUID | None
@@ -273,7 +299,7 @@ class IndexOut(BaseModel):
     embedder: str | None = Field(description="The embedding model that built it (a slug)")
     dimension: int | None
     version: int | None
-    documents: int | None = Field(description="Pages the last folder run indexed or kept")
+    documents: int | None = Field(description="Pages of every book, as their last runs left them")
     folder: str | None = Field(description="The folder of the last folder run")
     last_ingest: IndexIngestOut | None
 
@@ -284,9 +310,13 @@ class SearchRequest(StrictModel):
     path_prefix: str | None = Field(
         default=None, max_length=1024, description="Only this folder or file, e.g. module-1"
     )
+    book: str | None = Field(
+        default=None, pattern=BOOK_NAME_PATTERN, description="Only this book; default: all"
+    )
 
 
 class SearchResult(BaseModel):
+    book: str = Field(description="The book the passage comes from")
     source: str
     heading: str
     title: str

@@ -28,12 +28,16 @@ def request_search(
     k: int,
     path_prefix: str | None,
     timeout: float = 10.0,
+    book: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run a search on a worker and return its passages as dicts."""
+    """Run a search on a worker (over every book, or one) and return its passages as dicts."""
     reply_to = f"bookchat:search:reply:{uuid.uuid4().hex}"
+    kwargs = {"query": query, "k": k, "path_prefix": path_prefix, "reply_to": reply_to}
+    if book is not None:
+        kwargs["book"] = book  # absent otherwise, so a worker of the last release accepts it
     celery.send_task(
         SEARCH_TASK,
-        kwargs={"query": query, "k": k, "path_prefix": path_prefix, "reply_to": reply_to},
+        kwargs=kwargs,
         queue=CHAT_QUEUE,
         expires=timeout,
     )

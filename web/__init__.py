@@ -8,6 +8,7 @@ from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_T
 from common.settings import Settings, get_settings
 from web import cors, observability, problems, rate_limits, resources, security, widget
 from web.api import (
+    admin_books,
     admin_index,
     admin_jobs,
     auth,
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> BookchatOpenAPI:
         conversations.bp,
         profile.bp,
         search.bp,
+        admin_books.bp,
         admin_index.bp,
         admin_jobs.bp,
     )

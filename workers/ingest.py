@@ -1,10 +1,13 @@
-"""Ingesting a textbook folder: parse, chunk, embed and index only what changed.
+"""Ingesting a textbook folder as one book: parse, chunk, embed and index only what changed.
 
-An incremental run compares each file's hash with the index and re-embeds only changed
-chunks (unchanged chunks of a changed file keep their vectors). A full run, or a change of
-embedding model, builds a new collection and swaps the alias once it is complete. A document
-run re-embeds one page into the current collection. Every run reads only under INGEST_ROOTS
-(common/ingest/sources.py), and a source that yields no page never empties the index unless
+An incremental run compares each file's hash with the book's pages in the index and re-embeds
+only changed chunks (unchanged chunks of a changed file keep their vectors); it adds, changes
+and deletes that book's pages only. A full run, or a change of embedding model, builds a new
+collection with this book from its folder and every other book copied from the current
+collection (their vectors reused, or re-embedded from the stored text after a model change),
+and swaps the alias once it is complete. A document run re-embeds one page into the current
+collection; a removal deletes one book's points. Every run reads only under INGEST_ROOTS
+(common/ingest/sources.py), and a folder that yields no page never empties its book unless
 the job allows it.
 """
 
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from common.books import DEFAULT_BOOK
 from common.ingest.chunking import chunk_document
 from common.ingest.documents import DocumentError, parse_markdown
 from common.ingest.sources import (
@@ -49,7 +53,9 @@ class IngestRefused(Exception):
         self.report = report
 
 
-def _chunks(raw: bytes, source: str, base_url: str, document_hash: str) -> list[IndexedChunk]:
+def _chunks(
+    raw: bytes, book: str, source: str, base_url: str, document_hash: str
+) -> list[IndexedChunk]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -57,6 +63,7 @@ def _chunks(raw: bytes, source: str, base_url: str, document_hash: str) -> list[
     document = parse_markdown(text, source, base_url)
     return [
         IndexedChunk(
+            book=book,
             source=source,
             index=chunk.index,
             title=chunk.title,
@@ -74,12 +81,13 @@ def _embed(
     index: TextbookIndex,
     embedder: Embedder,
     collection: str,
+    book: str,
     source: str,
     chunks: list[IndexedChunk],
     reuse: bool,
     report: IngestReport,
 ) -> list[list[float]]:
-    known = index.stored_vectors(collection, source) if reuse else {}
+    known = index.stored_vectors(collection, book, source) if reuse else {}
     todo = [c for c in chunks if c.content_hash not in known]
     fresh = embedder.embed_documents([c.embedding_text() for c in todo]) if todo else []
     report.embeddings_computed += len(fresh)
@@ -93,16 +101,17 @@ def ingest_tree(
     root: Path,
     base_url: str = "/",
     *,
+    book: str = DEFAULT_BOOK,
     full: bool = False,
     allow_empty: bool = False,
     roots: list[Path] | None = None,
     on_progress: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
-    """Bring the index in line with the folder and return what was done.
+    """Bring the book's pages in the index in line with the folder and return what was done.
 
-    Only files under `roots` (default: the folder) are read; links leaving them are listed in
-    `failures`. If no page could be read and `allow_empty` is false, IngestRefused is raised
-    and the index is left as it was.
+    Other books are never changed (a rebuild copies them). Only files under `roots` (default:
+    the folder) are read; links leaving them are listed in `failures`. If no page could be
+    read and `allow_empty` is false, IngestRefused is raised and the index is left as it was.
     """
     started = time.monotonic()
     allowed = roots if roots is not None else [root]
@@ -116,9 +125,11 @@ def ingest_tree(
     report.rebuilt = full or current is None or not index.matches_embedder(current)
     collection = index.create_version() if report.rebuilt else str(current)
     report.collection = collection
-    indexed = {} if report.rebuilt else index.document_hashes(collection)
+    indexed = {} if report.rebuilt else index.document_hashes(collection, book)
     seen: set[str] = set()
     try:
+        if report.rebuilt and current is not None:
+            _copy_other_books(index, embedder, current, collection, book, report)
         for found in walk.files:
             source = found.source
             seen.add(source)
@@ -129,11 +140,12 @@ def ingest_tree(
                 if indexed.get(source) == document_hash:
                     report.files_skipped += 1
                 else:
-                    chunks = _chunks(raw, source, base_url, document_hash)
+                    chunks = _chunks(raw, book, source, base_url, document_hash)
+                    reuse = source in indexed
                     vectors = _embed(
-                        index, embedder, collection, source, chunks, source in indexed, report
+                        index, embedder, collection, book, source, chunks, reuse, report
                     )
-                    index.replace_document(collection, source, chunks, vectors)
+                    index.replace_document(collection, book, source, chunks, vectors)
                     report.files_changed += 1
                     report.chunks_written += len(chunks)
             except (DocumentError, OSError) as exc:
@@ -147,7 +159,7 @@ def ingest_tree(
             raise IngestRefused("empty_source", EMPTY_SOURCE, report)
         # Links that now leave the roots lose their points too: they are not `seen`.
         for source in sorted(set(indexed) - seen):
-            index.delete_document(collection, source)
+            index.delete_document(collection, book, source)
             report.files_deleted += 1
     except BaseException:
         if report.rebuilt:
@@ -168,9 +180,12 @@ def reindex_document(
     source: str,
     base_url: str = "/",
     *,
+    book: str = DEFAULT_BOOK,
     roots: list[Path] | None = None,
 ) -> IngestReport:
-    """Re-parse and re-embed one page of `folder` into the current collection (no vector reuse).
+    """Re-parse and re-embed one page of a book's `folder` into the current collection.
+
+    No stored vector is reused.
 
     A page that is gone, or that became a link leaving `roots`, loses its points.
     """
@@ -189,18 +204,19 @@ def reindex_document(
     try:
         path = locate_document(folder, source, allowed)
         if path is None:
-            _remove_document(index, current, source, "not in the folder or the index", report)
+            absent = "not in the folder or the index"
+            _remove_document(index, current, book, source, absent, report)
         else:
             raw = read_source(path, allowed)
-            chunks = _chunks(raw, source, base_url, hashlib.sha256(raw).hexdigest())
+            chunks = _chunks(raw, book, source, base_url, hashlib.sha256(raw).hexdigest())
             texts = [chunk.embedding_text() for chunk in chunks]
             vectors = embedder.embed_documents(texts) if texts else []
-            index.replace_document(current, source, chunks, vectors)
+            index.replace_document(current, book, source, chunks, vectors)
             report.embeddings_computed = len(vectors)
             report.files_changed, report.chunks_written = 1, len(chunks)
     except LinkRefused as exc:
         report.failures[source] = str(exc)
-        _remove_document(index, current, source, None, report)  # it must not be served
+        _remove_document(index, current, book, source, None, report)  # it must not be served
     except (DocumentError, OSError) as exc:
         log.warning("could not re-index %s: %s", source, exc)
         report.failures[source] = str(exc)
@@ -208,11 +224,50 @@ def reindex_document(
     return report
 
 
-def _remove_document(
-    index: TextbookIndex, collection: str, source: str, absent: str | None, report: IngestReport
+def remove_book(index: TextbookIndex, book: str) -> IngestReport:
+    """Delete every point of one book from the current collection; other books stay."""
+    started = time.monotonic()
+    report = IngestReport()
+    current = index.current_collection()
+    if current is not None:
+        report.collection = current
+        report.files_total = report.files_seen = report.files_deleted = len(
+            index.document_hashes(current, book)
+        )
+        index.delete_book(current, book)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _copy_other_books(
+    index: TextbookIndex,
+    embedder: Embedder,
+    current: str,
+    collection: str,
+    book: str,
+    report: IngestReport,
 ) -> None:
-    if index.has_document(collection, source):
-        index.delete_document(collection, source)
+    """Copy every other book's points into a new collection, so a rebuild keeps them."""
+    reuse = index.matches_embedder(current)
+    for page in index.other_books_points(current, book):
+        if reuse:
+            vectors = [point.dense for point in page]
+        else:  # another model: the stored text is all an embedding needs
+            vectors = embedder.embed_documents([p.chunk().embedding_text() for p in page])
+            report.embeddings_computed += len(vectors)
+        index.write_copies(collection, page, vectors)
+
+
+def _remove_document(
+    index: TextbookIndex,
+    collection: str,
+    book: str,
+    source: str,
+    absent: str | None,
+    report: IngestReport,
+) -> None:
+    if index.has_document(collection, book, source):
+        index.delete_document(collection, book, source)
         report.files_deleted += 1
     elif absent is not None:
         report.failures[source] = absent

@@ -1,4 +1,4 @@
-"""Running an ingest job: claim it, run the tree or one page, and record progress and outcome."""
+"""Running an ingest job: claim it, run a book's tree, a page or its removal, record the outcome."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from common.books import book_for_folder, last_folder_book
 from common.db import is_unavailable, run_unit, session_scope
 from common.ingest.sources import (
     PathUnavailable,
@@ -28,7 +29,7 @@ from common.ingest_jobs import (
 )
 from common.lifecycle import release_attempt
 from common.models import AttemptOutcome, JobKind
-from workers.ingest import IngestRefused, ingest_tree, reindex_document
+from workers.ingest import IngestRefused, ingest_tree, reindex_document, remove_book
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
@@ -60,20 +61,44 @@ def _record(res: WorkerResources, write: Callable[[Session], T]) -> T:
     return run_unit(res.sessions, write, res.retry_policy.outage_bound_s)
 
 
+def _label_unlabelled(res: WorkerResources) -> None:
+    """Give the points of an index made before books existed to the book they came from.
+
+    Such an index holds one folder's pages: the last completed folder run's (or, with none on
+    record, TEXTBOOK_PATH's). Once labelled, this finds nothing to do.
+    """
+    current = res.index.current_collection()
+    if current is None or not res.index.unlabelled(current):
+        return
+
+    def legacy_book(session: Session) -> str:
+        default = str(res.settings.textbook_path)
+        return last_folder_book(session) or book_for_folder(session, default)
+
+    book = _record(res, legacy_book)
+    res.index.label_unlabelled(current, book)
+    log.info("gave the points of an index made before books to the book %r", book)
+
+
 def _ingest(res: WorkerResources, job_id: uuid.UUID, run: IngestRun) -> IngestReport:
+    _label_unlabelled(res)
+    book = run.book or _record(res, lambda s: book_for_folder(s, run.path))
+    if run.mode is IngestMode.REMOVE:
+        return remove_book(res.index, book)
     roots = list(res.settings.ingest_roots)
     folder = resolve_folder(run.path, roots)
-    base_url = res.settings.textbook_base_url
+    base_url = run.base_url or res.settings.textbook_base_url
     if run.mode is IngestMode.DOCUMENT:
         assert run.document is not None  # create_ingest_job sets both
         return reindex_document(
-            res.index, res.embedder, folder, run.document, base_url, roots=roots
+            res.index, res.embedder, folder, run.document, base_url, book=book, roots=roots
         )
     return ingest_tree(
         res.index,
         res.embedder,
         folder,
         base_url,
+        book=book,
         full=run.mode is IngestMode.FULL,
         allow_empty=run.allow_empty,
         roots=roots,

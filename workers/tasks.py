@@ -44,9 +44,11 @@ def register_tasks(app: Celery, res: WorkerResources) -> None:
         run_reprocess_job(res, uuid.UUID(job_id))
 
     @app.task(name=SEARCH_TASK, acks_late=False, ignore_result=True, soft_time_limit=20)
-    def search(query: str, k: int, path_prefix: str | None, reply_to: str) -> None:
+    def search(
+        query: str, k: int, path_prefix: str | None, reply_to: str, book: str | None = None
+    ) -> None:
         try:
-            passages = res.retriever.search.search(query, k, path_prefix)
+            passages = res.retriever.search.search(query, k, path_prefix, book=book)
         except Exception as exc:
             send_reply(res.redis, reply_to, {"error": type(exc).__name__})
             raise

@@ -16,6 +16,7 @@ class Passage:
     score: float
     heading_path: tuple[str, ...] = field(default=())
     similarity: float = 0.0  # cosine between the question and the passage (dense model)
+    book: str = ""  # the book (source) it comes from; "" in an index not yet labelled
 
     def citation(self, n: int, snippet_chars: int = 240) -> dict[str, Any]:
         """The passage as citation number n."""
@@ -36,6 +37,7 @@ class Passage:
 def search_result(passage: Passage) -> dict[str, Any]:
     """A passage as search tools show it."""
     return {
+        "book": passage.book,
         "source": passage.source,
         "heading": passage.heading,
         "title": passage.title,

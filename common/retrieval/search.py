@@ -42,13 +42,18 @@ class TextbookSearch:
         self.candidates = candidates
 
     def search(
-        self, query: str, k: int = 5, path_prefix: str | None = None, mode: SearchMode | None = None
+        self,
+        query: str,
+        k: int = 5,
+        path_prefix: str | None = None,
+        mode: SearchMode | None = None,
+        book: str | None = None,
     ) -> list[Passage]:
-        """The k best passages for the query, optionally within a folder or file."""
+        """The k best passages for the query from every book, or within one book, folder or file."""
         mode = mode or self.mode
         if not query.strip() or self.index.current_collection() is None:
             return []
-        query_filter = match("prefixes", path_prefix.strip("/")) if path_prefix else None
+        query_filter = _filter(path_prefix, book)
         dense = self.embedder.embed_query(query)
         sparse = query_vector(query)
         if mode == "sparse" and not sparse.indices:
@@ -95,6 +100,14 @@ class TextbookSearch:
         return {"prefetch": prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=self.rrf_k))}
 
 
+def _filter(path_prefix: str | None, book: str | None) -> models.Filter | None:
+    if book and path_prefix:
+        return match("book", book, prefixes=path_prefix.strip("/"))
+    if book:
+        return match("book", book)
+    return match("prefixes", path_prefix.strip("/")) if path_prefix else None
+
+
 def _passage(point: Any, query_dense: list[float]) -> Passage:
     payload = point.payload or {}
     vectors = point.vector if isinstance(point.vector, dict) else {}
@@ -109,4 +122,5 @@ def _passage(point: Any, query_dense: list[float]) -> Passage:
         score=float(point.score),
         heading_path=tuple(payload.get("heading_path", ())),
         similarity=similarity,
+        book=payload.get("book", ""),
     )

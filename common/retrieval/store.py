@@ -3,6 +3,10 @@
 Chat always reads through the alias. A full rebuild writes a new collection and then moves
 the alias in one atomic operation, so readers never see a half-built index; the old
 collection is dropped afterwards. Incremental ingests write to the alias's collection.
+
+Every point belongs to a book (its `book` payload field; common/books.py names books): one
+collection holds every book, and each write or delete names the book it touches. Points
+written before books existed have no `book` field until `label_unlabelled` gives them one.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from common.settings import Settings
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "bm25"
 _POINT_NAMESPACE = uuid.UUID("6f0f3c1e-8a51-4a52-9d8e-2c1b0b7a4d10")
+_UNLABELLED = models.Filter(
+    must=[models.IsEmptyCondition(is_empty=models.PayloadField(key="book"))]
+)
 
 
 def make_qdrant(settings: Settings) -> QdrantClient:
@@ -35,9 +42,13 @@ def make_qdrant(settings: Settings) -> QdrantClient:
     return QdrantClient(path=str(settings.qdrant_path))
 
 
-def point_id(source: str, index: int) -> str:
-    """A deterministic point id, so a redelivered ingest overwrites instead of duplicating."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, f"{source}#{index}"))
+def point_id(book: str, source: str, index: int) -> str:
+    """A deterministic point id, so a redelivered ingest overwrites instead of duplicating.
+
+    The book is part of it, so two books holding the same relative path never share a point
+    (a NUL cannot occur in a book name or a path, so no two pairs give the same text).
+    """
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{book}\x00{source}#{index}"))
 
 
 def path_prefixes(source: str) -> list[str]:
@@ -48,6 +59,7 @@ def path_prefixes(source: str) -> list[str]:
 
 @dataclass(frozen=True)
 class IndexedChunk:
+    book: str
     source: str
     index: int
     title: str
@@ -72,10 +84,39 @@ def sparse_vector(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
 
 
-def match(key: str, value: str) -> models.Filter:
-    """A filter on one keyword payload field."""
-    condition = models.FieldCondition(key=key, match=models.MatchValue(value=value))
-    return models.Filter(must=[condition])
+def match(key: str, value: str, **more: str) -> models.Filter:
+    """A filter on keyword payload fields, all of which must match."""
+    fields = {key: value, **more}
+    return models.Filter(
+        must=[
+            models.FieldCondition(key=name, match=models.MatchValue(value=wanted))
+            for name, wanted in fields.items()
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    """A point as a copy needs it: id, payload and dense vector."""
+
+    id: str
+    payload: dict[str, Any]
+    dense: list[float]
+
+    def chunk(self) -> IndexedChunk:
+        """The chunk the point was written from (its payload holds every field)."""
+        p = self.payload
+        return IndexedChunk(
+            book=p.get("book", ""),
+            source=p["source"],
+            index=p["index"],
+            title=p["title"],
+            url=p["url"],
+            heading_path=tuple(p.get("heading_path", ())),
+            text=p["text"],
+            content_hash=p["content_hash"],
+            document_hash=p["document_hash"],
+        )
 
 
 class TextbookIndex:
@@ -130,7 +171,7 @@ class TextbookIndex:
             with warnings.catch_warnings():
                 # Local mode ignores payload indexes (and says so); a server uses them.
                 warnings.simplefilter("ignore", UserWarning)
-                for field in ("source", "prefixes"):
+                for field in ("book", "source", "prefixes"):
                     self.client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
             return name
 
@@ -175,19 +216,20 @@ class TextbookIndex:
             if offset is None:
                 return
 
-    def document_hashes(self, collection: str) -> dict[str, str]:
-        """Source path -> content hash of every document in the collection."""
+    def document_hashes(self, collection: str, book: str) -> dict[str, str]:
+        """Source path -> content hash of every document of one book in the collection."""
         return {
             p["source"]: p["document_hash"]
-            for p in self._payloads(collection, ["source", "document_hash"])
+            for p in self._payloads(collection, ["book", "source", "document_hash"])
+            if p.get("book") == book
         }
 
-    def stored_vectors(self, collection: str, source: str) -> dict[str, list[float]]:
+    def stored_vectors(self, collection: str, book: str, source: str) -> dict[str, list[float]]:
         """Chunk content hash -> dense vector for one document, to reuse unchanged chunks."""
         with self.lock:
             points, _ = self.client.scroll(
                 collection,
-                scroll_filter=match("source", source),
+                scroll_filter=match("book", book, source=source),
                 limit=10_000,
                 with_payload=["content_hash"],
                 with_vectors=[DENSE_VECTOR],
@@ -202,41 +244,88 @@ class TextbookIndex:
     def replace_document(
         self,
         collection: str,
+        book: str,
         source: str,
         chunks: Sequence[IndexedChunk],
         dense: Sequence[list[float]],
     ) -> None:
-        """Swap a document's points for these chunks and their dense vectors."""
+        """Swap a book's document's points for these chunks and their dense vectors."""
         points = [
-            models.PointStruct(
-                id=point_id(chunk.source, chunk.index),
-                vector={
-                    DENSE_VECTOR: vector,
-                    SPARSE_VECTOR: sparse_vector(document_vector(chunk.embedding_text())),
-                },
-                payload=_payload(chunk),
-            )
+            _point(point_id(chunk.book, chunk.source, chunk.index), chunk, vector)
             for chunk, vector in zip(chunks, dense, strict=True)
         ]
         with self.lock:
-            self.delete_document(collection, source)
+            self.delete_document(collection, book, source)
             if points:
                 self.client.upsert(collection, points=points, wait=True)
 
-    def delete_document(self, collection: str, source: str) -> None:
-        """Remove every point of one source file."""
+    def delete_document(self, collection: str, book: str, source: str) -> None:
+        """Remove every point of one source file of one book."""
+        self._delete(collection, match("book", book, source=source))
+
+    def delete_book(self, collection: str, book: str) -> None:
+        """Remove every point of one book."""
+        self._delete(collection, match("book", book))
+
+    def _delete(self, collection: str, selection: models.Filter) -> None:
         with self.lock:
             self.client.delete(
-                collection,
-                points_selector=models.FilterSelector(filter=match("source", source)),
-                wait=True,
+                collection, points_selector=models.FilterSelector(filter=selection), wait=True
             )
 
-    def has_document(self, collection: str, source: str) -> bool:
-        """Whether one source file has any point in the collection."""
+    def has_document(self, collection: str, book: str, source: str) -> bool:
+        """Whether one source file of one book has any point in the collection."""
         with self.lock:
-            found = self.client.count(collection, count_filter=match("source", source), exact=True)
+            found = self.client.count(
+                collection, count_filter=match("book", book, source=source), exact=True
+            )
         return found.count > 0
+
+    def unlabelled(self, collection: str) -> int:
+        """How many points have no `book` field (written before books existed)."""
+        with self.lock:
+            return self.client.count(collection, count_filter=_UNLABELLED, exact=True).count
+
+    def label_unlabelled(self, collection: str, book: str) -> None:
+        """Give every point without a `book` field to `book`."""
+        with self.lock:
+            self.client.set_payload(
+                collection, payload={"book": book}, points=_UNLABELLED, wait=True
+            )
+
+    def other_books_points(self, collection: str, book: str) -> Iterator[list[StoredPoint]]:
+        """Every point not of `book`, a page at a time, with payload and dense vector."""
+        others = models.Filter(
+            must_not=[models.FieldCondition(key="book", match=models.MatchValue(value=book))]
+        )
+        offset: Any = None
+        while True:
+            with self.lock:
+                points, offset = self.client.scroll(
+                    collection,
+                    scroll_filter=others,
+                    limit=256,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=[DENSE_VECTOR],
+                )
+            page = [StoredPoint(str(p.id), dict(p.payload or {}), _dense(p.vector)) for p in points]
+            if page:
+                yield page
+            if offset is None:
+                return
+
+    def write_copies(
+        self, collection: str, points: Sequence[StoredPoint], dense: Sequence[list[float]]
+    ) -> None:
+        """Write copied points under their own ids, with these dense vectors."""
+        copies = [
+            _point(point.id, point.chunk(), vector, point.payload)
+            for point, vector in zip(points, dense, strict=True)
+        ]
+        if copies:
+            with self.lock:
+                self.client.upsert(collection, points=copies, wait=True)
 
     def all_texts(self, collection: str) -> list[str]:
         """Title, headings and text of every chunk (for the book's vocabulary)."""
@@ -251,8 +340,30 @@ class TextbookIndex:
             return self.client.count(collection or self.alias, exact=True).count
 
 
+def _dense(vector: Any) -> list[float]:
+    stored = vector.get(DENSE_VECTOR) if isinstance(vector, dict) else None
+    return [float(x) for x in stored] if isinstance(stored, list) else []
+
+
+def _point(
+    id_: str,
+    chunk: IndexedChunk,
+    dense: list[float],
+    payload: dict[str, Any] | None = None,
+) -> models.PointStruct:
+    return models.PointStruct(
+        id=id_,
+        vector={
+            DENSE_VECTOR: dense,
+            SPARSE_VECTOR: sparse_vector(document_vector(chunk.embedding_text())),
+        },
+        payload=payload if payload is not None else _payload(chunk),
+    )
+
+
 def _payload(chunk: IndexedChunk) -> dict[str, Any]:
     return {
+        "book": chunk.book,
         "source": chunk.source,
         "prefixes": path_prefixes(chunk.source),
         "index": chunk.index,

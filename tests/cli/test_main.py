@@ -60,7 +60,8 @@ def test_ingest_lists_failed_files_and_exits_1(stack: Stack, tmp_path: Path) -> 
     result = run_cli(stack, "ingest", str(book), "--timeout", "60")
 
     assert result.returncode == 1, result.stderr
-    assert "4 skipped, 0 deleted, 1 failed files" in result.stdout
+    # A folder of its own: a new book beside the sample's, which loses nothing.
+    assert "4 changed, 0 skipped, 0 deleted, 1 failed files" in result.stdout
     assert "  failed broken.md: " in result.stdout and "UTF-8" in result.stdout
 
 
@@ -106,5 +107,5 @@ def test_search_prints_json_passages(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     passages = json.loads(result.stdout)
     assert len(passages) == 2
-    assert {"source", "heading", "title", "url", "text", "score"} == set(passages[0])
+    assert {"book", "source", "heading", "title", "url", "text", "score"} == set(passages[0])
     assert any("colcon" in p["text"] for p in passages), passages

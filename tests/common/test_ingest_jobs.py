@@ -191,16 +191,19 @@ def test_jobs_are_listed_newest_first(session: Session) -> None:
 
 
 def test_start_says_what_the_row_asks_for(session: Session) -> None:
-    update_job = create_ingest_job(session, "/srv/book", False, None)
-    full_job = create_ingest_job(session, "/srv/book", True, None, allow_empty=True)
-    page_job = create_ingest_job(session, "/srv/book", False, None, document="a/b.md")
+    # Three books, since one book's jobs run one at a time.
+    update_job = create_ingest_job(session, "/srv/book", False, None, book="b1")
+    full_job = create_ingest_job(session, "/srv/book", True, None, allow_empty=True, book="b2")
+    page_job = create_ingest_job(
+        session, "/srv/book", False, None, document="a/b.md", book="b3", base_url="/b3/"
+    )
 
     runs = [start_ingest_job(session, job.id) for job in (update_job, full_job, page_job)]
 
     assert runs == [
-        IngestRun(1, "/srv/book", IngestMode.UPDATE, None, False),
-        IngestRun(1, "/srv/book", IngestMode.FULL, None, True),
-        IngestRun(1, "/srv/book", IngestMode.DOCUMENT, "a/b.md", False),
+        IngestRun(1, "/srv/book", IngestMode.UPDATE, None, False, "b1"),
+        IngestRun(1, "/srv/book", IngestMode.FULL, None, True, "b2"),
+        IngestRun(1, "/srv/book", IngestMode.DOCUMENT, "a/b.md", False, "b3", "/b3/"),
     ]
     assert [reread(session, job.id).mode for job in (update_job, full_job, page_job)] == [
         "update",

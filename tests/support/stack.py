@@ -145,11 +145,13 @@ class Stack:
         res: WebResources = self.app.extensions["bookchat"]
         return res
 
-    def ingest(self, path: Path, full: bool = False, timeout: float = 120) -> dict[str, Any]:
+    def ingest(
+        self, path: Path, full: bool = False, timeout: float = 120, book: str | None = None
+    ) -> dict[str, Any]:
         """Ingest a folder through the worker (as the CLI does) and return the finished job."""
         res = self.resources
         with session_scope(res.sessions) as session:
-            job = queue_ingest_job(session, res.celery, str(path), full=full)
+            job = queue_ingest_job(session, res.celery, str(path), full=full, book=book)
         finished = wait_for_ingest_job(res.sessions, job.id, timeout)
         if finished is None:
             raise AssertionError(f"ingest did not finish; worker log: {self.worker_log()}")

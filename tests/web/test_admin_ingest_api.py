@@ -118,6 +118,7 @@ def test_starting_an_ingest_is_audited(idle_stack: Stack, admin: dict[str, str])
         "full": True,
         "allow_empty": False,
         "job_id": job["id"],
+        "book": "audited",
     }
 
 

@@ -15,7 +15,7 @@ def test_search_returns_the_best_passages(stack: Stack) -> None:
     body = response.get_json()
     assert body["object"] == "list" and len(body["data"]) == 3
     first = body["data"][0]
-    assert set(first) == {"source", "heading", "title", "url", "text", "score"}
+    assert set(first) == {"book", "source", "heading", "title", "url", "text", "score"}
     assert (first["source"], first["heading"]) == ("01-ros2/nodes-and-topics.md", "What is a node?")
 
 

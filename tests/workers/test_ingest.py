@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 from qdrant_client import QdrantClient, models
 
+from common.books import DEFAULT_BOOK
 from common.ingest_jobs import IngestReport
 from common.retrieval.embeddings import Embedder, LocalMiniLM
 from common.retrieval.search import SEARCH_MODES, SearchMode, TextbookSearch
@@ -20,6 +21,7 @@ from common.retrieval.store import DENSE_VECTOR, TextbookIndex, point_id
 from tests.support.stack import SAMPLE_TEXTBOOK
 from workers.ingest import IngestRefused, ingest_tree, reindex_document
 
+BOOK = DEFAULT_BOOK
 NODES = "01-ros2/nodes-and-topics.md"
 SIMULATION = "02-simulation/gazebo-and-digital-twins.mdx"
 VLA = "03-vla/vision-language-action.md"
@@ -187,7 +189,7 @@ def test_an_edited_section_is_the_only_one_re_embedded(
     index: TextbookIndex, embedder: LocalMiniLM, search: TextbookSearch, book: Path
 ) -> None:
     collection = str(index.current_collection())
-    vectors_before = index.stored_vectors(collection, VLA)
+    vectors_before = index.stored_vectors(collection, BOOK, VLA)
     page = book / VLA
     text = page.read_text(encoding="utf-8")
     assert GROUNDING_TEXT in text
@@ -200,7 +202,7 @@ def test_an_edited_section_is_the_only_one_re_embedded(
 
     assert (report.files_changed, report.chunks_written) == (1, count_source(index, VLA))
     assert report.embeddings_computed == 1 < count_source(index, VLA)
-    vectors_after = index.stored_vectors(collection, VLA)
+    vectors_after = index.stored_vectors(collection, BOOK, VLA)
     kept = set(vectors_before) & set(vectors_after)
     assert len(kept) == len(vectors_after) - 1
     # Reused, not recomputed: equal up to Qdrant re-normalising the stored float32 vectors.
@@ -254,7 +256,7 @@ def test_broken_files_are_reported_and_the_rest_ingested(
     assert report.files_failed == 2
     assert (report.files_total, report.files_seen) == (7, 7)
     assert (report.files_changed, report.files_skipped) == (1, 4)
-    assert set(index.document_hashes(report.collection)) == {*SOURCES, "01-ros2/launch.md"}
+    assert set(index.document_hashes(report.collection, BOOK)) == {*SOURCES, "01-ros2/launch.md"}
     [hit] = search.search("launch file starts many nodes", k=1)
     assert hit.source == "01-ros2/launch.md"
 
@@ -294,10 +296,10 @@ def test_search_within_a_folder_or_file(search: TextbookSearch) -> None:
 def test_point_ids_are_deterministic(
     index: TextbookIndex, embedder: LocalMiniLM, book: Path
 ) -> None:
-    assert point_id(NODES, 3) == point_id(NODES, 3)
-    assert len({point_id(NODES, 0), point_id(NODES, 1), point_id(VLA, 0)}) == 3
+    assert point_id(BOOK, NODES, 3) == point_id(BOOK, NODES, 3)
+    assert len({point_id(BOOK, NODES, 0), point_id(BOOK, NODES, 1), point_id(BOOK, VLA, 0)}) == 3
     ids = point_ids(index)
-    assert ids == {point_id(s, i) for s in SOURCES for i in range(count_source(index, s))}
+    assert ids == {point_id(BOOK, s, i) for s in SOURCES for i in range(count_source(index, s))}
 
     # Writing the same points again (a redelivered task) overwrites them instead of adding more.
     points, _ = index.client.scroll(index.alias, limit=10_000, with_vectors=True)
@@ -490,7 +492,7 @@ def test_links_leaving_the_roots_are_reported_and_never_indexed(
         "shared": "a symbolic link that leaves INGEST_ROOTS: not followed",
     }
     assert (report.files_total, report.files_seen, report.files_skipped) == (6, 6, 4)
-    assert set(index.document_hashes(report.collection)) == set(SOURCES)
+    assert set(index.document_hashes(report.collection, BOOK)) == set(SOURCES)
     assert search.search("quokkasecret", mode="sparse") == []
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from common.books import DEFAULT_BOOK
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 
 INGEST = "/v1/admin/ingest"
@@ -100,8 +101,9 @@ def outside(ingest_stack: Stack) -> Iterator[Path]:
 
 
 def search(stack: Stack, headers: dict[str, str], query: str) -> list[dict[str, Any]]:
-    """The passages POST /v1/search returns."""
-    response = stack.client.post("/v1/search", json={"query": query, "k": 10}, headers=headers)
+    """The passages POST /v1/search returns from the sample's book (tests add other books)."""
+    body = {"query": query, "k": 10, "book": DEFAULT_BOOK}
+    response = stack.client.post("/v1/search", json=body, headers=headers)
     assert response.status_code == 200, response.get_json()
     return list(response.get_json()["data"])
 

@@ -35,7 +35,7 @@ bp = admin_blueprint("admin_index", __name__)
 _ERRORS: ResponseDict = {401: Problem, 403: Problem, 422: Problem, 503: Problem}
 
 
-def _accepted(job: IngestJob) -> tuple[Response, int]:
+def accepted(job: IngestJob) -> tuple[Response, int]:
     response = jsonify(ingest_job_body(job))
     response.headers["Location"] = f"/v1/admin/ingest/{job.id}"
     response.headers["Retry-After"] = "1"
@@ -59,9 +59,11 @@ def ingest(body: IngestRequest) -> tuple[Response, int]:
             full=body.full,
             allow_empty=body.allow_empty,
             requested_by=current_user_id(),
+            book=body.book,
+            base_url=body.base_url,
         )
-        note.detail["job_id"] = str(job.id)
-    return _accepted(job)
+        note.detail.update(job_id=str(job.id), book=job.book)
+    return accepted(job)
 
 
 @bp.get("/ingest", responses={200: IngestJobList, **_ERRORS})
@@ -88,7 +90,9 @@ def read_index() -> Response:
 def rebuild(body: RebuildRequest) -> tuple[Response, int]:
     """Rebuild the index with zero downtime: a new collection, swapped in when complete.
 
-    The folder defaults to the last completed ingest's (409 `no_index` if there is none). A
+    One book is rebuilt (`book`, else `path`'s, else the last ingested one; 404 for an unknown
+    `book`); every other book is copied into the new collection, never dropped. The folder
+    defaults to the book's, or the last completed ingest's (409 `no_index` if there is none). A
     rebuild embeds every page with the embedding model the workers are configured with now, so
     after changing EMBEDDINGS or EMBEDDING_MODEL this is how the book is re-embedded (an
     ordinary ingest also notices the change and rebuilds). Readers keep the old collection
@@ -99,23 +103,24 @@ def rebuild(body: RebuildRequest) -> tuple[Response, int]:
             db(),
             resources().celery,
             body.path,
+            book=body.book,
             allow_empty=body.allow_empty,
             requested_by=current_user_id(),
         )
-        note.detail.update(job_id=str(job.id), path=job.path)
-    return _accepted(job)
+        note.detail.update(job_id=str(job.id), path=job.path, book=job.book)
+    return accepted(job)
 
 
 @bp.post("/index/documents", responses={202: IngestJobOut, 409: Problem, **_ERRORS})
 def reindex_document(body: DocumentReindexRequest) -> tuple[Response, int]:
-    """Re-parse and re-embed one page of the last ingested folder into the current collection.
+    """Re-parse and re-embed one page of a book (default: the last ingested) into the index.
 
     No stored vector is reused. A page that is gone from the folder loses its points. 409
     `no_index` if no ingest has completed yet.
     """
     with audited("index.reindex_document", "document", body.source) as note:
         job = queue_document_reindex(
-            db(), resources().celery, body.source, requested_by=current_user_id()
+            db(), resources().celery, body.source, book=body.book, requested_by=current_user_id()
         )
-        note.detail.update(job_id=str(job.id), path=job.path)
-    return _accepted(job)
+        note.detail.update(job_id=str(job.id), path=job.path, book=job.book)
+    return accepted(job)

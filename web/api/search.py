@@ -20,5 +20,7 @@ bp.before_request(require_access_token)
 def search(body: SearchRequest) -> Response:
     """The passages that best match the query (hybrid dense + BM25 search)."""
     res = resources()
-    results = request_search(res.celery, res.redis, body.query, body.k, body.path_prefix)
+    results = request_search(
+        res.celery, res.redis, body.query, body.k, body.path_prefix, book=body.book
+    )
     return jsonify({"object": "list", "data": results})
