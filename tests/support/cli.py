@@ -171,9 +171,19 @@ class DevRun:
 
 
 def run_bookchat(
-    *args: str, env: dict[str, str], cwd: Path = REPO_ROOT, timeout: float = 120
+    *args: str,
+    env: dict[str, str],
+    cwd: Path = REPO_ROOT,
+    timeout: float = 120,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `bookchat ARGS` to completion."""
+    """Run `bookchat ARGS` to completion (with `input` on its stdin)."""
     return subprocess.run(
-        [*BOOKCHAT, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [*BOOKCHAT, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
     )
