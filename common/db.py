@@ -14,25 +14,27 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from common.db_deadline import bound_waits
 from common.settings import Settings
 
 T = TypeVar("T")
 # PostgreSQL SQLSTATEs that mean "not reachable now": connection exceptions (class 08),
-# admin or crash shutdown, starting up, too many connections.
-_PG_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# admin or crash shutdown, starting up, too many connections, and a statement the server
+# cancelled at its statement_timeout (bookchat cancels nothing itself: the server is too slow).
+_PG_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "57014")
 # SQLite result codes that mean "try again": another writer holds the file, or it can't be opened.
 _SQLITE_OUTAGE_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")
 
 
 def make_engine(settings: Settings) -> Engine:
-    """Create the engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create the engine; SQLite gets WAL, foreign keys and a busy timeout, PostgreSQL deadlines."""
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=5,
@@ -41,6 +43,9 @@ def make_engine(settings: Settings) -> Engine:
         # Fail fast when the server is unreachable, so callers can answer 503 or retry.
         connect_args={"connect_timeout": settings.database_connect_timeout_seconds},
     )
+    # ... and when it stops answering on an open connection (see common/db_deadline.py).
+    bound_waits(engine, settings.database_statement_timeout_seconds)
+    return engine
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # How long opening a PostgreSQL connection may take (libpq counts whole seconds, 2 or more).
     database_connect_timeout_seconds: int = Field(default=5, ge=2, le=60)
+    # How long one PostgreSQL statement may run (the server's statement_timeout); a server that
+    # has not answered 2 s after that is hung: the connection is closed (common/db_deadline.py).
+    database_statement_timeout_seconds: float = Field(default=10.0, ge=1, le=600)
 
     # Redis (broker, events, limiter): a private redis-server unless REDIS_URL is set.
     redis_url: str | None = None

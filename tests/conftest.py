@@ -13,12 +13,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from bench.openai_sim import SimConfig, SimulatorHandle, start_simulator
 from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from common.observability import MULTIPROC_ENV
 from common.settings import Settings
 from tests.support.stack import Stack, make_settings, start_stack
+from tests.support.tcp_proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _redis_databases = itertools.count(1)
@@ -77,6 +79,30 @@ def postgres_url() -> Iterator[str]:
     separator = "&" if "?" in POSTGRES_URL else "?"
     yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="module")
+def postgres_proxy(postgres_url: str) -> Iterator[TcpProxy]:
+    """A path to the test PostgreSQL that a test can cut or stall (skips when there is none)."""
+    url = make_url(postgres_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def proxied_postgres_url(postgres_url: str, postgres_proxy: TcpProxy) -> Iterator[str]:
+    """A fresh schema of the test module's own, reached through `postgres_proxy`."""
+    direct = make_url(postgres_url).difference_update_query(["options"])
+    schema = f"bookchat_proxied_{uuid.uuid4().hex[:8]}"
+    conninfo = direct.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    proxied = direct.set(host="127.0.0.1", port=postgres_proxy.port).update_query_dict(
+        {"options": f"-csearch_path={schema}"}
+    )
+    yield proxied.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 

@@ -109,3 +109,16 @@ def test_jwt_secret_is_generated_once_and_persisted(tmp_path: Path) -> None:
     assert key_file.read_text().strip() == first
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert build(var_dir=tmp_path / "other").jwt_secret() != first
+
+
+def test_database_time_outs_default_and_refuse_nonsense(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = build(var_dir=tmp_path)
+    assert settings.database_connect_timeout_seconds == 5
+    assert settings.database_statement_timeout_seconds == 10.0
+
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30")
+    assert build(var_dir=tmp_path).database_statement_timeout_seconds == 30.0
+    with pytest.raises(ValidationError, match="database_statement_timeout_seconds"):
+        build(var_dir=tmp_path, database_statement_timeout_seconds=0)

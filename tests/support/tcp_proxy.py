@@ -1,4 +1,11 @@
-"""A TCP proxy a test can cut, to take a real server away from the app and bring it back."""
+"""A TCP proxy a test can cut or stall, to take a real server away from the app and bring it back.
+
+`cut()` is a server that is gone (connections reset, new ones refused); `stall()` is a server
+that hangs (SIGSTOP): connections stay open and new ones are accepted, but nothing is forwarded
+either way until `resume()`, which delivers what was sent meanwhile. `blackhole_open()` is a
+route to a server that hung for good while a new one took its place: the connections open now
+never deliver another byte (until an end closes them), new ones are forwarded.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ def _reset(sock: socket.socket) -> None:
 
 
 class TcpProxy:
-    """Forward 127.0.0.1:`port` to an upstream; `cut()` drops all connections and refuses more."""
+    """Forward 127.0.0.1:`port` to an upstream; `cut()` drops connections, `stall()` holds them."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
@@ -31,6 +38,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._cut = False
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._blackholed: set[socket.socket] = set()
         self._accepting = threading.Thread(target=self._accept_loop, daemon=True)
 
     def start(self) -> TcpProxy:
@@ -51,9 +61,23 @@ class TcpProxy:
         with self._lock:
             self._cut = False
 
+    def stall(self) -> None:
+        """Stop forwarding, in both directions, on open and new connections; keep them open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again, starting with what was sent during the stall."""
+        self._flowing.set()
+
+    def blackhole_open(self) -> None:
+        """Deliver nothing more on the connections open now; new ones are forwarded."""
+        with self._lock:
+            self._blackholed |= self._open
+
     def close(self) -> None:
         """Stop listening and drop every connection."""
         self.cut()
+        self.resume()  # wakes pumps and the accept loop held by a stall
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         self._listener.close()
@@ -76,6 +100,7 @@ class TcpProxy:
                 client, _address = self._listener.accept()
             except OSError:
                 return  # closed
+            self._flowing.wait()  # a hung server's kernel still accepts; it just never answers
             if self._cut:
                 _reset(client)
                 continue
@@ -99,6 +124,9 @@ class TcpProxy:
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(_CHUNK):
+                self._flowing.wait()  # held, not dropped, while stalled
+                if source in self._blackholed:
+                    continue  # swallowed; when either end closes, both are reset as usual
                 target.sendall(data)
         except OSError:
             pass  # reset by cut() or by either end

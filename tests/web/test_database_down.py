@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import pytest
 from flask import Response
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from tests.support.redis_server import RedisServer
 from tests.support.stack import TEST_PASSWORD, Stack, make_settings, start_stack
@@ -26,38 +24,14 @@ QUICKLY = 5.0  # seconds: an outage is answered, never waited out
 
 
 @pytest.fixture(scope="module")
-def proxy(postgres_url: str) -> Iterator[TcpProxy]:
-    """A cuttable path to the test PostgreSQL (the fixture skips when there is none)."""
-    url = make_url(postgres_url)
-    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def proxied_database_url(postgres_url: str, proxy: TcpProxy) -> Iterator[str]:
-    """A fresh schema of this module's own, reached through the proxy."""
-    direct = make_url(postgres_url).difference_update_query(["options"])
-    schema = f"bookchat_outage_{uuid.uuid4().hex[:8]}"
-    conninfo = direct.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    proxied = direct.set(host="127.0.0.1", port=proxy.port).update_query_dict(
-        {"options": f"-csearch_path={schema}"}
-    )
-    yield proxied.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture(scope="module")
 def app_stack(
-    tmp_path_factory: pytest.TempPathFactory, proxied_database_url: str
+    tmp_path_factory: pytest.TempPathFactory, proxied_postgres_url: str
 ) -> Iterator[Stack]:
     """The API on the proxied PostgreSQL and a Redis of its own, with no worker."""
     var_dir = tmp_path_factory.mktemp("database-down")
     redis_server = RedisServer(var_dir / "redis").start()
     running = start_stack(
-        make_settings(var_dir, redis_server.url, proxied_database_url), with_worker=False
+        make_settings(var_dir, redis_server.url, proxied_postgres_url), with_worker=False
     )
     yield running
     running.stop()
@@ -104,11 +78,11 @@ def world(app_stack: Stack) -> World:
 
 
 @pytest.fixture
-def database_down(world: World, proxy: TcpProxy) -> Iterator[None]:
+def database_down(world: World, postgres_proxy: TcpProxy) -> Iterator[None]:
     """The database unreachable for the test (after `world` was made), back after it."""
-    proxy.cut()
+    postgres_proxy.cut()
     yield
-    proxy.restore()
+    postgres_proxy.restore()
 
 
 def _new_user() -> dict[str, str]:
@@ -167,12 +141,12 @@ def test_every_route_that_needs_the_database_is_503_with_retry_after(
 
 
 def test_after_the_outage_every_route_works_and_nothing_is_lost(
-    app_stack: Stack, world: World, proxy: TcpProxy
+    app_stack: Stack, world: World, postgres_proxy: TcpProxy
 ) -> None:
-    proxy.cut()
+    postgres_proxy.cut()
     assert_unavailable(app_stack.client.get("/v1/me", headers=world.reader), "database_unavailable")
 
-    proxy.restore()
+    postgres_proxy.restore()
 
     # The pool held connections the cut killed: pre-ping replaces them, no request fails.
     for name, method, path, body, who in ROUTES:
@@ -187,17 +161,17 @@ def test_after_the_outage_every_route_works_and_nothing_is_lost(
 
 
 def test_a_commit_that_loses_the_database_is_503_and_the_request_ends_cleanly(
-    app_stack: Stack, world: World, proxy: TcpProxy
+    app_stack: Stack, world: World, postgres_proxy: TcpProxy
 ) -> None:
     app = app_stack.app
     try:
         with app.test_request_context("/v1/me", headers={"X-Request-ID": "db-commit-request-01"}):
             db().execute(text("SELECT 1"))  # the request's transaction is open
-            proxy.cut()
+            postgres_proxy.cut()
             response = app.process_response(Response("{}", status=200))
         # Leaving the context rolled the dead session back and closed it without raising.
     finally:
-        proxy.restore()
+        postgres_proxy.restore()
 
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
