@@ -17,10 +17,14 @@ import os
 import re
 import shutil
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 TEMPLATE = Path(__file__).resolve().parent / "docusaurus"
@@ -82,7 +86,7 @@ def _install(folder: Path) -> None:
     marker.touch()
 
 
-def _config(route_base_path: str, base_url: str) -> str:
+def _config(route_base_path: str, base_url: str, scripts: list[dict[str, Any]]) -> str:
     docs = {"routeBasePath": route_base_path}
     preset = {"docs": docs, "blog": False, "pages": False, "theme": {}}
     config = {
@@ -91,6 +95,7 @@ def _config(route_base_path: str, base_url: str) -> str:
         "baseUrl": base_url,
         "onBrokenLinks": "warn",
         "presets": [["classic", preset]],
+        "scripts": scripts,
     }
     return "module.exports = " + json.dumps(config, indent=2) + ";\n"
 
@@ -128,16 +133,22 @@ class BuiltSite:
 
 
 def build_site(
-    docs: Path, out: Path, *, route_base_path: str = "docs", base_url: str = "/"
+    docs: Path,
+    out: Path,
+    *,
+    route_base_path: str = "docs",
+    base_url: str = "/",
+    scripts: list[dict[str, Any]] | None = None,
 ) -> BuiltSite:
-    """Build `docs` as a default Docusaurus site (classic preset) into `out`."""
+    """Build `docs` as a default Docusaurus site (classic preset, plus `scripts`) into `out`."""
     folder = cache_dir()
     with _locked(folder):
         _install(folder)
         site_docs = folder / "docs"
         shutil.rmtree(site_docs, ignore_errors=True)
         shutil.copytree(docs, site_docs)
-        (folder / "docusaurus.config.js").write_text(_config(route_base_path, base_url))
+        config = _config(route_base_path, base_url, scripts or [])
+        (folder / "docusaurus.config.js").write_text(config)
         shutil.rmtree(out, ignore_errors=True)
         cli = folder / "node_modules" / "@docusaurus" / "core" / "bin" / "docusaurus.mjs"
         done = subprocess.run(
@@ -150,3 +161,44 @@ def build_site(
         if done.returncode != 0:
             raise RuntimeError(f"docusaurus build failed:\n{done.stderr[-3000:]}")
     return BuiltSite(out=out, base_url=base_url)
+
+
+class SiteServer:
+    """`docusaurus serve` of a build on 127.0.0.1: the site on an origin of its own."""
+
+    def __init__(self, site: BuiltSite, port: int, log_path: Path) -> None:
+        folder = cache_dir()
+        cli = folder / "node_modules" / "@docusaurus" / "core" / "bin" / "docusaurus.mjs"
+        command = ["node", str(cli), "serve", "--dir", str(site.out), "--port", str(port)]
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--no-open"],
+            cwd=folder,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.origin = f"http://127.0.0.1:{port}"
+        self._wait_until_up(site.base_url)
+
+    def _wait_until_up(self, base_url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.origin + base_url, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers (a docs-only site may have no home page)
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("docusaurus serve did not start") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
