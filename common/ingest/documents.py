@@ -39,6 +39,8 @@ _EXPLICIT_ID = re.compile(r"\s*\{#([^{}\s]+)\}\s*$")
 # Docusaurus's default number-prefix parser; "4.2-x" and "2021-01-x" look like versions/dates.
 _IGNORED_PREFIX = re.compile(r"^\d+[-_.]\d+")
 _NUMBER_PREFIX = re.compile(r"^\d+\s*[-_.]+\s*(?P<rest>[^-_.\s].*)$")
+# Characters a browser leaves unencoded in a URL path, beyond letters, digits and "_.-~".
+_PATH_SAFE = "/!$&'()*+,:;=@[]^|\\%"
 
 
 class DocumentError(Exception):
@@ -225,6 +227,8 @@ def _scan(lines: list[str]) -> tuple[list[_Heading], set[int]]:
             text, anchor = text[: explicit.start()], explicit.group(1)
         else:
             anchor = _dedupe(heading_anchor(text), seen)
+        if tok.tag == "h1":
+            anchor = ""  # Docusaurus renders every h1 without an id: link to the page itself
         # Headings nested in lists or quotes still count for anchors but do not split sections.
         if text and tok.level == 0:
             headings.append(_Heading(int(tok.tag[1:]), text, anchor, tok.map[0], tok.map[1]))
@@ -257,11 +261,12 @@ def _sections(
     stack: list[_Heading] = []
     path: tuple[str, ...] = (title,)
     anchor, start, text_start = "", 0, 0
+    preamble = True
     for heading in [*headings, None]:
         stop = heading.start if heading else len(body)
         text = _section_text(body, text_start, stop, code)
         if text:
-            if not anchor:  # the preamble starts at its first non-blank line
+            if preamble:  # the preamble starts at its first non-blank line
                 start = next(i for i in range(text_start, stop) if body[i].strip())
             yield Section(path, anchor, text, offset + start + 1)
         if heading is None:
@@ -271,6 +276,7 @@ def _sections(
         stack.append(heading)
         path = (title, *(h.text for h in stack if not (h.level == 1 and _same(h.text, title))))
         anchor, start, text_start = heading.anchor, heading.start, heading.end
+        preamble = False
 
 
 def _section_text(body: list[str], start: int, stop: int, code: set[int]) -> str:
@@ -362,5 +368,7 @@ def _doc_slug(source: str, slug: str | None, doc_id: str | None) -> str:
 
 
 def _join_url(base_url: str, slug: str) -> str:
-    # Each segment is encoded like encodeURIComponent: spaces -> %20, "&" -> %26.
-    return base_url.rstrip("/") + quote(slug, safe="/!*'()")
+    # Encoded as a browser encodes the path of a Docusaurus link (WHATWG URL): spaces and
+    # non-ASCII become %XX, while "&", "+" or "=" stay as they are. Docusaurus's router matches
+    # that form only: "%26" for "&" is served but shows "Page Not Found".
+    return base_url.rstrip("/") + quote(slug, safe=_PATH_SAFE)

@@ -221,7 +221,7 @@ def test_heading_anchor(heading: str, anchor: str) -> None:
         ("guides/Guides.md", "", "/", "/guides/"),
         ("01-basics/02-first-steps.md", "", "/", "/basics/first-steps"),
         ("4.2-locomotion/gait.md", "", "/", "/4.2-locomotion/gait"),
-        ("Tools & Tips/Getting Started.md", "", "/", "/Tools%20%26%20Tips/Getting%20Started"),
+        ("Tools & Tips/Getting Started.md", "", "/", "/Tools%20&%20Tips/Getting%20Started"),
         ("guides/x.md", "slug: /custom/page", "/docs/", "/docs/custom/page"),
         ("guides/index.md", "slug: /", "/docs/", "/docs/"),
         ("guides/x.md", "slug: extra/page", "/", "/guides/extra/page"),
@@ -241,7 +241,7 @@ def test_parse_document_reads_relative_source(tmp_path: Path) -> None:
     (folder / "02-setup.md").write_bytes(LESSON.encode("utf-8"))
     doc = parse_document(folder / "02-setup.md", tmp_path, "/docs/")
     assert doc.source == "Tools & Tips/02-setup.md"
-    assert doc.url == "/docs/Tools%20%26%20Tips/setup"
+    assert doc.url == "/docs/Tools%20&%20Tips/setup"
     assert doc.content_hash == hashlib.sha256(LESSON.encode("utf-8")).hexdigest()
 
 
