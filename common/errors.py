@@ -64,6 +64,12 @@ class Forbidden(BookchatError):
     status, code, title = 403, "forbidden", "Forbidden"
 
 
+class OriginNotAllowed(Forbidden):
+    """403: a browser on a site that CORS_ORIGINS does not list asked for something."""
+
+    code, title = "origin_not_allowed", "Origin not allowed"
+
+
 class NotFound(BookchatError):
     status, code, title = 404, "not_found", "Not found"
 
@@ -111,6 +117,12 @@ class TooManyRequests(BookchatError):
 
 class RateLimited(TooManyRequests):
     code, title = "rate_limited", "Rate limit exceeded"
+
+
+class GuestLimitReached(RateLimited):
+    """429: this address has had its guest tokens for now; sign in, or wait until `resets_at`."""
+
+    code, title = "guest_limit_reached", "Guest limit reached for this address"
 
 
 class ServiceUnavailable(BookchatError):

@@ -110,7 +110,9 @@ class Settings(BaseSettings):
     rate_limit_signup: str = "5/minute;30/hour"
     rate_limit_login: str = "10/minute;100/hour"  # per IP
     rate_limit_login_failures: str = "5/15 minutes"  # failed logins per account
-    rate_limit_guest: str = "10/hour"  # guest tokens per IP
+    # Guest tokens per IP: a class of 40 behind one router, each renewing its hour-long token
+    # (and a second browser or a cleared storage) fits in 120.
+    rate_limit_guest: str = "120/hour"
     rate_limit_submit: str = "30/minute"  # chat and chapter jobs per user
     rate_limit_guest_submit: str = "10/minute"
     user_daily_tokens: int = Field(default=200_000, ge=0)  # 0: no quota

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from flask_limiter.util import get_remote_address
 from redis import RedisError
 
 from common.accounts import normalize_email
-from common.errors import RateLimited
+from common.errors import GuestLimitReached, RateLimited
 from common.models import Role
 from common.redis_client import resolve_redis_url
 from common.settings import Settings
@@ -98,6 +99,7 @@ class EndpointLimit:
     key: Callable[[], str]
     deduct_when: Callable[[Response], bool] | None = None
     exempt_when: Callable[[], bool] | None = None
+    error: type[RateLimited] = RateLimited  # its own code where the client must say more
 
 
 JOB_ENDPOINTS = ("chat_jobs.submit", "chapters.personalize", "chapters.translate")
@@ -116,7 +118,7 @@ LIMITS: tuple[EndpointLimit, ...] = (
     ),
     EndpointLimit(
         "guest-ip", "guest tokens from this address", ("auth.guest",),
-        lambda s: s.rate_limit_guest, client_address,
+        lambda s: s.rate_limit_guest, client_address, error=GuestLimitReached,
     ),
     EndpointLimit(
         "jobs-user", "jobs submitted by this user", JOB_ENDPOINTS,
@@ -127,17 +129,19 @@ LIMITS: tuple[EndpointLimit, ...] = (
         lambda s: s.rate_limit_guest_submit, job_owner, exempt_when=_not_a_guest,
     ),
 )  # fmt: skip
-_WHAT = {row.scope: row.what for row in LIMITS}
+_ROWS = {row.scope: row for row in LIMITS}
 
 
 def _breached(limit: RequestLimit) -> Response:
-    """The 429 problem for a breached limit, naming it and when to retry."""
+    """The 429 problem for a breached limit, naming it and when to retry (also as a time)."""
     scope = str(limit.request_args[-1])
+    row = _ROWS.get(scope)
     retry_after = max(1, math.ceil(limit.reset_at - time.time()))
-    error = RateLimited(
-        f"too many {_WHAT.get(scope, 'requests')}: the limit is {limit.limit}; "
+    error = (row.error if row else RateLimited)(
+        f"too many {row.what if row else 'requests'}: the limit is {limit.limit}; "
         f"retry in {retry_after}s",
         retry_after=retry_after,
+        resets_at=datetime.fromtimestamp(limit.reset_at, UTC).isoformat(),
         limit=str(limit.limit),
         scope=scope,
     )

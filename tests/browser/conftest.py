@@ -20,6 +20,7 @@ from tests.support.stack import SAMPLE_TEXTBOOK, Stack, make_settings, start_sta
 CHROMIUM = Path("/usr/bin/chromium")
 LIMITED_SUBMITS = "2/minute"  # chat submits per guest on the `limited` API
 LIMITED_DAILY_TOKENS = 1000
+FEW_GUESTS = "1/hour"  # guest tokens per address on the `few_guests` API
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # A page whose title and prose carry markup: the widget must show it as text.
 HOSTILE_PAGE = """---
@@ -146,6 +147,12 @@ def limited(book: Book, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gu
         rate_limit_guest_submit=LIMITED_SUBMITS,
         guest_daily_tokens=LIMITED_DAILY_TOKENS,
     )
+
+
+@pytest.fixture(scope="package")
+def few_guests(book: Book, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """The same bookchat behind an API that gives each address one guest token an hour."""
+    yield from _second_api(book, tmp_path_factory.mktemp("few-guests"), rate_limit_guest=FEW_GUESTS)
 
 
 @pytest.fixture(scope="package")

@@ -68,14 +68,22 @@ class Gunicorn:
 
 
 class HostPage:
-    """A page on its own origin (127.0.0.1:<port>) that embeds the widget of an API."""
+    """Pages on their own origin (127.0.0.1:<port>) that embed the widget of an API.
+
+    `pages` maps a path to its HTML, with `{api}` standing for the API's address; "/" is
+    HOST_PAGE, and tests add their own.
+    """
 
     def __init__(self) -> None:
         page = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = HOST_PAGE.format(api=page.api).encode()
+                template = page.pages.get(self.path.split("?")[0])
+                if template is None:
+                    self.send_error(404)
+                    return
+                body = template.replace("{api}", page.api).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -86,9 +94,16 @@ class HostPage:
                 pass
 
         self.api = ""
+        self.pages: dict[str, str] = {"/": HOST_PAGE}
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def add_page(self, html: str) -> str:
+        """Serve this HTML at a new path; its URL."""
+        path = f"/page-{len(self.pages)}"
+        self.pages[path] = html
+        return self.origin + path
 
     def set_api(self, api: str) -> None:
         """Embed the widget of the API at this address."""

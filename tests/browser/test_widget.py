@@ -9,7 +9,15 @@ import shutil
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ARTIFACTS, Book
-from tests.browser.widget_page import ANSWERED, ask, last_job_id, open_panel, read_job, saved
+from tests.browser.widget_page import (
+    ANSWERED,
+    ask,
+    guest_count,
+    last_job_id,
+    open_panel,
+    read_job,
+    saved,
+)
 from tests.support.stack import REPO_ROOT
 
 # The README's picture: refreshed with UPDATE_SCREENSHOTS=1, so plain runs leave git clean.
@@ -103,11 +111,22 @@ def test_an_allowed_origin_works_and_another_is_refused(page: Page, book: Book) 
     expect(page.locator(ANSWERED)).to_have_count(1)
     expect(page.locator(".bc-cite").first).to_have_attribute("href", re.compile("^/ros2/"))
 
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/v1/auth/guest") else None)
+    guests = guest_count(book.stack)
     page.goto(book.refused.origin + "/")
     open_panel(page)
     ask(page, "What is a ROS 2 node?")
-    expect(page.locator(".bc-notice")).to_contain_text("Cannot reach the chat service")
+    expect(page.locator(".bc-notice")).to_have_text("The chat is not enabled on this site.")
+    expect(page.locator(".bc-input")).to_have_value("What is a ROS 2 node?")
     expect(page.locator(".bc-assistant")).to_have_count(0)
+    assert asked  # the browser did ask for a guest token (no preflight), and got none
+    assert guest_count(book.stack) == guests
+    # The console tells the site's owner which setting to change, and to what.
+    advice = [m for m in console if "CORS_ORIGINS" in m]
+    assert advice and f"CORS_ORIGINS='[\"{book.refused.origin}\"]'" in advice[0], console
 
 
 def test_markup_from_the_book_and_stored_answers_renders_as_text(page: Page, book: Book) -> None:

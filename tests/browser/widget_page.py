@@ -7,6 +7,10 @@ import urllib.request
 from typing import Any
 
 from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
+
+from common.models import Role, User
+from tests.support.stack import Stack
 
 ANSWERED = '.bc-assistant[data-status="completed"]'
 
@@ -45,3 +49,9 @@ def read_job(api: str, page: Page, job_id: str) -> dict[str, Any]:
 def last_job_id(page: Page) -> str:
     """The id of the last answer's job."""
     return str(saved(page)["messages"][-1]["jobId"])
+
+
+def guest_count(stack: Stack) -> int:
+    """How many guest accounts the stack's database holds."""
+    with stack.resources.sessions() as session:
+        return int(session.scalar(select(func.count()).where(User.role == Role.GUEST.value)) or 0)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from tests.support.stack import make_settings
+from common.models import Role, User
+from tests.support.stack import Stack, make_settings
 from tests.web.assertions import assert_problem
 from web import create_app
 
@@ -122,3 +126,73 @@ def test_settings_refuse_wildcards_and_non_origins(
 ) -> None:
     with pytest.raises(ValidationError, match="CORS_ORIGINS"):
         make_settings(tmp_path, redis_url, cors_origins=[BOOK, origin])
+
+
+@pytest.fixture(scope="module")
+def guarded(idle_stack: Stack) -> Iterator[Flask]:
+    """The app on the idle stack's database, allowing BOOK, with one guest token per address."""
+    update = {"cors_origins": [BOOK], "rate_limit_guest": "1/hour"}
+    app = create_app(idle_stack.settings.model_copy(update=update))
+    yield app
+    app.extensions["bookchat"].close()
+
+
+def _guests(stack: Stack) -> int:
+    with stack.resources.sessions() as session:
+        return int(session.scalar(select(func.count()).where(User.role == Role.GUEST.value)) or 0)
+
+
+def _post_guest(app: Flask, address: str, origin: str | None) -> TestResponse:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    headers = {"Origin": origin} if origin else {}
+    return client.post("/v1/auth/guest", headers=headers)
+
+
+REFUSED = [OTHER, "null", "http://localhost.evil.example", BOOK + ".evil", BOOK + ":8443"]
+
+
+@pytest.mark.parametrize("origin", REFUSED)
+def test_a_site_that_is_not_allowed_gets_no_guest_and_spends_no_limit(
+    guarded: Flask, idle_stack: Stack, origin: str
+) -> None:
+    before, address = _guests(idle_stack), f"10.17.1.{REFUSED.index(origin)}"
+
+    refused = [_post_guest(guarded, address, origin) for _ in range(3)]
+
+    for response in refused:
+        body = assert_problem(response, 403, "origin_not_allowed")
+        assert body["origin"] == origin and body["setting"] == "CORS_ORIGINS"
+        assert "CORS_ORIGINS" in body["detail"]
+        assert "Access-Control-Allow-Origin" not in response.headers
+    assert _guests(idle_stack) == before
+    # The address's one guest token of the hour is still there for its own readers.
+    assert _post_guest(guarded, address, BOOK).status_code == 201
+    assert _guests(idle_stack) == before + 1
+
+
+def test_the_listed_site_the_apis_own_pages_and_non_browsers_get_guests(guarded: Flask) -> None:
+    listed = _post_guest(guarded, "10.17.0.2", BOOK)
+    own = _post_guest(guarded, "10.17.0.3", "http://localhost")  # the test client's host
+    curl = _post_guest(guarded, "10.17.0.4", None)
+
+    assert listed.status_code == 201, listed.get_json()
+    assert listed.headers["Access-Control-Allow-Origin"] == BOOK
+    assert own.status_code == 201, own.get_json()
+    assert curl.status_code == 201, curl.get_json()
+
+
+def test_without_cors_origins_only_the_apis_own_pages_get_guests(idle_stack: Stack) -> None:
+    app = create_app(idle_stack.settings.model_copy(update={"cors_origins": []}))
+    try:
+        assert_problem(_post_guest(app, "10.17.0.5", BOOK), 403, "origin_not_allowed")
+        assert _post_guest(app, "10.17.0.5", "http://localhost").status_code == 201
+    finally:
+        app.extensions["bookchat"].close()
+
+
+def test_a_refused_sites_preflight_is_still_answered(guarded: Flask) -> None:
+    response = _preflight(guarded.test_client(), "/v1/auth/guest", "POST", OTHER)
+
+    assert response.status_code == 204
+    assert "Access-Control-Allow-Origin" not in response.headers

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from flask import Flask
 
+from common.settings import Settings
 from tests.support.stack import TEST_PASSWORD, Stack
 from tests.web.assertions import assert_problem
+from web import create_app
+
+CLASS_SIZE = 40  # readers behind one school router
 
 
 def _guest(stack: Stack) -> dict[str, Any]:
@@ -108,3 +114,50 @@ def test_a_bad_token_at_signup_is_401_and_creates_nothing(idle_stack: Stack) -> 
 
     assert_problem(response, 401, "invalid_token")
     assert idle_stack.client.post("/v1/auth/login", json=body).status_code == 401
+
+
+def _classroom_app(stack: Stack, guest_limit: str | None = None) -> Flask:
+    """The app on the stack's database with the shipped guest limit (or the one given)."""
+    limit = guest_limit or Settings.model_fields["rate_limit_guest"].default
+    return create_app(stack.settings.model_copy(update={"rate_limit_guest": limit}))
+
+
+def _guest_from(app: Flask, address: str) -> Any:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client.post("/v1/auth/guest")
+
+
+def test_a_class_behind_one_router_gets_guests_for_a_lesson_with_renewals(
+    idle_stack: Stack,
+) -> None:
+    app = _classroom_app(idle_stack)
+    try:
+        # Each reader's first token, then the renewal when its hour runs out mid-lesson.
+        statuses = [_guest_from(app, "10.40.0.1").status_code for _ in range(2 * CLASS_SIZE)]
+    finally:
+        app.extensions["bookchat"].close()
+
+    assert statuses == [201] * (2 * CLASS_SIZE)
+
+
+def test_the_guest_limit_has_its_own_code_and_says_when_it_frees_up(idle_stack: Stack) -> None:
+    app = _classroom_app(idle_stack, "2/hour")
+    try:
+        accepted = [_guest_from(app, "10.40.0.2").status_code for _ in range(2)]
+        asked = datetime.now(UTC)
+        refused = _guest_from(app, "10.40.0.2")
+        elsewhere = _guest_from(app, "10.40.0.3")
+    finally:
+        app.extensions["bookchat"].close()
+
+    assert accepted == [201, 201]
+    body = assert_problem(refused, 429, "guest_limit_reached")
+    assert body["scope"] == "guest-ip" and body["limit"] == "2 per 1 hour"
+    assert "guest tokens from this address" in body["detail"]
+    retry_after = int(refused.headers["Retry-After"])
+    assert body["retry_after"] == retry_after and 1 <= retry_after <= 3600 + 1  # +1: rounding
+    # resets_at is the same moment as Retry-After, as a time a reader's clock can show.
+    resets_at = datetime.fromisoformat(body["resets_at"])
+    assert abs(resets_at - (asked + timedelta(seconds=retry_after))) <= timedelta(seconds=2)
+    assert elsewhere.status_code == 201  # per address

@@ -70,9 +70,11 @@ def login(client: FlaskClient, email: str, password: str) -> TestResponse:
     return client.post("/v1/auth/login", json={"email": email, "password": password})
 
 
-def assert_rate_limited(response: TestResponse, scope: str) -> dict[str, object]:
-    """A 429 `rate_limited` problem naming the limit, with a Retry-After in seconds."""
-    body = assert_problem(response, 429, "rate_limited")
+def assert_rate_limited(
+    response: TestResponse, scope: str, code: str = "rate_limited"
+) -> dict[str, object]:
+    """A 429 problem naming the limit, with a Retry-After in seconds."""
+    body = assert_problem(response, 429, code)
     assert body["scope"] == scope
     assert int(response.headers["Retry-After"]) >= 1
     assert body["retry_after"] == int(response.headers["Retry-After"])
@@ -164,7 +166,7 @@ def test_guest_tokens_are_limited_per_address(app: Flask) -> None:
     refused = client.post("/v1/auth/guest")
 
     assert accepted == [201] * GUESTS
-    assert_rate_limited(refused, "guest-ip")
+    assert_rate_limited(refused, "guest-ip", "guest_limit_reached")
 
 
 def test_job_submissions_are_limited_per_user(app: Flask, idle_stack: Stack) -> None:

@@ -1,7 +1,9 @@
 /* bookchat reader widget: no dependencies. Add it with
  *   <script async src="https://API/widget.js" data-api="https://API"></script>
  * Optional: data-title, data-book (base URL that citation paths are joined to),
- * data-position ("right" | "left"). A site's own token: window.bookchat.setToken(token).
+ * data-position ("right" | "left"), data-shortcut ("Alt+Shift+C"; "none": no shortcut).
+ * A site's own token, whatever the load order (calls wait in the array until the script runs):
+ *   window.bookchat = window.bookchat || []; bookchat.push(["setToken", token]);
  * Model and book text only ever reach the page through textContent, never as HTML. */
 (function () {
   "use strict";
@@ -13,11 +15,31 @@
   var TITLE = data.title || "Ask the book";
   var BOOK = (data.book || "").replace(/\/+$/, "");
   var SIDE = data.position === "left" ? "left" : "right";
+  var SHORTCUT = parseShortcut(data.shortcut === undefined ? "Alt+Shift+C" : data.shortcut);
   var KEY = "bookchat:" + API;
   var MAX_SELECTION = 20000;
   var WAIT_SECONDS = 25;
   var FAILS_BEFORE_POLLING = 2;
   var TERMINAL = { completed: 1, failed: 1, cancelled: 1 };
+
+  // "Alt+Shift+C" -> {label, code, alt, shift, ctrl, meta}; null for "none" or a bad one.
+  function parseShortcut(text) {
+    var parts = String(text).split("+"), key = (parts.pop() || "").toUpperCase();
+    var mods = { alt: false, shift: false, control: false, meta: false };
+    var ok = /^[A-Z0-9]$/.test(key) && parts.every(function (p) {
+      var m = p.trim().toLowerCase();
+      return m in mods && !mods[m] && (mods[m] = true);
+    });
+    if (!ok || !(mods.alt || mods.control || mods.meta)) { // a bare key would eat typing
+      if (!/^(none)?$/i.test(String(text))) console.warn("bookchat: ignoring data-shortcut", text);
+      return null;
+    }
+    var label = ["Control", "Alt", "Shift", "Meta"].filter(function (m) {
+      return mods[m.toLowerCase()];
+    }).concat(key).join("+");
+    return { label: label, code: (/\d/.test(key) ? "Digit" : "Key") + key, alt: mods.alt,
+             shift: mods.shift, ctrl: mods.control, meta: mods.meta };
+  }
 
   // ---- state kept across page loads ----
   var state = load();
@@ -25,6 +47,7 @@
   var running = null; // {jobId, controller, msg}
   var starting = false; // a job is being posted
   var selection = "";
+  var warned = false; // the site owner was told about CORS_ORIGINS
 
   function load() {
     try {
@@ -150,10 +173,13 @@
 
   // ---- the panel ----
   var ids = "bookchat-" + Math.random().toString(36).slice(2, 8);
-  var host = el("div", { className: "bc-root bc-" + SIDE, "data-bookchat": "" });
+  var host = el("div", { className: "bc-root bc-" + SIDE, "data-bookchat": "", role: "region",
+                         "aria-label": "Chat: " + TITLE });
+  var keys = SHORTCUT ? " (" + SHORTCUT.label + ")" : "";
   var launcher = el("button", { type: "button", className: "bc-launcher", "aria-haspopup": "dialog",
                                 "aria-expanded": "false", "aria-controls": ids + "-panel",
-                                "aria-label": "Open chat: " + TITLE });
+                                "aria-label": "Open chat: " + TITLE + keys, title: TITLE + keys });
+  if (SHORTCUT) launcher.setAttribute("aria-keyshortcuts", SHORTCUT.label);
   launcher.appendChild(icon());
   var titleEl = el("h2", { id: ids + "-title", className: "bc-title", text: TITLE });
   var closeBtn = el("button", { type: "button", className: "bc-close", "aria-label": "Close chat",
@@ -192,8 +218,13 @@
     link.rel = "stylesheet";
     link.href = new URL("__BOOKCHAT_CSS_URL__", scriptUrl).href;
     document.head.appendChild(link);
-    document.body.appendChild(host);
+    // First in the body, outside any app root (React's #__docusaurus), so the launcher is the
+    // first Tab stop of a fresh page instead of the last after a long sidebar.
+    document.body.insertBefore(host, document.body.firstChild);
     document.body.appendChild(askBtn);
+    mounted = true;
+    queued.splice(0).forEach(run); // the host's calls, a token first, before anything is sent
+    window.dispatchEvent(new CustomEvent("bookchat:ready"));
     state.messages.forEach(function (m) { renderMessage(m); });
     if (state.pending) resumePending();
   }
@@ -212,6 +243,16 @@
     launcher.focus();
   }
   launcher.addEventListener("click", function () { panel.hidden ? open() : close(); });
+  document.addEventListener("keydown", function (e) {
+    var k = SHORTCUT, t = e.target;
+    if (!k || e.defaultPrevented || e.code !== k.code || e.altKey !== k.alt ||
+        e.shiftKey !== k.shift || e.ctrlKey !== k.ctrl || e.metaKey !== k.meta) return;
+    // Not while the reader types in the page's own fields (Option+Shift+C types a letter).
+    if (t && t.nodeType === 1 && !host.contains(t) &&
+        (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    e.preventDefault();
+    panel.hidden ? open() : close();
+  });
   closeBtn.addEventListener("click", close);
   // The open panel is a modal dialog: Tab and Shift+Tab cycle inside it, wherever focus was.
   document.addEventListener("keydown", function (e) {
@@ -303,15 +344,24 @@
     }
     // Another origin's page cannot read Retry-After (not exposed by CORS); the body has it too.
     var b = err.body, wait = Number(err.headers && err.headers.get("Retry-After")) || b.retry_after;
+    if (b.code === "origin_refused" || b.code === "origin_not_allowed") {
+      return "The chat is not enabled on this site.";
+    }
     if (b.code === "token_quota_exceeded") {
       var at = b.resets_at ? new Date(b.resets_at) : null;
       return "You have used today's answer allowance. It resets " +
         (at && !isNaN(at) ? "at " + at.toLocaleString() : "tomorrow") + ".";
     }
-    if (err.status === 429) {
-      return "You are asking too quickly. Try again in " +
-        (wait ? wait + (wait === 1 ? " second." : " seconds.") : "a minute.");
+    if (b.code === "guest_limit_reached") { // the reader may not have asked anything yet
+      return "Guest chats from your network are used up for now: readers who share a " +
+        "connection, like a class, share its guest chats. Sign in to ask, or try again at " +
+        localTime(b.resets_at, wait) + ".";
     }
+    var seconds = wait ? wait + (wait === 1 ? " second." : " seconds.") : "a minute.";
+    if (err.status === 429 && b.code === "rate_limited" && /^jobs-/.test(b.scope || "")) {
+      return "You are asking too quickly. Try again in " + seconds;
+    }
+    if (err.status === 429) return "The chat service is busy. Try again in " + seconds;
     if (err.status === 403 && /\/personalize$/.test(err.url)) {
       return "Sign in to personalize chapters: it uses your saved reader profile.";
     }
@@ -327,11 +377,46 @@
     if (err.status === 401) return "Please sign in again.";
     return b.detail || b.title || "Something went wrong (" + err.status + ").";
   }
+  // When to come back, as the reader's clock shows it (rounded up to the minute).
+  function localTime(iso, wait) {
+    var t = iso ? new Date(iso).getTime() : NaN;
+    if (isNaN(t)) t = Date.now() + (wait || 60) * 1000;
+    var at = new Date(Math.ceil(t / 60000) * 60000);
+    var format = { hour: "numeric", minute: "2-digit" };
+    if (at.toDateString() !== new Date().toDateString()) format.weekday = "short"; // past midnight
+    return at.toLocaleString([], format);
+  }
+  // fetch(); when it fails, find out whether the server is down or refuses this site.
+  async function send(url, options) {
+    try {
+      return await fetch(url, options);
+    } catch (err) {
+      if ((options.signal && options.signal.aborted) || navigator.onLine === false) throw err;
+      if (await refusesThisSite()) throw new Problem(0, { code: "origin_refused" }, null, url);
+      throw err;
+    }
+  }
+  // CORS blocks look like network errors. /healthz tells them apart: read with CORS it fails
+  // for a refused site or a server that is down; without ("no-cors", an opaque answer) only
+  // for a server that is down.
+  async function refusesThisSite() {
+    var probe = API + "/healthz";
+    try { await fetch(probe, { cache: "no-store" }); return false; } catch (e) { /* see below */ }
+    try { await fetch(probe, { mode: "no-cors", cache: "no-store" }); } catch (e) { return false; }
+    if (!warned) {
+      warned = true;
+      console.error("bookchat: " + API + " does not allow pages on " + location.origin + ". " +
+        "Add this exact origin to CORS_ORIGINS on the bookchat server, e.g. CORS_ORIGINS='[\"" +
+        location.origin + "\"]' (a JSON list of origins), and restart it. If it is listed, " +
+        "something answered without CORS headers: a proxy's error page, or another server.");
+    }
+    return true;
+  }
   async function token(renew) {
     if (siteToken) return siteToken;
     var g = state.guest;
     if (!renew && g && g.expires > Date.now() + 30000) return g.token;
-    var res = await fetch(API + "/v1/auth/guest", { method: "POST" });
+    var res = await send(API + "/v1/auth/guest", { method: "POST" });
     var body = await res.json().catch(function () { return {}; });
     if (!res.ok) throw new Problem(res.status, body, res.headers, res.url);
     state.guest = { token: body.access_token, expires: Date.now() + (body.expires_in || 900) * 1000 };
@@ -343,8 +428,8 @@
     for (var attempt = 0; ; attempt++) {
       var headers = Object.assign({ Authorization: "Bearer " + (await token(attempt > 0)) }, extra || {});
       if (body) headers["Content-Type"] = "application/json";
-      var res = await fetch(API + path, { method: method, headers: headers, signal: signal,
-                                          body: body ? JSON.stringify(body) : undefined });
+      var res = await send(API + path, { method: method, headers: headers, signal: signal,
+                                         body: body ? JSON.stringify(body) : undefined });
       if (res.status === 401 && attempt === 0 && !siteToken) continue;
       if (res.status === 401 && siteToken) window.dispatchEvent(new CustomEvent("bookchat:token-expired"));
       return res;
@@ -591,8 +676,10 @@
     open();
   });
 
-  // ---- public API ----
-  window.bookchat = {
+  // ---- public API: window.bookchat, with the calls queued before the script ran ----
+  var queued = Array.isArray(window.bookchat) ? window.bookchat.slice() : [];
+  var mounted = false;
+  var api = {
     version: 1,
     /** Use the site's own access token (null: back to a guest token). */
     setToken: function (t) {
@@ -601,8 +688,25 @@
     },
     open: open,
     close: close,
+    /** Run calls like ["setToken", token], ["open"] or function (bookchat) {...}, in order. */
+    push: function () {
+      for (var i = 0; i < arguments.length; i++) {
+        if (mounted) run(arguments[i]); else queued.push(arguments[i]);
+      }
+      return queued.length;
+    },
   };
+  function run(call) {
+    try {
+      if (typeof call === "function") call(api);
+      else if (Array.isArray(call) && /^(setToken|open|close)$/.test(call[0])) {
+        api[call[0]].apply(api, call.slice(1));
+      } else console.warn("bookchat: unknown call", call);
+    } catch (e) {
+      console.error("bookchat: a queued call failed", e);
+    }
+  }
+  window.bookchat = api;
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount);
   else mount();
-  window.dispatchEvent(new CustomEvent("bookchat:ready"));
 })();
