@@ -119,9 +119,9 @@ def _console_errors(page: Page) -> list[str]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on(
         "response",
-        lambda response: errors.append(f"{response.status} {response.url}")
-        if response.status >= 400
-        else None,
+        lambda response: (
+            errors.append(f"{response.status} {response.url}") if response.status >= 400 else None
+        ),
     )
     return errors
 
@@ -189,3 +189,20 @@ def test_every_citation_url_of_the_book_opens_in_the_browser(
             opened += 1
     assert opened >= 30
     assert errors == []
+
+
+def test_the_launcher_is_the_first_tab_stop_of_a_real_docusaurus_page(
+    docusaurus: DocusaurusReader, page: Page
+) -> None:
+    errors = _console_errors(page)
+    page.goto(docusaurus.site.origin + "/docs/Physics-&-Sensors/lidar & depth")
+    launcher = page.locator(".bc-launcher")
+    expect(launcher).to_be_attached()
+
+    page.keyboard.press("Tab")
+    expect(launcher).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+    page.keyboard.press("Alt+Shift+C")
+    expect(page.locator(".bc-panel")).to_be_visible()
+    assert errors == []  # the widget outside Docusaurus's root leaves hydration alone
