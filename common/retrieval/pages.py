@@ -13,8 +13,8 @@ from urllib.parse import unquote, urlsplit
 
 # Reciprocal-rank weights of the page's and the chapter's own ranking next to the global one
 # (weight 1); chosen on bench/conversation_retrieval.py's page cases (see README).
-PAGE_WEIGHT = 0.5
-CHAPTER_WEIGHT = 0.25
+PAGE_WEIGHT = 0.3
+CHAPTER_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
