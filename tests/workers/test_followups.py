@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from bench.openai_sim import SimulatorHandle
 from common.llm.factory import make_llm_client
@@ -50,7 +51,8 @@ def test_a_follow_up_is_rewritten_once_per_turn(
     assert first.usage is not None and first.usage["total_tokens"] > 0
     assert again == first
     assert len(rewrite_requests(sim)) == 1 and stats.llm_calls == 1
-    assert redis.ttl(cache_key(job_id)) > 0
+    ttl: Any = redis.ttl(cache_key(job_id))
+    assert ttl > 0
 
 
 def test_a_question_that_stands_alone_costs_no_call(
