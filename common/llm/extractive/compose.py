@@ -15,7 +15,7 @@ _DEFINES = re.compile(r"\b(is|are|means|refers to|called|known as|defined as)\b"
 _CAUSE = re.compile(r"\b(because|since|so that|therefore|as a result|due to|allows?|enables?)\b")
 # Two units sharing more of their terms than this say the same thing: keep the first.
 DUPLICATE_OVERLAP = 0.6
-MAX_LIST_ITEMS = 10
+MAX_LIST_ITEMS = 8
 
 
 def term_weights(question: str, passages: Sequence[Sequence[Unit]]) -> dict[str, float]:
@@ -78,9 +78,13 @@ def list_around(units: Sequence[Unit], index: int) -> list[Unit]:
     block = unit.block if unit.kind == "item" else None
     if unit.is_lead and index + 1 < len(units) and units[index + 1].kind == "item":
         block = units[index + 1].block
+    elif unit.is_lead and index + 1 < len(units) and units[index + 1].kind == "code":
+        return [unit, units[index + 1]]
     if block is None:
         return [unit]
-    items = [u for u in units if u.kind == "item" and u.block == block][:MAX_LIST_ITEMS]
+    items = [u for u in units if u.kind == "item" and u.block == block]
+    if unit.kind == "item" and len(items) > MAX_LIST_ITEMS:
+        return [unit]  # one entry of a long list (a glossary) answers; the rest is elsewhere
     first = units.index(items[0])
     lead = units[first - 1] if first > 0 and units[first - 1].is_lead else None
     return ([lead] if lead else []) + items

@@ -11,7 +11,7 @@ from common.llm.extractive.units import Unit, passage_units
 from common.retrieval.passages import Passage
 
 # A sentence from another passage joins the answer only when it matches nearly as well.
-SUPPLEMENT_SHARE = 0.6
+SUPPLEMENT_SHARE = 0.4
 # A sentence on the reader's hardware path wins over a better match only when it is nearly as good.
 HARDWARE_PREFERENCE = 1.3
 
@@ -30,13 +30,16 @@ def plan_answer(
     for rank, units in enumerate(per_passage):
         for unit in units:
             boost = HARDWARE_PREFERENCE if prefer is not None and prefer.search(unit.text) else 1.0
-            scores[unit] = score(unit, weights, rank, intent) * boost
+            scores[unit] = score(unit, weights, rank, intent) * boost * _lead_value(unit, units)
     ranked = sorted((u for u in scores if scores[u] > 0), key=lambda u: -scores[u])
     # Enough of the question must match, or the book (or selection) does not answer it.
     if not ranked or scores[ranked[0]] < 0.5 * sum(weights.values()) / max(len(weights), 1):
         return []
     # The best unit that can open an answer: one whose reference, if any, can be resolved.
-    anchor = next((u for u in ranked if _can_open(u, per_passage[u.n - 1])), ranked[0])
+    openers = [u for u in ranked if _can_open(u, per_passage[u.n - 1])] or ranked
+    # The passage that answers best overall: its best unit, and a second one it also holds.
+    best_n = max({u.n for u in openers}, key=lambda n: _passage_value(n, ranked, scores))
+    anchor = next(u for u in openers if u.n == best_n)
     units = per_passage[anchor.n - 1]
     size = max_sentences + (2 if intent.kind in ("why", "howto") else 0)
     chosen = window(units, units.index(anchor), scores, size)
@@ -44,9 +47,22 @@ def plan_answer(
         chosen = _add_sides(chosen, intent, ranked, per_passage, scores)
     elif intent.kind == "howto":
         chosen = _add_code(chosen, anchor, per_passage, scores)
-    if _prose_count(chosen) < max_sentences and intent.kind in ("general", "definition", "why"):
+    if intent.kind in ("general", "definition", "why"):
         chosen = _supplement(chosen, anchor, ranked, scores, weights)
     return chosen
+
+
+def _passage_value(n: int, ranked: Sequence[Unit], scores: dict[Unit, float]) -> float:
+    top = [scores[u] for u in ranked if u.n == n][:2]
+    return top[0] + 0.5 * (top[1] if len(top) > 1 else 0.0)
+
+
+def _lead_value(unit: Unit, units: Sequence[Unit]) -> float:
+    """A lead-in whose list or code the passage does not hold introduces nothing."""
+    if not unit.is_lead:
+        return 1.0
+    following = units.index(unit) + 1
+    return 1.0 if following < len(units) and units[following].kind != "sentence" else 0.3
 
 
 def _can_open(unit: Unit, units: Sequence[Unit]) -> bool:
@@ -124,22 +140,23 @@ def _supplement(
     scores: dict[Unit, float],
     weights: dict[str, float],
 ) -> list[Unit]:
-    """At most one more sentence from another passage, on the same topic and not a repeat."""
+    """Up to two more units as good, on the same topic and not repeats."""
     # The topic: the question's rarest term that the best unit holds.
     held = [t for t in weights if t in anchor.terms]
     if not held:
         return chosen
     topic = max(held, key=lambda t: weights[t])
+    added: list[Unit] = []
     for unit in ranked:
-        if scores[unit] < SUPPLEMENT_SHARE * scores[anchor]:
+        if scores[unit] < SUPPLEMENT_SHARE * scores[anchor] or len(added) == 2:
             break
         if (
-            unit.n != anchor.n
-            and unit.kind == "sentence"
+            unit not in chosen
+            and unit.kind in ("sentence", "item")
             and topic in unit.terms
             and not unit.opens_on_reference
             and not unit.is_lead
-            and not is_duplicate(unit, chosen)
+            and not is_duplicate(unit, [*chosen, *added])
         ):
-            return [*chosen, unit]
-    return chosen
+            added.append(unit)
+    return [*chosen, *added]

@@ -31,4 +31,6 @@ def render(units: Sequence[Unit]) -> str:
                 parts.append("\n\n")
         else:
             parts.append(text if not parts or parts[-1].endswith("\n") else f" {text}")
-    return "".join(parts).strip()
+    text = "".join(parts).strip()
+    # A lead-in whose list was not quoted ends the answer as a plain sentence.
+    return text[:-1] + "." if text.endswith(":") else text
