@@ -78,9 +78,7 @@ def gold_units(corpus: Path, item: dict[str, Any]) -> tuple[list[str], bool]:
         for u in passage_units(section.text)
     ]
     prose = [
-        u.text
-        for u in units
-        if u.kind != "code" and len(u.text.split()) >= 4 and not u.is_question
+        u.text for u in units if u.kind != "code" and len(u.text.split()) >= 4 and not u.is_question
     ]
     return prose, any(u.kind == "code" for u in units)
 
@@ -89,7 +87,7 @@ def score_book(
     items: Sequence[dict[str, Any]], answer: Answer, embed: check.Embed
 ) -> dict[str, Any]:
     """The checks over the in-book questions for one answerer."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item in items:
         text = answer(AnswerRequest(item["question"], item["passages"]))
         rows.append(
@@ -234,7 +232,9 @@ def print_report(
     print(
         json.dumps(
             {
-                "book": {n: {k: v for k, v in m.items() if k not in strip} for n, m in book.items()},
+                "book": {
+                    n: {k: v for k, v in m.items() if k not in strip} for n, m in book.items()
+                },
                 "selection": {
                     n: {k: v for k, v in m.items() if k not in strip} for n, m in chosen.items()
                 },

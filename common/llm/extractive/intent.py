@@ -7,13 +7,18 @@ from dataclasses import dataclass
 
 from common.retrieval.sparse import tokenize
 
+_SIDE = r"[\w.+/-]+(?: [\w.+/-]+){0,3}"
 _COMPARISON = [
     re.compile(r"\bdifferen\w* between (?P<a>.+?) and (?P<b>.+?)(?:[?.,]|$| in \b)", re.I),
     re.compile(r"\bcompare (?P<a>.+?) (?:and|with|to) (?P<b>.+?)(?:[?.,]|$)", re.I),
-    re.compile(r"(?P<a>[\w.+/-]+(?: [\w.+/-]+){0,3}) (?:vs\.?|versus) (?P<b>.+?)(?:[?.,]|$)", re.I),
-    re.compile(r"\bhow (?:is|are|does|do) (?P<a>.+?) differ\w* (?:from|to) (?P<b>.+?)(?:[?.]|$)", re.I),
-    re.compile(r"\b(?:how|in what way)s? (?:do|does|are|is) (?P<a>.+?) and (?P<b>.+?) differ", re.I),
-    re.compile(r"\b(?P<a>[\w-]+(?: [\w-]+){0,2}) or (?:an? |the )?(?P<b>[\w-]+(?: [\w-]+){0,2})\??$", re.I),
+    re.compile(rf"(?P<a>{_SIDE}) (?:vs\.?|versus) (?P<b>.+?)(?:[?.,]|$)", re.I),
+    re.compile(
+        r"\bhow (?:is|are|does|do) (?P<a>.+?) differ\w* (?:from|to) (?P<b>.+?)(?:[?.]|$)", re.I
+    ),
+    re.compile(r"\bhow (?:do|does|are|is) (?P<a>.+?) and (?P<b>.+?) differ", re.I),
+    re.compile(
+        r"\b(?P<a>[\w-]+(?: [\w-]+){0,2}) or (?:an? |the )?(?P<b>[\w-]+(?: [\w-]+){0,2})\??$", re.I
+    ),
 ]
 _HOWTO = re.compile(
     r"^(how (do|can|should|would) (i|we|you)|how to|steps?\b|show me|write|create|set up|"

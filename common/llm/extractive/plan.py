@@ -47,8 +47,9 @@ def plan_answer(
         chosen = _add_sides(chosen, intent, ranked, per_passage, scores)
     elif intent.kind == "howto":
         chosen = _add_code(chosen, anchor, per_passage, scores)
-    if intent.kind in ("general", "definition", "why"):
-        chosen = _supplement(chosen, anchor, ranked, scores, weights)
+    room = min(2, max_sentences - _prose_count(chosen))
+    if room > 0 and intent.kind in ("general", "definition", "why"):
+        chosen = _supplement(chosen, anchor, ranked, scores, weights, room)
     return chosen
 
 
@@ -139,8 +140,9 @@ def _supplement(
     ranked: Sequence[Unit],
     scores: dict[Unit, float],
     weights: dict[str, float],
+    room: int,
 ) -> list[Unit]:
-    """Up to two more units as good, on the same topic and not repeats."""
+    """Up to `room` more units nearly as good, on the same topic and not repeats."""
     # The topic: the question's rarest term that the best unit holds.
     held = [t for t in weights if t in anchor.terms]
     if not held:
@@ -148,7 +150,7 @@ def _supplement(
     topic = max(held, key=lambda t: weights[t])
     added: list[Unit] = []
     for unit in ranked:
-        if scores[unit] < SUPPLEMENT_SHARE * scores[anchor] or len(added) == 2:
+        if scores[unit] < SUPPLEMENT_SHARE * scores[anchor] or len(added) == room:
             break
         if (
             unit not in chosen

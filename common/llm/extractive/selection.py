@@ -19,7 +19,9 @@ from common.llm.extractive.units import Unit, passage_units
 from common.retrieval.passages import Passage
 from common.retrieval.sparse import tokenize
 
-_SUMMARIZE = re.compile(r"\b(summari[sz]e|summary|tl;?dr|gist|main (point|idea)s?|in short)\b", re.I)
+_SUMMARIZE = re.compile(
+    r"\b(summari[sz]e|summary|tl;?dr|gist|main (point|idea)s?|in short)\b", re.I
+)
 _EXPLAIN = re.compile(
     r"\b(explain|simpler|simplify|plain (english|words)|eli5|clarify|break (it|this) down|"
     r"what does (this|that|it) mean|(don'?t|do not) (get|understand))\b",

@@ -64,8 +64,8 @@ def passage_units(text: str, n: int = 1) -> list[Unit]:
     paragraph: list[str] = []
     state = {"block": 0}
 
-    def add(kind: str, body: str, **extra: object) -> None:
-        units.append(Unit(n, len(units), kind, body, state["block"], **extra))  # type: ignore[arg-type]
+    def add(kind: str, body: str, ordered: bool = False, language: str = "") -> None:
+        units.append(Unit(n, len(units), kind, body, state["block"], ordered, language))
 
     def flush() -> None:
         if paragraph:
