@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from bench import answer_checks as check
 from bench.answer_quality import SELECTION_CASES
@@ -17,7 +18,8 @@ def test_contains_ignores_markers_markup_and_case() -> None:
 
 
 def test_answer_sentences_split_prose_and_items_and_skip_code() -> None:
-    answer = "Steps [1]:\n1. Create a node class\n- Add a timer\n\n```python\nx = 1\n```\nThe node is done."
+    answer = "Steps [1]:\n1. Create a node class\n- Add a timer\n\n```python\nx = 1\n```\n"
+    answer += "The node is done."
 
     assert check.answer_sentences(answer) == [
         "Create a node class",
@@ -34,7 +36,7 @@ def test_an_answer_opening_on_a_reference_is_flagged() -> None:
 
 
 def test_near_duplicates_and_the_key_sentence_use_the_embedder() -> None:
-    def embed(texts: list[str] | tuple[str, ...]) -> list[list[float]]:
+    def embed(texts: Sequence[str]) -> list[list[float]]:
         # A plain fake: a unit vector per first letter.
         return [[1.0, 0.0] if t.lower().startswith("a") else [0.0, 1.0] for t in texts]
 
