@@ -16,6 +16,10 @@ _CAUSE = re.compile(r"\b(because|since|so that|therefore|as a result|due to|allo
 # Two units sharing more of their terms than this say the same thing: keep the first.
 DUPLICATE_OVERLAP = 0.6
 MAX_LIST_ITEMS = 8
+# From a glossary ("Term: what it is") only the entries matching this share of the best one.
+GLOSSARY_SHARE = 0.5
+MAX_GLOSSARY_ITEMS = 3
+_GLOSSARY_ENTRY = re.compile(r"^[^:]{1,40}: \S")
 
 
 def term_weights(question: str, passages: Sequence[Sequence[Unit]]) -> dict[str, float]:
@@ -90,8 +94,34 @@ def list_around(units: Sequence[Unit], index: int) -> list[Unit]:
     return ([lead] if lead else []) + items
 
 
+def is_glossary(items: Sequence[Unit]) -> bool:
+    """Whether most entries of a list name a term and then say what it is."""
+    return len(items) > 2 and 2 * sum(bool(_GLOSSARY_ENTRY.match(u.text)) for u in items) > len(
+        items
+    )
+
+
+def glossary_entries(units: Sequence[Unit], index: int, scores: dict[Unit, float]) -> list[Unit]:
+    """The entries of the unit's glossary that match nearly as well as it, in the book's order."""
+    unit = units[index]
+    items = [u for u in units if u.kind == "item" and u.block == unit.block]
+    best = scores.get(unit, 0.0)
+    close = [u for u in items if u is unit or scores.get(u, 0.0) >= GLOSSARY_SHARE * best > 0]
+    kept = sorted(close, key=lambda u: -scores.get(u, 0.0))[:MAX_GLOSSARY_ITEMS]
+    first = units.index(items[0])
+    lead = [units[first - 1]] if first > 0 and units[first - 1].is_lead else []
+    return lead + [u for u in items if u in kept]
+
+
 def window(units: Sequence[Unit], index: int, scores: dict[Unit, float], size: int) -> list[Unit]:
     """Contiguous units around the best one: what it refers to, then what continues it."""
+    unit = units[index]
+    if (
+        unit.kind == "item"
+        and not unit.ordered
+        and is_glossary([u for u in units if u.block == unit.block])
+    ):
+        return glossary_entries(units, index, scores)
     if units[index].kind == "item" or units[index].is_lead:
         return list_around(units, index)
     start = resolve_start(units, index)

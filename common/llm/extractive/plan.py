@@ -10,8 +10,10 @@ from common.llm.extractive.intent import Intent, classify
 from common.llm.extractive.units import Unit, passage_units
 from common.retrieval.passages import Passage
 
-# A sentence from another passage joins the answer only when it matches nearly as well.
+# A sentence from another passage joins the answer only when it matches nearly as well: on the
+# best unit's topic from this share of its score, on any question term from the second share.
 SUPPLEMENT_SHARE = 0.4
+CLOSE_SHARE = 0.65
 # A sentence on the reader's hardware path wins over a better match only when it is nearly as good.
 HARDWARE_PREFERENCE = 1.3
 
@@ -37,9 +39,8 @@ def plan_answer(
         return []
     # The best unit that can open an answer: one whose reference, if any, can be resolved.
     openers = [u for u in ranked if _can_open(u, per_passage[u.n - 1])] or ranked
-    # The passage that answers best overall: its best unit, and a second one it also holds.
-    best_n = max({u.n for u in openers}, key=lambda n: _passage_value(n, ranked, scores))
-    anchor = next(u for u in openers if u.n == best_n)
+    # The passage holding the best unit that can open the answer.
+    anchor = openers[0]
     units = per_passage[anchor.n - 1]
     size = max_sentences + (2 if intent.kind in ("why", "howto") else 0)
     chosen = window(units, units.index(anchor), scores, size)
@@ -51,11 +52,6 @@ def plan_answer(
     if room > 0 and intent.kind in ("general", "definition", "why"):
         chosen = _supplement(chosen, anchor, ranked, scores, weights, room)
     return chosen
-
-
-def _passage_value(n: int, ranked: Sequence[Unit], scores: dict[Unit, float]) -> float:
-    top = [scores[u] for u in ranked if u.n == n][:2]
-    return top[0] + 0.5 * (top[1] if len(top) > 1 else 0.0)
 
 
 def _lead_value(unit: Unit, units: Sequence[Unit]) -> float:
@@ -143,19 +139,18 @@ def _supplement(
     room: int,
 ) -> list[Unit]:
     """Up to `room` more units nearly as good, on the same topic and not repeats."""
-    # The topic: the question's rarest term that the best unit holds.
-    held = [t for t in weights if t in anchor.terms]
-    if not held:
-        return chosen
-    topic = max(held, key=lambda t: weights[t])
+    # The topic: the question's two rarest terms that the best unit holds.
+    held = sorted((t for t in weights if t in anchor.terms), key=lambda t: -weights[t])
+    topic = frozenset(held[:2])
     added: list[Unit] = []
     for unit in ranked:
         if scores[unit] < SUPPLEMENT_SHARE * scores[anchor] or len(added) == room:
             break
+        close = scores[unit] >= CLOSE_SHARE * scores[anchor]
         if (
             unit not in chosen
             and unit.kind in ("sentence", "item")
-            and topic in unit.terms
+            and (close or topic & unit.terms)
             and not unit.opens_on_reference
             and not unit.is_lead
             and not is_duplicate(unit, [*chosen, *added])
