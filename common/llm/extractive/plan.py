@@ -59,7 +59,7 @@ def _lead_value(unit: Unit, units: Sequence[Unit]) -> float:
     if not unit.is_lead:
         return 1.0
     following = units.index(unit) + 1
-    return 1.0 if following < len(units) and units[following].kind != "sentence" else 0.3
+    return 1.0 if following < len(units) and units[following].kind != "sentence" else 0.7
 
 
 def _can_open(unit: Unit, units: Sequence[Unit]) -> bool:
