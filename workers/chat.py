@@ -98,6 +98,13 @@ def selection_passage(selected_text: str, page_url: str | None) -> Passage:
     )
 
 
+def selection_passages(
+    selected_text: str, page_url: str | None, around: list[Passage]
+) -> list[Passage]:
+    """The selection as passage [1], then the book's passages around it for context."""
+    return [selection_passage(selected_text, page_url), *around]
+
+
 def retrieval_query(job: _JobInput) -> str:
     """The question, plus the previous question so follow-ups keep their subject."""
     if job.history:
@@ -106,9 +113,14 @@ def retrieval_query(job: _JobInput) -> str:
 
 
 def retrieve(res: WorkerResources, job: _JobInput) -> list[Passage]:
-    """Passages to answer from: the selection, or the book's sections if they cover it."""
+    """Passages to answer from: the selection and its surroundings, or the covering sections."""
     if job.selected_text:
-        return [selection_passage(job.selected_text, job.page_url)]
+        # The selection is the subject; the book's passages nearest to it explain it.
+        around: list[Passage] = []
+        if res.index.current_collection() is not None:
+            k = max(1, res.settings.retrieval_k - 1)
+            around = res.retriever.search.search(job.selected_text, k)
+        return selection_passages(job.selected_text, job.page_url, around)
     if res.index.current_collection() is None:
         raise WaitForIndex()
     retrieval = res.retriever.retrieve(retrieval_query(job), k=res.settings.retrieval_k)
