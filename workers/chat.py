@@ -99,6 +99,13 @@ def selection_passage(selected_text: str, page_url: str | None) -> Passage:
     )
 
 
+def selection_passages(
+    selected_text: str, page_url: str | None, around: list[Passage]
+) -> list[Passage]:
+    """The selection as passage [1], then the book's passages around it for context."""
+    return [selection_passage(selected_text, page_url), *around]
+
+
 def retrieval_query(res: WorkerResources, job: _JobInput, stats: CallStats) -> SearchQuery:
     """The question, or a follow-up rewritten to stand alone (see workers/followups.py)."""
     vocabulary = res.retriever.vocabulary() if job.history else None
@@ -112,12 +119,19 @@ def retrieval_query(res: WorkerResources, job: _JobInput, stats: CallStats) -> S
 def retrieve(
     res: WorkerResources, job: _JobInput, stats: CallStats
 ) -> tuple[list[Passage], SearchQuery]:
-    """Passages to answer from: the selection, or the book's sections if they cover it.
+    """Passages to answer from: the selection and its surroundings, or the covering sections.
 
     The reader's page (`page_url`) and its chapter are preferred, never required.
     """
     if job.selected_text:
-        return [selection_passage(job.selected_text, job.page_url)], SearchQuery(job.message)
+        # The selection is the subject; the book's passages nearest to it explain it.
+        around: list[Passage] = []
+        if res.index.current_collection() is not None:
+            k = max(1, res.settings.retrieval_k - 1)
+            prefer = res.retriever.pages().preferences(job.page_url)
+            around = res.retriever.search.search(job.selected_text, k, prefer=prefer)
+        passages = selection_passages(job.selected_text, job.page_url, around)
+        return passages, SearchQuery(job.message)
     if res.index.current_collection() is None:
         raise WaitForIndex()
     query = retrieval_query(res, job, stats)

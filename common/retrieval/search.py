@@ -11,6 +11,7 @@ from qdrant_client import models
 from common.retrieval.embeddings import Embedder
 from common.retrieval.pages import Preference
 from common.retrieval.passages import Passage
+from common.retrieval.rerank import Reranker
 from common.retrieval.sparse import query_vector
 from common.retrieval.store import DENSE_VECTOR, SPARSE_VECTOR, TextbookIndex, match, sparse_vector
 
@@ -35,12 +36,14 @@ class TextbookSearch:
         mode: SearchMode = "hybrid",
         rrf_k: int = 2,
         candidates: int = 20,
+        reranker: Reranker | None = None,
     ) -> None:
         self.index = index
         self.embedder = embedder
         self.mode = mode
         self.rrf_k = rrf_k
         self.candidates = candidates
+        self.reranker = reranker
 
     def search(
         self,
@@ -64,18 +67,23 @@ class TextbookSearch:
         sparse = query_vector(query)
         if mode == "sparse" and not sparse.indices:
             return []
-        request = self._query(mode, dense, sparse, query_filter, k)
+        # With a reranker, the first stage hands it every fused candidate, then k are kept.
+        limit = max(self.candidates, k) if self.reranker else k
+        request = self._query(mode, dense, sparse, query_filter, limit)
         if prefer:
-            request = self._preferring(request, mode, dense, sparse, query_filter, k, prefer)
+            request = self._preferring(request, mode, dense, sparse, query_filter, limit, prefer)
         with self.index.lock:
             response = self.index.client.query_points(
                 self.index.alias,
                 **request,
-                limit=k,
+                limit=limit,
                 with_payload=True,
                 with_vectors=[DENSE_VECTOR],
             )
-        return [_passage(point, dense) for point in response.points]
+        passages = [_passage(point, dense) for point in response.points]
+        if self.reranker:
+            return self.reranker.rerank(query, passages)[:k]
+        return passages
 
     def _query(
         self,

@@ -21,7 +21,7 @@ from common.ingest.documents import parse_document
 from common.ingest.sources import find_markdown_files
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.servers import Gunicorn
-from tests.browser.widget_page import ANSWERED, ask, open_panel
+from tests.browser.widget_page import ANSWERED, ask, guest_count, open_panel
 from tests.conftest import _new_redis_db
 from tests.support.cli import free_port
 from tests.support.docusaurus import DocusaurusUnavailable, SiteServer, build_site
@@ -65,6 +65,7 @@ class DocusaurusReader:
     """A built Docusaurus site with the widget, and the bookchat it talks to."""
 
     site: SiteServer
+    refused: SiteServer  # the same build on an origin CORS_ORIGINS does not list
     api: Gunicorn
     stack: Stack
 
@@ -86,6 +87,7 @@ def docusaurus(
     book = folder / "docs"
     shutil.copytree(FIXTURE_BOOK, book)
     site = SiteServer(built, site_port, folder / "serve.log")
+    refused = SiteServer(built, free_port(), folder / "serve-refused.log")
     settings = make_settings(
         folder / "var",
         _new_redis_db(redis_base_url),
@@ -99,12 +101,13 @@ def docusaurus(
     try:
         assert stack.ingest(book)["status"] == "completed"
         api = Gunicorn(settings, folder / "gunicorn.log")
-        yield DocusaurusReader(site, api, stack)
+        yield DocusaurusReader(site, refused, api, stack)
     finally:
         if api is not None:
             api.stop()
         stack.stop()
         site.stop()
+        refused.stop()
 
 
 def _console_errors(page: Page) -> list[str]:
@@ -206,3 +209,19 @@ def test_the_launcher_is_the_first_tab_stop_of_a_real_docusaurus_page(
     page.keyboard.press("Alt+Shift+C")
     expect(page.locator(".bc-panel")).to_be_visible()
     assert errors == []  # the widget outside Docusaurus's root leaves hydration alone
+
+
+def test_a_site_that_is_not_allowed_is_told_so_and_gets_no_guest(
+    docusaurus: DocusaurusReader, page: Page
+) -> None:
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    guests = guest_count(docusaurus.stack)
+    page.goto(docusaurus.refused.origin + "/docs/intro")
+    open_panel(page)
+
+    ask(page, "What does the book cover?")
+
+    expect(page.locator(".bc-notice")).to_have_text("The chat is not enabled on this site.")
+    assert guest_count(docusaurus.stack) == guests
+    assert any(f"CORS_ORIGINS='[\"{docusaurus.refused.origin}\"]'" in m for m in console), console

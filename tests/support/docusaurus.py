@@ -178,7 +178,11 @@ class SiteServer:
             stderr=subprocess.STDOUT,
         )
         self.origin = f"http://127.0.0.1:{port}"
-        self._wait_until_up(site.base_url)
+        try:
+            self._wait_until_up(site.base_url)
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_up(self, base_url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

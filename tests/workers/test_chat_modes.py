@@ -17,7 +17,7 @@ SELECTION = (
 )
 
 
-def test_selected_text_is_the_only_source(stack: Stack) -> None:
+def test_selected_text_is_the_first_source(stack: Stack) -> None:
     headers = stack.signup()
     job = stack.wait(
         headers,
@@ -27,7 +27,17 @@ def test_selected_text_is_the_only_source(stack: Stack) -> None:
     )
     assert job["status"] == "completed"
     assert "textures" in job["answer"] and "[1]" in job["answer"]
-    assert [c["source"] for c in job["citations"]] == ["selection"]
+    assert job["citations"][0]["source"] == "selection"
+
+
+def test_explain_this_answers_about_the_selection(stack: Stack) -> None:
+    headers = stack.signup()
+    job_id = stack.submit(
+        headers, message="Explain this in simpler words", selected_text=SELECTION
+    )["id"]
+    job = stack.wait(headers, job_id)
+    assert job["status"] == "completed" and job["answer"] != NOT_IN_SELECTION
+    assert "Domain randomization varies textures" in job["answer"] and "[1]" in job["answer"]
 
 
 def test_selection_that_does_not_answer_says_so(stack: Stack) -> None:

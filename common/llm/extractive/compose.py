@@ -1,0 +1,141 @@
+"""Choosing what an offline answer quotes from the book, by the kind of question asked."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from common.llm.extractive.intent import ASKING_WORDS, Intent
+from common.llm.extractive.units import Unit
+from common.retrieval.sparse import tokenize
+
+_DEFINES = re.compile(r"\b(is|are|means|refers to|called|known as|defined as)\b", re.I)
+_CAUSE = re.compile(r"\b(because|since|so that|therefore|as a result|due to|allows?|enables?)\b")
+# Two units sharing more of their terms than this say the same thing: keep the first.
+DUPLICATE_OVERLAP = 0.6
+MAX_LIST_ITEMS = 8
+# From a glossary ("Term: what it is") only the entries matching this share of the best one.
+GLOSSARY_SHARE = 0.5
+MAX_GLOSSARY_ITEMS = 3
+_GLOSSARY_ENTRY = re.compile(r"^[^:]{1,40}: \S")
+
+
+def term_weights(question: str, passages: Sequence[Sequence[Unit]]) -> dict[str, float]:
+    """Question terms, weighted higher the fewer passages hold them."""
+    documents = [frozenset().union(*(u.terms for u in units)) for units in passages]
+    weights = {}
+    for term in Counter(tokenize(question)):
+        df = sum(term in doc for doc in documents)
+        weight = 1.0 + math.log((1 + len(documents)) / (1 + df))
+        weights[term] = weight * (0.3 if term in ASKING_WORDS else 1.0)
+    return weights
+
+
+def score(unit: Unit, weights: dict[str, float], rank: int, intent: Intent) -> float:
+    """How well a unit answers: matched question terms, favouring the better-ranked passages."""
+    if unit.kind == "code" or unit.is_question or len(unit.text.split()) > 80:
+        return 0.0
+    overlap = sum(w for term, w in weights.items() if term in unit.terms)
+    if overlap == 0:
+        return 0.0
+    bonus = 1.25 if _DEFINES.search(unit.text) else 1.0
+    if intent.kind == "definition" and intent.subject and intent.subject <= unit.terms:
+        bonus *= 1.3 if _DEFINES.search(unit.text) else 1.0
+    if intent.kind == "why" and _CAUSE.search(unit.text):
+        bonus *= 1.2
+    if len(unit.text.split()) < 4 and unit.kind == "sentence":
+        bonus *= 0.5
+    return overlap * bonus / (1 + 0.15 * rank)
+
+
+def overlap(a: Unit, b: Unit) -> float:
+    """Shared terms over the smaller unit's terms: 1.0 when one says nothing the other lacks."""
+    if not a.terms or not b.terms:
+        return 1.0 if a.text == b.text else 0.0
+    return len(a.terms & b.terms) / min(len(a.terms), len(b.terms))
+
+
+def is_duplicate(unit: Unit, chosen: Sequence[Unit]) -> bool:
+    """Whether a unit repeats one already chosen (the chunker's overlaps, repeated lessons)."""
+    return any(unit.text == c.text or overlap(unit, c) > DUPLICATE_OVERLAP for c in chosen)
+
+
+def resolve_start(units: Sequence[Unit], index: int, limit: int = 2) -> int:
+    """Step back over sentences that open on a reference to the one before them."""
+    start = index
+    while (
+        units[start].opens_on_reference
+        and start > 0
+        and index - start < limit
+        and units[start - 1].kind == "sentence"
+        and units[start - 1].block == units[start].block
+    ):
+        start -= 1
+    return start
+
+
+def list_around(units: Sequence[Unit], index: int) -> list[Unit]:
+    """The list a unit belongs to or introduces, with its lead-in sentence."""
+    unit = units[index]
+    block = unit.block if unit.kind == "item" else None
+    if unit.is_lead and index + 1 < len(units) and units[index + 1].kind == "item":
+        block = units[index + 1].block
+    elif unit.is_lead and index + 1 < len(units) and units[index + 1].kind == "code":
+        return [unit, units[index + 1]]
+    if block is None:
+        return [unit]
+    items = [u for u in units if u.kind == "item" and u.block == block]
+    if unit.kind == "item" and len(items) > MAX_LIST_ITEMS:
+        return [unit]  # one entry of a long list (a glossary) answers; the rest is elsewhere
+    first = units.index(items[0])
+    lead = units[first - 1] if first > 0 and units[first - 1].is_lead else None
+    return ([lead] if lead else []) + items
+
+
+def is_glossary(items: Sequence[Unit]) -> bool:
+    """Whether most entries of a list name a term and then say what it is."""
+    return len(items) > 2 and 2 * sum(bool(_GLOSSARY_ENTRY.match(u.text)) for u in items) > len(
+        items
+    )
+
+
+def glossary_entries(units: Sequence[Unit], index: int, scores: dict[Unit, float]) -> list[Unit]:
+    """The entries of the unit's glossary that match nearly as well as it, in the book's order."""
+    unit = units[index]
+    items = [u for u in units if u.kind == "item" and u.block == unit.block]
+    best = scores.get(unit, 0.0)
+    close = [u for u in items if u is unit or scores.get(u, 0.0) >= GLOSSARY_SHARE * best > 0]
+    kept = sorted(close, key=lambda u: -scores.get(u, 0.0))[:MAX_GLOSSARY_ITEMS]
+    first = units.index(items[0])
+    lead = [units[first - 1]] if first > 0 and units[first - 1].is_lead else []
+    return lead + [u for u in items if u in kept]
+
+
+def window(units: Sequence[Unit], index: int, scores: dict[Unit, float], size: int) -> list[Unit]:
+    """Contiguous units around the best one: what it refers to, then what continues it."""
+    unit = units[index]
+    if (
+        unit.kind == "item"
+        and not unit.ordered
+        and is_glossary([u for u in units if u.block == unit.block])
+    ):
+        return glossary_entries(units, index, scores)
+    if units[index].kind == "item" or units[index].is_lead:
+        return list_around(units, index)
+    start = resolve_start(units, index)
+    chosen = list(units[start : index + 1])
+    following = index + 1
+    while following < len(units) and len(chosen) < size:
+        unit = units[following]
+        continues = unit.kind == "sentence" and unit.block == units[index].block
+        if unit.kind == "item" and chosen[-1].is_lead:
+            chosen.extend(list_around(units, following)[1:])
+            break
+        if not continues or not (scores.get(unit, 0) > 0 or unit.opens_on_reference):
+            break
+        if not unit.is_question and not is_duplicate(unit, chosen):
+            chosen.append(unit)
+        following += 1
+    return chosen

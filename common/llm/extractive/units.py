@@ -1,0 +1,129 @@
+"""A passage cut into what an offline answer can quote: sentences, list items and code blocks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from common.retrieval.sparse import tokenize
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"(])")
+_MARKUP = re.compile(r"[*_`#>|]+")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_ITEM = re.compile(r"^\s*(?:(?P<bullet>[-*+])|(?P<number>\d+)[.)])\s+(?P<text>.*)$")
+_FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,})(?P<info>[\w+-]*)")
+# A sentence opening on one of these points back at something it does not name itself.
+ANAPHOR = re.compile(
+    r"^(this|these|that|those|it|its|they|their|them|such|he|she|both|here|however|also|"
+    r"therefore|thus|moreover|furthermore|additionally|instead|similarly|likewise)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One quotable piece of passage `n`: a prose sentence, a list item or a code block."""
+
+    n: int
+    position: int
+    kind: str  # "sentence", "item" or "code"
+    text: str
+    block: int  # units of one paragraph or one list share a block number
+    ordered: bool = False  # an item of a numbered list
+    language: str = ""  # a code block's language
+
+    @property
+    def terms(self) -> frozenset[str]:
+        """The unit's stemmed content terms."""
+        return frozenset(tokenize(self.text))
+
+    @property
+    def is_lead(self) -> bool:
+        """A sentence that introduces what follows it (it ends with a colon)."""
+        return self.kind == "sentence" and self.text.endswith(":")
+
+    @property
+    def is_question(self) -> bool:
+        """A question the book asks (quizzes, exercises): never an answer."""
+        return self.text.rstrip().endswith("?")
+
+    @property
+    def opens_on_reference(self) -> bool:
+        """Whether the unit starts by pointing at something said before it."""
+        return self.kind == "sentence" and bool(ANAPHOR.match(self.text))
+
+
+def clean(text: str) -> str:
+    """Text without Markdown links, emphasis and code ticks."""
+    return _MARKUP.sub("", _LINK.sub(r"\1", text)).strip(" -")
+
+
+def passage_units(text: str, n: int = 1) -> list[Unit]:
+    """The units of one passage in reading order; headings, tables and MDX are left out."""
+    units: list[Unit] = []
+    paragraph: list[str] = []
+    state = {"block": 0}
+
+    def add(kind: str, body: str, ordered: bool = False, language: str = "") -> None:
+        units.append(Unit(n, len(units), kind, body, state["block"], ordered, language))
+
+    def flush() -> None:
+        if paragraph:
+            joined = " ".join(paragraph)
+            for sentence in _SENTENCE_END.split(joined):
+                if sentence.strip():
+                    add("sentence", sentence.strip())
+            paragraph.clear()
+            state["block"] += 1
+
+    lines = text.splitlines()
+    i = 0
+    in_list = False
+    while i < len(lines):
+        line, stripped = lines[i], lines[i].strip()
+        i += 1
+        fence = _FENCE.match(line)
+        if fence:
+            flush()
+            marker, body = fence.group("fence"), []
+            while i < len(lines) and not lines[i].strip().startswith(marker):
+                body.append(lines[i])
+                i += 1
+            i += 1
+            if any(b.strip() for b in body):
+                add("code", "\n".join(body).rstrip(), language=fence.group("info"))
+            state["block"] += 1
+            in_list = False
+            continue
+        item = _ITEM.match(line)
+        if item and item.group("text").strip():
+            flush()
+            if not in_list:
+                state["block"] += 1
+            in_list = True
+            add("item", clean(item.group("text")), ordered=item.group("number") is not None)
+            continue
+        if not stripped or stripped.startswith(("#", "|", ":::", "<", "import ")):
+            flush()
+            if in_list and stripped:
+                state["block"] += 1
+                in_list = False
+            continue
+        if in_list and line.startswith((" ", "\t")) and units and units[-1].kind == "item":
+            units[-1] = replace(units[-1], text=f"{units[-1].text} {clean(stripped)}")
+            continue
+        if in_list:
+            state["block"] += 1
+            in_list = False
+        paragraph.append(clean(stripped))
+    flush()
+    return units
+
+
+def split_sentences(text: str) -> list[str]:
+    """Prose sentences of a passage, leaving out code blocks, tables, headings and list items."""
+    return [
+        u.text
+        for u in passage_units(text)
+        if u.kind == "sentence" and 4 <= len(u.text.split()) <= 80
+    ]
