@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-answers bench-burst bench-guardrail bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
+.PHONY: dev test lint bench-answers bench-burst bench-conversation bench-guardrail bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bookchat needs Python 3.11+")'
@@ -44,6 +44,9 @@ bench-streams: $(STAMP)
 
 bench-retrieval: $(STAMP)
 	$(BIN)/python -m bench.retrieval $(ARGS)
+
+bench-conversation: $(STAMP)
+	$(BIN)/python -m bench.conversation_retrieval $(ARGS)
 
 # The candidate models' wheels are only needed by this benchmark (extra "ranking-bench").
 bench-rerankers: $(STAMP)

@@ -33,6 +33,7 @@ from common.profiles import ReaderProfileIn, get_profile
 from common.quotas import charge_tokens, usage_tokens
 from common.retrieval.passages import Passage
 from workers.chapters import ChapterTask, rewrite_chapter
+from workers.followups import SearchQuery, search_query, with_rewrite_usage
 from workers.job_stream import JobStream
 from workers.resources import WorkerResources
 
@@ -105,34 +106,49 @@ def selection_passages(
     return [selection_passage(selected_text, page_url), *around]
 
 
-def retrieval_query(job: _JobInput) -> str:
-    """The question, plus the previous question so follow-ups keep their subject."""
-    if job.history:
-        return f"{job.history[-1][0]} {job.message}"
-    return job.message
+def retrieval_query(res: WorkerResources, job: _JobInput, stats: CallStats) -> SearchQuery:
+    """The question, or a follow-up rewritten to stand alone (see workers/followups.py)."""
+    vocabulary = res.retriever.vocabulary() if job.history else None
+    if vocabulary is None:
+        return SearchQuery(job.message)
+    llm = res.llm
+    model = res.settings.chat_model
+    return search_query(job.id, job.message, job.history, vocabulary, stats, llm, model, res.redis)
 
 
-def retrieve(res: WorkerResources, job: _JobInput) -> list[Passage]:
-    """Passages to answer from: the selection and its surroundings, or the covering sections."""
+def retrieve(
+    res: WorkerResources, job: _JobInput, stats: CallStats
+) -> tuple[list[Passage], SearchQuery]:
+    """Passages to answer from: the selection and its surroundings, or the covering sections.
+
+    The reader's page (`page_url`) and its chapter are preferred, never required.
+    """
     if job.selected_text:
         # The selection is the subject; the book's passages nearest to it explain it.
         around: list[Passage] = []
         if res.index.current_collection() is not None:
             k = max(1, res.settings.retrieval_k - 1)
-            around = res.retriever.search.search(job.selected_text, k)
-        return selection_passages(job.selected_text, job.page_url, around)
+            prefer = res.retriever.pages().preferences(job.page_url)
+            around = res.retriever.search.search(job.selected_text, k, prefer=prefer)
+        passages = selection_passages(job.selected_text, job.page_url, around)
+        return passages, SearchQuery(job.message)
     if res.index.current_collection() is None:
         raise WaitForIndex()
-    retrieval = res.retriever.retrieve(retrieval_query(job), k=res.settings.retrieval_k)
+    query = retrieval_query(res, job, stats)
+    if query.text != job.message:
+        log.info("chat job %s searches for %r (%s)", job.id, query.text, query.rewritten_by)
+    retrieval = res.retriever.retrieve(
+        query.text, k=res.settings.retrieval_k, page_url=job.page_url
+    )
     if not retrieval.coverage.covered:
         log.info(
             "the book does not cover %r (similarity %.2f, missing %s)",
-            job.message,
+            query.text,
             retrieval.coverage.top_similarity,
             retrieval.coverage.missing_terms,
         )
-        return []
-    return retrieval.passages
+        return [], query
+    return retrieval.passages, query
 
 
 def generate(
@@ -227,9 +243,10 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
 
     try:
         if job.task == "chat":
-            passages = retrieve(res, job)
+            passages, query = retrieve(res, job, stats)
             _check_still_ours(res, job)
             answer = generate(res, job, passages, on_delta, stats, on_restart)
+            answer = replace(answer, usage=with_rewrite_usage(answer.usage, query))
         else:
             passages = []
             chapter = ChapterTask(

@@ -13,6 +13,8 @@ _PROMPT_ROLES = {"system", "developer", "user"}
 # bookchat's chapter prompts start with this line (common/llm/chapter_prompts.py); the
 # simulator mimics a provider, so it matches the text instead of importing bookchat.
 CHAPTER_PROMPT_MARK = "You rewrite one chapter of a robotics textbook."
+# ... and follow-up rewrites with this one (common/llm/rewrite.py).
+REWRITE_PROMPT_MARK = "You rewrite a reader's follow-up question"
 # Fault switch: a request that contains this text gets a rewrite missing one placeholder.
 DROP_PLACEHOLDER_MARK = "sim:drop-placeholder"
 URDU_PREFIX = "اردو·"
@@ -46,6 +48,8 @@ def build_answer(messages: list[dict[str, Any]]) -> str:
     )
     if system.startswith(CHAPTER_PROMPT_MARK):
         return rewrite_chapter(messages, system)
+    if system.startswith(REWRITE_PROMPT_MARK):
+        return rewrite_follow_up(messages)
     passages = find_passages(messages)
     if passages.get(1):
         answer = f'According to the passages, "{_quote(passages[1], 12)}" [1]'
@@ -56,6 +60,19 @@ def build_answer(messages: list[dict[str, Any]]) -> str:
         (message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
     )
     return f"Simulated answer to: {last_user[:60]}"
+
+
+def rewrite_follow_up(messages: list[dict[str, Any]]) -> str:
+    """A standalone question: the follow-up with the reader's previous question as its subject."""
+    prompt = next(
+        (message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    asked = re.findall(r"^Reader: (.*)$", prompt, re.M)
+    follow_up = re.findall(r"^Follow-up question: (.*)$", prompt, re.M)
+    question = follow_up[-1].strip() if follow_up else ""
+    if not asked:
+        return question
+    return f"{question.rstrip('?')} (regarding: {asked[-1].strip().rstrip('?')})?"
 
 
 def rewrite_chapter(messages: list[dict[str, Any]], system: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from qdrant_client import models
 
 from common.retrieval.embeddings import Embedder
+from common.retrieval.pages import Preference
 from common.retrieval.passages import Passage
 from common.retrieval.rerank import Reranker
 from common.retrieval.sparse import query_vector
@@ -51,8 +52,13 @@ class TextbookSearch:
         path_prefix: str | None = None,
         mode: SearchMode | None = None,
         book: str | None = None,
+        prefer: Sequence[Preference] = (),
     ) -> list[Passage]:
-        """The k best passages for the query from every book, or within one book, folder or file."""
+        """The k best passages for the query from every book, or within one book, folder or file.
+
+        `prefer` adds rankings restricted to those pages or folders, fused with the global one
+        by weighted RRF: they rise, and nothing else is filtered out.
+        """
         mode = mode or self.mode
         if not query.strip() or self.index.current_collection() is None:
             return []
@@ -63,10 +69,13 @@ class TextbookSearch:
             return []
         # With a reranker, the first stage hands it every fused candidate, then k are kept.
         limit = max(self.candidates, k) if self.reranker else k
+        request = self._query(mode, dense, sparse, query_filter, limit)
+        if prefer:
+            request = self._preferring(request, mode, dense, sparse, query_filter, limit, prefer)
         with self.index.lock:
             response = self.index.client.query_points(
                 self.index.alias,
-                **self._query(mode, dense, sparse, query_filter, limit),
+                **request,
                 limit=limit,
                 with_payload=True,
                 with_vectors=[DENSE_VECTOR],
@@ -106,6 +115,48 @@ class TextbookSearch:
                 )
             )
         return {"prefetch": prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=self.rrf_k))}
+
+    def _preferring(
+        self,
+        query: dict[str, Any],
+        mode: SearchMode,
+        dense: list[float],
+        sparse: Any,
+        query_filter: models.Filter | None,
+        k: int,
+        prefer: Sequence[Preference],
+    ) -> dict[str, Any]:
+        """The query as one weighted ranking among the preferred pages' own rankings."""
+        limit = max(self.candidates, k)
+        rankings = [_prefetch(query, limit)]
+        weights = [1.0]
+        for preference in prefer:
+            narrowed = self._query(mode, dense, sparse, _within(query_filter, preference), k)
+            rankings.append(_prefetch(narrowed, limit))
+            weights.append(preference.weight)
+        rrf = models.Rrf(k=self.rrf_k, weights=weights)
+        return {"prefetch": rankings, "query": models.RrfQuery(rrf=rrf)}
+
+
+def _prefetch(query: dict[str, Any], limit: int) -> models.Prefetch:
+    """A top-level query as a prefetch (whose filter is spelt `filter`)."""
+    arguments = {"filter" if key == "query_filter" else key: v for key, v in query.items()}
+    return models.Prefetch(**arguments, limit=limit)
+
+
+def _within(query_filter: models.Filter | None, preference: Preference) -> models.Filter:
+    """The search's own filter narrowed to one preferred page or folder."""
+    narrowed = match("prefixes", preference.prefix)
+    if preference.book:
+        narrowed = match("book", preference.book, prefixes=preference.prefix)
+    if query_filter is not None:
+        narrowed.must = [*_conditions(narrowed), query_filter]
+    return narrowed
+
+
+def _conditions(query_filter: models.Filter) -> list[Any]:
+    must = query_filter.must
+    return list(must) if isinstance(must, list) else [must] if must is not None else []
 
 
 def _filter(path_prefix: str | None, book: str | None) -> models.Filter | None:

@@ -334,6 +334,13 @@ class TextbookIndex:
             for p in self._payloads(collection, ["title", "heading_path", "text"])
         ]
 
+    def all_pages(self, collection: str) -> set[tuple[str, str, str]]:
+        """(url, book, source) of every page in the collection (to place a reader's page)."""
+        return {
+            (p.get("url", ""), p.get("book", ""), p.get("source", ""))
+            for p in self._payloads(collection, ["url", "book", "source"])
+        }
+
     def count(self, collection: str | None = None) -> int:
         """Number of points (chunks) in a collection, or behind the alias."""
         with self.lock:

@@ -63,3 +63,26 @@ def test_cancel_stops_a_job_while_it_streams(openai_stack: Stack, sim: Simulator
     assert job["status"] == "cancelled" and job["answer"] is None
     streamed = [e.event for e in events.read(uuid.UUID(job_id))]
     assert streamed[-1] == "done" and "citations" not in streamed
+
+
+def test_a_follow_up_is_searched_as_the_models_standalone_question(
+    openai_stack: Stack, sim: SimulatorHandle
+) -> None:
+    headers = openai_stack.signup()
+    first = openai_stack.wait(
+        headers, openai_stack.submit(headers, message="What is a ROS 2 node?")["id"]
+    )
+    follow_up = openai_stack.submit(
+        headers, message="How do I run it?", conversation_id=first["conversation_id"]
+    )
+
+    job = openai_stack.wait(headers, follow_up["id"])
+
+    assert job["status"] == "completed", job
+    rewrites = [r for r in sim.log() if "follow-up question" in str(r.get("messages", "")).lower()]
+    assert len(rewrites) == 1
+    assert job["usage"]["rewrite_tokens"] > 0
+    assert job["usage"]["total_tokens"] == (
+        job["usage"]["prompt_tokens"] + job["usage"]["completion_tokens"]
+    )
+    assert job["citations"][0]["source"] == "01-ros2/nodes-and-topics.md"
