@@ -32,7 +32,7 @@ def chat_job_body(job: ChatJob) -> dict[str, Any]:
         answer=job.answer,
         citations=job.citations or [],
         sources=job.sources or [],
-        incomplete_details=incomplete_details(job.incomplete_reason),
+        incomplete_details=cast(Any, incomplete_details(job.incomplete_reason)),
         model=job.model,
         usage=job.usage,
         error=error,

@@ -97,3 +97,23 @@ def test_bookchat_ask_says_the_answer_was_cut_off(
     assert result.stdout.startswith("According to the passages")
     assert "[1]" not in result.stdout
     assert "5 more passages were retrieved but not cited" in result.stdout
+
+
+def test_incomplete_jobs_are_finished_for_admins_and_metrics(
+    openai_stack: Stack, sim: SimulatorHandle
+) -> None:
+    sim.update_config(finish_reason="content_filter")
+    headers = openai_stack.signup()
+    job_id = openai_stack.submit(headers, message="What is Gazebo?")["id"]
+    assert openai_stack.wait(headers, job_id)["status"] == "incomplete"
+    admin = openai_stack.admin()
+
+    listed = openai_stack.client.get("/v1/admin/jobs?status=incomplete", headers=admin)
+    detail = openai_stack.client.get(f"/v1/admin/jobs/{job_id}", headers=admin).get_json()
+    metrics = openai_stack.client.get("/metrics").get_data(as_text=True)
+
+    assert listed.status_code == 200
+    assert job_id in [job["id"] for job in listed.get_json()["data"]]
+    assert detail["history"][-1]["outcome"] == "incomplete"
+    assert detail["completed_at"] is not None
+    assert 'bookchat_jobs{kind="chat",status="incomplete"}' in metrics
