@@ -85,7 +85,7 @@ def _drain(http: httpx.Client, headers: dict[str, str], ids: list[str]) -> dict[
             if job_id in finished:
                 continue
             job = http.get(f"/v1/chat/jobs/{job_id}", headers=headers).json()
-            if job["status"] in ("completed", "failed", "cancelled"):
+            if job["status"] in ("completed", "incomplete", "failed", "cancelled"):
                 created = job["created_at"]
                 done = job["completed_at"]
                 job["e2e"] = _seconds_between(created, done)

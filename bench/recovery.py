@@ -81,7 +81,7 @@ def run_round(
         worker.wait(timeout=60)
         exit_s = time.monotonic() - fault_at
         stack.start_worker(f"replacement{n}", concurrency=jobs)
-    finished = _wait(http, headers, ids, {"completed", "failed", "cancelled"})
+    finished = _wait(http, headers, ids, {"completed", "incomplete", "failed", "cancelled"})
     recovered_s = time.monotonic() - fault_at
     stack.stop_workers()
     return {

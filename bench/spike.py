@@ -34,7 +34,7 @@ import httpx
 from bench.openai_sim import SimConfig, start_simulator
 from bench.support import REPO_ROOT, BenchStack, free_port, percentile
 
-TERMINAL = ("completed", "failed", "cancelled")
+TERMINAL = ("completed", "incomplete", "failed", "cancelled")
 
 
 async def burst(

@@ -68,7 +68,7 @@ def _ask(http: httpx.Client, headers: dict[str, str], question: str) -> dict[str
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         job = http.get(f"/v1/chat/jobs/{job['id']}?wait=10", headers=headers).json()
-        if job["status"] in ("completed", "failed", "cancelled"):
+        if job["status"] in ("completed", "incomplete", "failed", "cancelled"):
             return dict(job)
     raise RuntimeError(f"job {job['id']} did not finish")
 

@@ -34,7 +34,7 @@ from common.admin_schemas import AuditQuery, BulkRetryRequest, JobListQuery
 from common.audit import audit_page
 from common.db import session_scope
 from common.errors import InvalidInput
-from common.models import JobKind, JobStatus
+from common.models import FINISHED_STATUSES, JobKind, JobStatus
 from common.queue import REPROCESS_QUEUE, make_celery
 from common.queue_overview import queue_overview
 from common.reprocess import get_reprocess_job, queue_bulk_retry, reprocess_body
@@ -43,7 +43,7 @@ from web.admin_serializers import admin_job_body, admin_job_detail, audit_body, 
 
 # What the operator typed, for fields whose option is not simply --field-name.
 OPTION_NAMES = {"error_code": "--error", "target_id": "--target"}
-FINISHED = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
+FINISHED = {status.value for status in FINISHED_STATUSES}
 WAIT_EXIT = 2  # --wait ran out of time (as `bookchat ingest` does)
 
 

@@ -14,14 +14,16 @@ from common.accounts import create_user
 from common.chat_jobs import queue_chat_job
 from common.db import make_engine, make_session_factory, session_scope
 from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
+from common.job_endings import incomplete_details
 from common.migrate import upgrade_database
-from common.models import ChatJob, User
+from common.models import ChatJob, JobStatus, User
 from common.queue import make_celery
 from common.redis_client import make_redis
 from common.schemas import ChatJobCreate
 from common.settings import Settings
 
 CLI_USER_EMAIL = "cli@bookchat.local"
+ANSWERED = (JobStatus.COMPLETED.value, JobStatus.INCOMPLETE.value)
 
 
 def ask_via_queue(settings: Settings, question: str, *, timeout: float, as_json: bool) -> int:
@@ -84,6 +86,9 @@ class AnswerPrinter:
             print(text, end="", flush=True, file=self.out)
 
 
+CUT_OFF_EXIT = 3  # an answer came, but the model stopped early (status `incomplete`)
+
+
 def _report(job: ChatJob, finished: bool, as_json: bool) -> int:
     if as_json:
         print(
@@ -93,6 +98,8 @@ def _report(job: ChatJob, finished: bool, as_json: bool) -> int:
                     "status": job.status,
                     "answer": job.answer,
                     "citations": job.citations,
+                    "sources": job.sources or [],
+                    "incomplete_details": incomplete_details(job.incomplete_reason),
                     "model": job.model,
                     "error": job.error_code,
                 },
@@ -103,12 +110,24 @@ def _report(job: ChatJob, finished: bool, as_json: bool) -> int:
         print(
             f"\nno answer yet (job {job.id} is {job.status}); is a worker running?", file=sys.stderr
         )
-    elif job.status == "completed":
+    elif job.status in ANSWERED:
         print("\n")
+        if job.status == JobStatus.INCOMPLETE.value:
+            print(cut_off_note(job.incomplete_reason), file=sys.stderr)
         for citation in job.citations:
             print(
                 f"[{citation['n']}] {citation['title']} — {citation['heading']} ({citation['url']})"
             )
+        if job.sources:
+            print(f"({len(job.sources)} more passages were retrieved but not cited)")
     else:
         print(f"\njob {job.status}: {job.error_message or ''}", file=sys.stderr)
-    return 0 if job.status == "completed" else 1
+    if job.status == JobStatus.INCOMPLETE.value:
+        return CUT_OFF_EXIT
+    return 0 if job.status == JobStatus.COMPLETED.value else 1
+
+
+def cut_off_note(reason: str | None) -> str:
+    """What the reader is told about an answer that stops early."""
+    why = "its content filter" if reason == "content_filter" else "its length limit"
+    return f"The answer was cut off: the model stopped at {why}."

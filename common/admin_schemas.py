@@ -14,6 +14,7 @@ from common.models import JobKind, JobStatus, Role, utcnow
 
 _SINCE = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+StatusName = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]
 
 
 def parse_since(value: str) -> datetime:
@@ -36,7 +37,7 @@ class JobFilterFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal["queued", "in_progress", "completed", "failed", "cancelled"] | None = None
+    status: StatusName | None = None
     kind: Literal["chat", "ingest", "reprocess"] | None = None
     user: uuid.UUID | None = Field(default=None, description="The job's owner (account id)")
     error_code: str | None = Field(default=None, max_length=64)
@@ -72,7 +73,7 @@ class JobListQuery(JobFilterFields):
 class BulkRetryRequest(JobFilterFields):
     """Which jobs to retry; `status` defaults to failed."""
 
-    status: Literal["queued", "in_progress", "completed", "failed", "cancelled"] | None = "failed"
+    status: StatusName | None = "failed"
     dry_run: bool = Field(default=False, description="Only count what would be retried")
 
 

@@ -26,6 +26,7 @@ from common.schemas import ChatJobCreate
 log = logging.getLogger(__name__)
 
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+_ANSWERED = (JobStatus.COMPLETED.value, JobStatus.INCOMPLETE.value)
 QUEUE_UNAVAILABLE = "queue_unavailable"
 _JOBS = cast(Table, ChatJob.__table__)
 _CONVERSATIONS = cast(Table, Conversation.__table__)
@@ -45,6 +46,8 @@ _UNSET_ON_SUBMIT = dict.fromkeys(
         "started_at",
         "completed_at",
         "profile_applied",
+        "sources",
+        "incomplete_reason",
         "language",
         "cache_key",
     )
@@ -260,16 +263,25 @@ def complete_chat_job(
     metrics: dict[str, Any] | None = None,
     *,
     attempt: int,
+    sources: list[dict[str, Any]] | None = None,
+    incomplete_reason: str | None = None,
 ) -> bool:
-    """Mark the attempt's job completed with its answer; False if it is no longer that attempt's."""
+    """Mark the attempt's job finished with its answer; False if it is no longer that attempt's.
+
+    With an `incomplete_reason` (the model stopped early) the job ends `incomplete`, its text
+    kept; otherwise `completed`.
+    """
+    status = JobStatus.INCOMPLETE if incomplete_reason else JobStatus.COMPLETED
     return finish_attempt(
         session,
         JobKind.CHAT,
         job_id,
         attempt,
-        JobStatus.COMPLETED,
+        status,
         answer=answer,
         citations=citations,
+        sources=sources or [],
+        incomplete_reason=incomplete_reason,
         model=model,
         usage=usage,
         metrics=metrics,
@@ -319,7 +331,10 @@ def fail_queued_chat_job(session: Session, job_id: uuid.UUID, code: str, message
 
 
 def conversation_history(session: Session, job: ChatJob, turns: int) -> list[tuple[str, str]]:
-    """The last completed (question, answer) turns before this job in its conversation."""
+    """The last answered (question, answer) turns before this job in its conversation.
+
+    An `incomplete` answer counts: the reader saw its text.
+    """
     if turns <= 0:
         return []
     rows = session.scalars(
@@ -327,7 +342,7 @@ def conversation_history(session: Session, job: ChatJob, turns: int) -> list[tup
         .where(
             ChatJob.conversation_id == job.conversation_id,
             ChatJob.created_at < job.created_at,
-            ChatJob.status == JobStatus.COMPLETED.value,
+            ChatJob.status.in_(_ANSWERED),
         )
         .order_by(ChatJob.created_at.desc())
         .limit(turns)

@@ -62,13 +62,20 @@ class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
+    # Finished, but the model stopped early (token limit, content filter): the text is kept.
+    INCOMPLETE = "incomplete"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
         """Whether the job can no longer change."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in FINISHED_STATUSES
+
+
+FINISHED_STATUSES = frozenset(
+    (JobStatus.COMPLETED, JobStatus.INCOMPLETE, JobStatus.FAILED, JobStatus.CANCELLED)
+)
 
 
 class JobLifecycle:
@@ -179,7 +186,11 @@ class ChatJob(JobLifecycle, Base):
     request_hash: Mapped[str] = mapped_column(String(64))
 
     answer: Mapped[str | None] = mapped_column(Text)
+    # The passages the answer's [n] markers cite; `sources`: retrieved but not cited.
     citations: Mapped[list[Any]] = mapped_column(default=list)
+    sources: Mapped[list[Any] | None] = mapped_column()
+    # Why an `incomplete` answer stopped: "max_output_tokens" or "content_filter".
+    incomplete_reason: Mapped[str | None] = mapped_column(String(32))
     model: Mapped[str | None] = mapped_column(String(100))
     usage: Mapped[dict[str, Any] | None] = mapped_column()
     error_code: Mapped[str | None] = mapped_column(String(64))
@@ -205,6 +216,7 @@ class JobKind(enum.StrEnum):
 
 class AttemptOutcome(enum.StrEnum):
     COMPLETED = "completed"
+    INCOMPLETE = "incomplete"  # finished with a cut-off answer
     FAILED = "failed"
     CANCELLED = "cancelled"
     REQUEUED = "requeued"  # waiting for model capacity or the first index

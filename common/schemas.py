@@ -87,13 +87,19 @@ class WaitQuery(BaseModel):
 
 
 class Citation(BaseModel):
-    n: int
+    n: int = Field(description="The number of the passage, as the answer's [n] markers use it")
     title: str
     heading: str
     url: str
     source: str
     snippet: str
     score: float
+
+
+class IncompleteDetails(BaseModel):
+    reason: Literal["max_output_tokens", "content_filter"] = Field(
+        description="The model's token limit, or its content filter, cut the answer short"
+    )
 
 
 class JobError(BaseModel):
@@ -104,7 +110,9 @@ class JobError(BaseModel):
 class ChatJobOut(BaseModel):
     id: uuid.UUID
     object: Literal["chat.job"] = "chat.job"
-    status: Literal["queued", "in_progress", "completed", "failed", "cancelled"]
+    status: Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"] = (
+        Field(description="`incomplete`: finished, but the answer was cut off (see below)")
+    )
     task: Literal["chat", "personalize", "translate"] = Field(
         default="chat", description="Answer a question, or rewrite or translate a chapter"
     )
@@ -113,7 +121,16 @@ class ChatJobOut(BaseModel):
     selected_text: str | None
     page_url: str | None
     answer: str | None
-    citations: list[Citation]
+    citations: list[Citation] = Field(
+        description="Exactly the passages the answer's [n] markers cite, by n; every marker "
+        "in the answer has one"
+    )
+    sources: list[Citation] = Field(
+        default=[], description="Passages retrieved for the answer but not cited in it"
+    )
+    incomplete_details: IncompleteDetails | None = Field(
+        default=None, description="Why an `incomplete` answer stops early; null otherwise"
+    )
     model: str | None
     usage: dict[str, Any] | None
     error: JobError | None

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import InvalidInput
 from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
+from common.job_endings import citations_data, done_data
 from common.models import JobStatus
 from web.problems import REDIS_ERRORS, REDIS_OUTAGE, RETRY_AFTER_SECONDS
 from web.stream_hub import EVENT_ID, StreamHub, parse_event_id
@@ -54,12 +55,14 @@ def replay_from_snapshot(job: dict[str, Any]) -> list[JobEvent]:
     frames = [JobEvent("0-1", "status", {"status": job["status"]})]
     if job.get("answer"):
         frames.append(JobEvent("0-2", "delta", {"text": job["answer"]}))
-    if job.get("citations"):
-        frames.append(JobEvent("0-3", "citations", {"citations": job["citations"]}))
+    if job.get("citations") or job.get("sources"):
+        cited = citations_data(job["citations"], job.get("sources"))
+        frames.append(JobEvent("0-3", "citations", cited))
     if job["status"] == "failed":
         frames.append(JobEvent("0-4", "error", job.get("error") or {}))
     else:
-        frames.append(JobEvent("0-4", "done", {"status": job["status"]}))
+        reason = (job.get("incomplete_details") or {}).get("reason")
+        frames.append(JobEvent("0-4", "done", done_data(job["status"], reason)))
     return frames
 
 

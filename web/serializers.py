@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from common.job_endings import incomplete_details
 from common.models import ChatJob, Conversation, IngestJob
 from common.schemas import (
     ChatJobOut,
@@ -30,6 +31,8 @@ def chat_job_body(job: ChatJob) -> dict[str, Any]:
         page_url=job.page_url,
         answer=job.answer,
         citations=job.citations or [],
+        sources=job.sources or [],
+        incomplete_details=cast(Any, incomplete_details(job.incomplete_reason)),
         model=job.model,
         usage=job.usage,
         error=error,

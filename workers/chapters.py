@@ -23,7 +23,7 @@ from common.chapter_jobs import (
 from common.chapters import MarkupLost, StreamRestorer, protect, restore
 from common.db import run_unit
 from common.errors import ChapterNotFound
-from common.llm.base import Answer, DeltaSink
+from common.llm.base import Answer, DeltaSink, incomplete_reason
 from common.llm.chapter_prompts import personalize_messages, translate_messages
 from common.llm.errors import LLMError
 from common.llm.metrics import CallStats
@@ -125,7 +125,8 @@ def rewrite_chapter(
         "completion_tokens": completion.completion_tokens,
         "total_tokens": completion.prompt_tokens + completion.completion_tokens,
     }
-    return Answer(text=text, model=completion.model, usage=usage)
+    reason = incomplete_reason(completion.finish_reason)
+    return Answer(text=text, model=completion.model, usage=usage, incomplete_reason=reason)
 
 
 def _record(res: WorkerResources, write: Callable[[Session], T]) -> T:

@@ -22,8 +22,10 @@ from common.chat_jobs import (
     fail_chat_job,
 )
 from common.db import is_unavailable, run_unit
+from common.job_endings import ending_events
 from common.lifecycle import end_attempt, finish_attempt, release_attempt, trace_summary
 from common.llm.base import Answer, AnswerRequest, DeltaSink, GenerationStopped
+from common.llm.citations import CitedAnswer, resolve_citations
 from common.llm.errors import LLMError, RetryLater
 from common.llm.metrics import CallStats
 from common.llm.personalize import profile_guidance
@@ -283,7 +285,21 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
             message = "the answer could not be produced"
             _fail(res, job, stream, "internal_error", message, trace=trace_summary(exc))
         raise  # an unreachable database leaves the job to the watchdog
-    citations = [p.citation(n) for n, p in enumerate(passages, start=1)]
+    # A chapter rewrite cites nothing: its brackets are the chapter's own text.
+    chat = job.task == "chat"
+    cited = resolve_citations(answer.text, passages) if chat else CitedAnswer(answer.text)
+    _finish(res, job, stream, stats, answer, cited)
+
+
+def _finish(
+    res: WorkerResources,
+    job: _JobInput,
+    stream: JobStream,
+    stats: CallStats,
+    answer: Answer,
+    cited: CitedAnswer,
+) -> None:
+    """Record the answer with what it cites (`incomplete` if cut short), then end the stream."""
     metrics = stats.merged_into(job.metrics)
     recorded = _record(
         res,
@@ -291,24 +307,33 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
             complete_chat_job(
                 s,
                 job.id,
-                answer.text,
-                citations,
+                cited.text,
+                cited.citations,
                 answer.model,
                 answer.usage,
                 metrics,
                 attempt=job.attempt,
+                sources=cited.sources,
+                incomplete_reason=answer.incomplete_reason,
             )
             and _store_profile_applied(s, job.id, answer.profile_applied)
         ),
     )
-    if recorded:
-        _count_finished(res)
-        _charge_quota(res, job, answer.usage)
-        stream.publish("citations", {"citations": citations})
-        stream.publish(
-            "done",
-            {"status": JobStatus.COMPLETED.value, "model": answer.model, "usage": answer.usage},
-        )
+    if not recorded:
+        return
+    _count_finished(res)
+    _charge_quota(res, job, answer.usage)
+    if cited.text != answer.text:
+        # Markers that named no passage were dropped: readers replace the streamed text.
+        stream.publish("reset", {"attempt": job.attempt, "reason": "citations were checked"})
+        stream.publish("delta", {"text": cited.text, "attempt": job.attempt})
+    status = JobStatus.INCOMPLETE if answer.incomplete_reason else JobStatus.COMPLETED
+    extra = {"model": answer.model, "usage": answer.usage}
+    ending = ending_events(
+        status.value, cited.citations, cited.sources, answer.incomplete_reason, **extra
+    )
+    for event, data in ending:
+        stream.publish(event, data)
 
 
 def _store_profile_applied(

@@ -193,6 +193,8 @@ def chat_completions() -> Response:
     text, finish_reason = build_answer(messages), "stop"
     if requested_max is not None and estimate_tokens(text) > requested_max:
         text, finish_reason = text[: requested_max * 4], "length"
+    elif state.config.finish_reason:  # a forced early stop, as a token limit or filter would
+        text, finish_reason = text[: len(text) // 2], state.config.finish_reason
     record.completion_tokens = estimate_tokens(text)
     usage = {
         "prompt_tokens": prompt_tokens,

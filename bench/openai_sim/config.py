@@ -36,6 +36,8 @@ class SimConfig:
     insufficient_quota: bool = False
     charge_rejected_requests: bool = False
     fail_next: list[int] = field(default_factory=list)
+    # "length" or "content_filter": chat answers stop halfway with that finish_reason.
+    finish_reason: str = ""
     seed: int = 0
     log_path: str | None = None
 
@@ -52,6 +54,7 @@ _NON_NEGATIVE = {
     "default_max_tokens",
     "timeout_sleep_s",
 }
+FINISH_REASONS = {"", "length", "content_filter"}  # "": the answer ends by itself
 _PROBABILITIES = {"error_500_rate", "error_503_rate", "timeout_rate"}
 
 
@@ -61,6 +64,10 @@ def _check_value(name: str, value: Any, current: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         raise ConfigError("log_path must be a string or null")
+    if name == "finish_reason":
+        if value in FINISH_REASONS:
+            return value
+        raise ConfigError(f"finish_reason must be one of {sorted(FINISH_REASONS)}")
     if name == "fail_next":
         if isinstance(value, list) and all(
             isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in value

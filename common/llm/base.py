@@ -11,6 +11,8 @@ from common.profiles import ReaderProfileIn
 from common.retrieval.passages import Passage
 
 DeltaSink = Callable[[str], None]
+# A model's finish_reason that cut the answer short, as OpenAI's `incomplete_details.reason`.
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,13 @@ class Answer:
     usage: dict[str, Any] | None = None
     # Profile fields that shaped the text; None when the answerer does not say (see workers.chat).
     profile_applied: tuple[str, ...] | None = None
+    # Why the text stops early ("max_output_tokens", "content_filter"); None for a whole answer.
+    incomplete_reason: str | None = None
+
+
+def incomplete_reason(finish_reason: str | None) -> str | None:
+    """The `incomplete_details.reason` of a model's finish_reason, or None if it finished."""
+    return INCOMPLETE_REASONS.get(finish_reason or "")
 
 
 class Answerer(Protocol):

@@ -38,6 +38,7 @@ class Completion:
     model: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None  # "stop", or "length" / "content_filter" when cut short
 
 
 def estimate_prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
@@ -97,18 +98,20 @@ class LLMClient:
             )
             parts: list[str] = []
             usage = None
-            served_by = model
+            served_by, finish = model, None
             for chunk in raw.parse():
                 served_by = chunk.model or served_by
                 usage = chunk.usage or usage
                 for choice in chunk.choices:
+                    finish = choice.finish_reason or finish
                     if choice.delta.content:
                         parts.append(choice.delta.content)
                         emitted = True
                         on_delta(choice.delta.content)
             prompt = usage.prompt_tokens if usage else estimate
             completion = usage.completion_tokens if usage else admission_tokens("".join(parts))
-            return Completion("".join(parts), served_by, prompt, completion), dict(raw.headers)
+            text = "".join(parts)
+            return Completion(text, served_by, prompt, completion, finish), dict(raw.headers)
 
         result = self._run(model, estimate, max_tokens, call, stats, ticket)
         self._account(stats, model, result.prompt_tokens, result.completion_tokens)

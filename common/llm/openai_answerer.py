@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import openai
 
-from common.llm.base import Answer, AnswerRequest, DeltaSink
+from common.llm.base import Answer, AnswerRequest, DeltaSink, incomplete_reason
 from common.llm.client import LLMClient
 from common.llm.metrics import CallStats
 from common.llm.prompts import build_messages
@@ -54,4 +54,9 @@ class OpenAIAnswerer:
             "completion_tokens": completion.completion_tokens,
             "total_tokens": completion.prompt_tokens + completion.completion_tokens,
         }
-        return Answer(text=completion.text, model=completion.model, usage=usage)
+        return Answer(
+            text=completion.text,
+            model=completion.model,
+            usage=usage,
+            incomplete_reason=incomplete_reason(completion.finish_reason),
+        )

@@ -23,6 +23,7 @@ from bench.openai_sim import (
     go_duration,
     start_simulator,
 )
+from bench.openai_sim.config import ConfigError
 
 PASSAGES = (
     "Answer from the passages and cite them.\n"
@@ -117,6 +118,29 @@ def test_chat_without_passages_echoes_and_truncates(start: Starter) -> None:
     assert cut.choices[0].finish_reason == "length"
     assert cut.choices[0].message.content == "Simulated answer to: "[:20]
     assert cut.usage.completion_tokens == 5
+
+
+@pytest.mark.parametrize("reason", ["length", "content_filter"])
+def test_a_forced_finish_reason_stops_the_answer_halfway(start: Starter, reason: str) -> None:
+    sim = start()
+    client = client_for(sim)
+    messages: Any = [{"role": "user", "content": PASSAGES + QUESTION}]
+    whole = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    sim.update_config(finish_reason=reason)
+
+    chunks = list(
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+    )
+
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    full_text = whole.choices[0].message.content or ""
+    assert text == full_text[: len(full_text) // 2]
+    assert chunks[-1].choices[0].finish_reason == reason
+
+
+def test_an_unknown_finish_reason_is_refused(start: Starter) -> None:
+    with pytest.raises(ConfigError, match="finish_reason"):
+        start().update_config(finish_reason="tool_calls")
 
 
 def test_streaming_matches_non_streaming_and_ends_with_usage(start: Starter) -> None:

@@ -109,7 +109,7 @@ class FaultStack:
                 if job_id not in finished:
                     body = self.stack.client.get(f"/v1/chat/jobs/{job_id}", headers=headers)
                     job = body.get_json()
-                    if job["status"] in ("completed", "failed", "cancelled"):
+                    if job["status"] in ("completed", "incomplete", "failed", "cancelled"):
                         finished[job_id] = job
             time.sleep(0.2)
         return [finished[job_id] for job_id in job_ids]

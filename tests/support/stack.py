@@ -129,7 +129,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = self.client.get(f"/v1/chat/jobs/{job_id}?wait=10", headers=headers).get_json()
-            if job["status"] in ("completed", "failed", "cancelled"):
+            if job["status"] in ("completed", "incomplete", "failed", "cancelled"):
                 return dict(job)
         raise AssertionError(f"job {job_id} did not finish; worker log: {self.worker_log()}")
 

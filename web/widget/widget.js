@@ -20,7 +20,7 @@
   var MAX_SELECTION = 20000;
   var WAIT_SECONDS = 25;
   var FAILS_BEFORE_POLLING = 2;
-  var TERMINAL = { completed: 1, failed: 1, cancelled: 1 };
+  var TERMINAL = { completed: 1, incomplete: 1, failed: 1, cancelled: 1 };
 
   // "Alt+Shift+C" -> {label, code, alt, shift, ctrl, meta}; null for "none" or a bad one.
   function parseShortcut(text) {
@@ -300,7 +300,7 @@
     chipText.textContent = text ? "About: “" + (text.length > 80 ? text.slice(0, 80) + "…" : text) + "”" : "";
   }
 
-  // Messages: {role, text, citations, jobId, status, selection?}
+  // Messages: {role, text, citations, sources, incomplete, jobId, status, selection?}
   function renderMessage(m) {
     var node = m.node;
     if (!node) {
@@ -317,20 +317,37 @@
       node.setAttribute("aria-busy", TERMINAL[m.status] ? "false" : "true");
       if (m.status === "cancelled") node.appendChild(el("p", { className: "bc-meta", text: "Cancelled." }));
       if (m.error) node.appendChild(el("p", { className: "bc-meta bc-err", text: m.error }));
-      if (m.citations && m.citations.length) {
-        var list = el("ol", { className: "bc-sources", "aria-label": "Sources" });
-        m.citations.forEach(function (c) {
-          var href = citationHref(c);
-          var name = c.title + (c.heading && c.heading !== c.title ? " › " + c.heading : "");
-          var li = el("li", { value: String(c.n) });
-          li.appendChild(href ? el("a", { href: href, className: "bc-cite", text: name })
-                              : el("span", { text: name }));
-          list.appendChild(li);
-        });
-        node.appendChild(list);
+      if (m.status === "incomplete") {
+        node.appendChild(el("p", { className: "bc-meta bc-cut", role: "note", text: cutOffNote(m.incomplete) }));
+      }
+      // What the answer cites, by its [n]; then what was only retrieved, set apart and quieter.
+      if (m.citations && m.citations.length) node.appendChild(sourceList(m.citations, "ol", "bc-sources", "Sources"));
+      if (m.sources && m.sources.length) {
+        var more = el("details", { className: "bc-more" });
+        more.appendChild(el("summary", { text: "Also retrieved, not cited (" + m.sources.length + ")" }));
+        more.appendChild(sourceList(m.sources, "ul", "bc-uncited", "Also retrieved, not cited"));
+        node.appendChild(more);
       }
     }
     log.scrollTop = log.scrollHeight;
+  }
+
+  function sourceList(items, tag, className, label) {
+    var list = el(tag, { className: className, "aria-label": label });
+    items.forEach(function (c) {
+      var href = citationHref(c);
+      var name = c.title + (c.heading && c.heading !== c.title ? " › " + c.heading : "");
+      var li = el("li", tag === "ol" ? { value: String(c.n) } : {});
+      li.appendChild(href ? el("a", { href: href, className: "bc-cite", text: name })
+                          : el("span", { text: name }));
+      list.appendChild(li);
+    });
+    return list;
+  }
+  function cutOffNote(details) {
+    var reason = details && details.reason;
+    return "The answer was cut off" + (reason === "content_filter" ? " by the model's content filter."
+      : reason === "max_output_tokens" ? ": it reached the length limit." : ".");
   }
 
   // ---- talking to the API ----
@@ -515,6 +532,8 @@
   function finishFrom(msg, job) {
     msg.text = job.answer || msg.text;
     msg.citations = job.citations || msg.citations;
+    msg.sources = job.sources || msg.sources;
+    msg.incomplete = job.incomplete_details || null;
     msg.status = job.status;
     if (job.status === "failed") msg.error = (job.error && job.error.message) || "The answer failed.";
     done(msg);
@@ -595,13 +614,16 @@
     if ((e === "status" || e === "reset") && d.attempt) ev.attempt = Math.max(ev.attempt, +d.attempt);
     if (e === "reset") ev.text = "";
     else if (e === "delta" && (d.attempt === undefined || +d.attempt >= ev.attempt)) ev.text += d.text || "";
-    else if (e === "citations") msg.citations = d.citations || [];
+    else if (e === "citations") { msg.citations = d.citations || []; msg.sources = d.sources || []; }
     else if (e === "status" && d.status) msg.status = d.status;
     else if (e === "error" && d.retry) { say(explain(new Problem(503, d))); return; } // outage: resume
     else if (e === "error") {
       msg.status = "failed"; msg.error = d.message || d.detail || "The answer failed.";
       ev.finished = true;
-    } else if (e === "done") { msg.status = d.status || "completed"; ev.finished = true; }
+    } else if (e === "done") {
+      msg.status = d.status || "completed"; msg.incomplete = d.incomplete_details || null;
+      ev.finished = true;
+    }
     if (f.id) ev.last = f.id;
     msg.text = ev.text;
     if (ev.finished) done(msg); else renderMessage(msg);
