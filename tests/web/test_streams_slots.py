@@ -12,7 +12,8 @@ import redis
 
 from bench.support import free_port
 from common.redis_client import make_redis
-from tests.support.stack import make_settings
+from tests.support.stack import Stack, make_settings
+from tests.web.assertions import assert_problem
 from web.stream_slots import Scope, StreamSlots, TooManyStreams
 
 
@@ -105,3 +106,19 @@ def test_the_web_pool_gives_up_after_its_wait(tmp_path: Path, redis_url: str) ->
         for connection in busy:
             pool.release(connection)
         client.close()
+
+
+def test_a_closed_stream_gives_its_slot_back_even_unread(idle_stack: Stack) -> None:
+    headers = idle_stack.signup()
+    job = idle_stack.submit(headers, message="What is a launch file?")
+    path = f"/v1/chat/jobs/{job['id']}/events"
+    for _ in range(5):  # more than the job's share of 3, one at a time
+        response = idle_stack.client.get(path, headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        response.close()
+    held = [idle_stack.client.get(path, headers=headers) for _ in range(3)]
+    refused = idle_stack.client.get(path, headers=headers)
+    for response in reversed(held):  # each pushed its request context: pop them in order
+        response.close()
+    body = assert_problem(refused, 429, "too_many_streams")
+    assert body["scope"] == "job" and int(refused.headers["Retry-After"]) > 0
