@@ -219,3 +219,14 @@ def test_without_redis_limits_let_requests_through_but_logins_are_503(tmp_path: 
     for guess in guesses:  # login counts fail closed: 503 before the password is checked
         assert_problem(guess, 503, "redis_unavailable")
     assert signed_up.status_code in (201, 503), signed_up.get_json()
+
+
+@pytest.mark.parametrize("path", ["/v1/auth/signup", "/v1/auth/login"])
+def test_the_openapi_document_declares_the_429_of_limited_logins_and_signups(
+    app: Flask, path: str
+) -> None:
+    document = app.test_client().get("/docs/openapi.json").get_json()
+
+    declared = document["paths"][path]["post"]["responses"]
+
+    assert "application/problem+json" in declared["429"]["content"]
