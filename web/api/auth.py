@@ -63,6 +63,7 @@ def signup(body: SignupRequest) -> tuple[Response, int]:
 @bp.post("/auth/login", responses={200: TokenResponse, **_ERRORS}, security=_GUEST_OPTIONAL)
 def login(body: LoginRequest) -> Response:
     """Exchange email and password for tokens; a guest's token hands over its conversations."""
+    # web/login_throttle.py wraps this view: the throttles run before the password is checked.
     user = authenticate(db(), body.email, body.password)
     _adopt_presented_guest(user)
     return jsonify(issue_tokens(user))
