@@ -6,15 +6,19 @@ owner's. The app comes from the factory, on a real Redis.
 
 from __future__ import annotations
 
+import json
 import random
+import threading
 import uuid
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from common.accounts import create_user
@@ -103,6 +107,42 @@ def test_an_attackers_failures_never_lock_the_owner_out(app: Flask) -> None:
     body = assert_rate_limited(refused, "login-failures")
     assert "failed logins for this account from this address" in str(body["detail"])
     assert_rate_limited(refused_right_password, "login-failures")  # per (account, address)
+
+
+def _login_over_tcp(port: int, source: str, email: str, password: str) -> int:
+    connection = HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    try:
+        body = json.dumps({"email": email, "password": password})
+        connection.request(
+            "POST", "/v1/auth/login", body, headers={"Content-Type": "application/json"}
+        )
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_over_real_sockets_the_attacker_address_is_refused_and_the_owner_is_not(
+    app: Flask,
+) -> None:
+    # The source address comes from the TCP connection itself, not from a test-client setting.
+    email = signed_up(app)
+    attacker, owner = loopback(), loopback()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        guesses = [
+            _login_over_tcp(server.port, attacker, email, "wrong-guess") for _ in range(FAILURES)
+        ]
+        refused = _login_over_tcp(server.port, attacker, email, TEST_PASSWORD)
+        signed_in = _login_over_tcp(server.port, owner, email, TEST_PASSWORD)
+    finally:
+        server.shutdown()
+        thread.join()
+
+    assert guesses == [401] * FAILURES
+    assert refused == 429
+    assert signed_in == 200
 
 
 def test_the_attacker_can_still_try_other_accounts_within_the_address_limit(app: Flask) -> None:
