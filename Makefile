@@ -4,14 +4,23 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint chromium bench-answers bench-burst bench-conversation bench-guardrail bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
+.PHONY: dev test test-fast lint lock chromium bench-answers bench-burst bench-conversation bench-guardrail bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
 
-$(STAMP): pyproject.toml
+# Installs the exact versions in requirements.lock, then bookchat itself (editable).
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bookchat needs Python 3.11+")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolves requirements.lock from pyproject.toml (run after changing a dependency).
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --upgrade \
+	  --quiet -o requirements.lock
 
 dev: $(STAMP)
 	$(BIN)/bookchat dev
