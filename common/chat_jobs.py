@@ -21,7 +21,7 @@ from common.events import JobEvents
 from common.lifecycle import claim_job, finish_attempt
 from common.models import ChatJob, Conversation, JobKind, JobStatus, utcnow
 from common.queue import enqueue_chat_job
-from common.quotas import Reservation
+from common.reservations import Reservation
 from common.schemas import ChatJobCreate
 
 log = logging.getLogger(__name__)

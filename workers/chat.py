@@ -32,15 +32,8 @@ from common.llm.personalize import profile_guidance
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
 from common.models import AttemptOutcome, ChatJob, JobKind, JobStatus, User, utcnow
 from common.profiles import ReaderProfileIn, get_profile
-from common.quotas import (
-    BUDGET_EXHAUSTED,
-    Spender,
-    budget_allows,
-    budget_refusal,
-    settle_tokens,
-    spender_of,
-    usage_tokens,
-)
+from common.quotas import BUDGET_EXHAUSTED, Spender, budget_refusal, spender_of, usage_tokens
+from common.reservations import budget_allows, settle_tokens
 from common.retrieval.passages import Passage
 from workers.chapters import ChapterTask, rewrite_chapter
 from workers.followups import SearchQuery, search_query, with_rewrite_usage

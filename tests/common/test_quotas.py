@@ -1,4 +1,4 @@
-"""Daily token quotas and the daily budget in a real Redis: reserve, settle, release, identities."""
+"""Token quotas and the daily budget in a real Redis: identities, reserve, settle, release."""
 
 from __future__ import annotations
 
@@ -17,21 +17,18 @@ from common.quotas import (
     BudgetExhausted,
     QuotaExceeded,
     Spender,
-    budget_allows,
     budget_key,
     budget_used,
     charge_tokens,
     check_spend,
     next_reset,
     quota_key,
-    release_tokens,
-    reserve_tokens,
-    settle_tokens,
     spender_of,
     tokens_used,
     usage_tokens,
 )
 from common.redis_client import make_redis
+from common.reservations import budget_allows, release_tokens, reserve_tokens, settle_tokens
 from common.settings import Settings
 from tests.support.stack import make_settings
 

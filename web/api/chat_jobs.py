@@ -16,7 +16,8 @@ from common.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
 from common.db import session_scope
 from common.models import JobStatus
 from common.observability import tracked_stream
-from common.quotas import Reservation, Spender, release_tokens, spender_of
+from common.quotas import Spender, spender_of
+from common.reservations import Reservation, release_tokens
 from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
 from common.settings import Settings
 from common.tokens import estimate_answer_tokens
