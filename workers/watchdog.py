@@ -44,6 +44,7 @@ from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 LEADER_KEY = "bookchat:watchdog:leader"
+GUEST_BATCHES_PER_PASS = 4
 QUEUES = {
     JobKind.CHAT: CHAT_QUEUE,
     JobKind.INGEST: INGEST_QUEUE,
@@ -119,13 +120,18 @@ class Watchdog:
         last = self._last_guest_purge
         if last is not None and time.monotonic() - last < interval:
             return
-        self._last_guest_purge = time.monotonic()
-        days, purged = self.res.settings.guest_retention_days, GUEST_BATCH
-        while purged == GUEST_BATCH:  # batch by batch, each its own transaction
+        days = self.res.settings.guest_retention_days
+        # Batch by batch, each its own transaction, and a few per pass: a long backlog must
+        # not hold up the recovery of lost jobs. A full last batch leaves the rest for the
+        # next pass.
+        for _ in range(GUEST_BATCHES_PER_PASS):
             with session_scope(self.res.sessions) as session:
                 purged = len(purge_old_guests(session, utcnow(), days))
             if purged:
                 log.info("deleted %d guests older than %d days with their data", purged, days)
+            if purged < GUEST_BATCH:
+                self._last_guest_purge = time.monotonic()
+                return
 
     def _announce(self, job: TakenBack) -> None:
         log.warning(
