@@ -271,8 +271,10 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
             answer = rewrite_chapter(res, chapter, on_delta, stats, on_restart)
     except GenerationStopped:
         log.info("chat job %s was cancelled while generating", job.id)
+        # Cancelled before any model call: give the reservation back. A model stream cut off
+        # mid-way reports no usage, so that job keeps its estimate.
         if stats.llm_calls == 0:
-            _settle(res, job, 0)  # a cut-off model stream reports no usage: keep the estimate
+            _settle(res, job, 0)
         _record(res, lambda s: _end_cancelled(s, job))
         _count_finished(res)
         return
