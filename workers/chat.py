@@ -320,11 +320,11 @@ def _finish(
     answer: Answer,
     cited: CitedAnswer,
 ) -> None:
-    """Settle its tokens, record the answer with what it cites, then end the stream.
+    """Record the answer with what it cites, settle its tokens, then end the stream.
 
-    Settling first: once a reader sees the job finished, its quotas count its real usage.
+    The paid answer is written first; the settlement is best-effort, and until it lands the
+    job's quotas count its estimate, which errs high.
     """
-    _settle(res, job, max(usage_tokens(answer.usage), _spent(stats)))
     metrics = stats.merged_into(job.metrics)
     recorded = _record(
         res,
@@ -344,6 +344,8 @@ def _finish(
             and _store_profile_applied(s, job.id, answer.profile_applied)
         ),
     )
+    # Spent whether or not the row is still this attempt's (a lost lease re-runs the job).
+    _settle(res, job, max(usage_tokens(answer.usage), _spent(stats)))
     if not recorded:
         return
     _count_finished(res)
