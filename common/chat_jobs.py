@@ -21,6 +21,7 @@ from common.events import JobEvents
 from common.lifecycle import claim_job, finish_attempt
 from common.models import ChatJob, Conversation, JobKind, JobStatus, utcnow
 from common.queue import enqueue_chat_job
+from common.reservations import Reservation
 from common.schemas import ChatJobCreate
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,11 @@ def _use_conversation(
 
 
 def submit_chat_job(
-    session: Session, user_id: uuid.UUID, request: ChatJobCreate, idempotency_key: str | None
+    session: Session,
+    user_id: uuid.UUID,
+    request: ChatJobCreate,
+    idempotency_key: str | None,
+    job_id: uuid.UUID | None = None,
 ) -> tuple[ChatJob, bool]:
     """Create a queued job (or return the one this key made); True when it is a replay.
 
@@ -149,7 +154,7 @@ def submit_chat_job(
     now = utcnow()
     conversation_id, created = _use_conversation(session, user_id, request, now)
     values: dict[str, Any] = {
-        "id": uuid.uuid4(),
+        "id": job_id or uuid.uuid4(),
         "user_id": user_id,
         "conversation_id": conversation_id,
         "status": JobStatus.QUEUED.value,
@@ -187,16 +192,36 @@ def queue_chat_job(
     user_id: uuid.UUID,
     request: ChatJobCreate,
     idempotency_key: str | None = None,
+    reservation: Reservation | None = None,
 ) -> tuple[ChatJob, bool]:
-    """Submit, commit, then send the job to the chat queue; True when it is a replay.
+    """Reserve its tokens, submit, commit, then send the job to the chat queue; True: a replay.
 
-    If the broker cannot take it, the row is marked failed and ServiceUnavailable is raised.
+    The reservation comes first (429 or 503 when it does not fit, nothing written); a replay
+    or a submit that fails gives it back. If the broker cannot take the job, the row is
+    marked failed and ServiceUnavailable is raised.
     """
-    job, replayed = submit_chat_job(session, user_id, request, idempotency_key)
-    session.commit()
+    job_id = uuid.uuid4()
+    if reservation is not None:
+        reservation.take(job_id)
+    try:
+        job, replayed = submit_chat_job(session, user_id, request, idempotency_key, job_id)
+        session.commit()
+    except BaseException:
+        if reservation is not None:
+            reservation.give_back(job_id)
+        raise
     if replayed:
+        if reservation is not None:
+            reservation.give_back(job_id)
         return job, True
-    send_committed_job(session, celery, events, job.id)
+    if reservation is not None and job.id != job_id:
+        reservation.move(job_id, job.id)  # a retried submit runs the job its key first made
+    try:
+        send_committed_job(session, celery, events, job.id)
+    except ServiceUnavailable:
+        if reservation is not None:
+            reservation.give_back(job.id)
+        raise
     return job, False
 
 

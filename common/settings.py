@@ -137,6 +137,15 @@ class Settings(BaseSettings):
     redis_pool_size: int = Field(default=64, ge=2, le=10_000)
     redis_pool_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
+    # Model spend (common/quotas.py, common/guest_retention.py): guests from one address share
+    # this many tokens a day; every model call of the service together spends at most
+    # LLM_DAILY_TOKEN_BUDGET tokens a UTC day (0: no budget; README, "Accounts, guests, limits
+    # and profiles", prices the default); guests and their data are deleted after this long.
+    guest_address_daily_tokens: int = Field(default=200_000, ge=0)
+    llm_daily_token_budget: int = Field(default=5_000_000, ge=0)
+    guest_retention_days: int = Field(default=7, ge=1)
+    guest_purge_interval_seconds: float = Field(default=3600.0, ge=1)
+
     # Chat jobs.
     chat_job_time_limit_seconds: int = Field(default=180, ge=10)
     history_turns: int = Field(default=4, ge=0, le=20)

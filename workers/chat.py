@@ -30,9 +30,10 @@ from common.llm.errors import LLMError, RetryLater
 from common.llm.metrics import CallStats
 from common.llm.personalize import profile_guidance
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
-from common.models import AttemptOutcome, ChatJob, JobKind, JobStatus, utcnow
+from common.models import AttemptOutcome, ChatJob, JobKind, JobStatus, User, utcnow
 from common.profiles import ReaderProfileIn, get_profile
-from common.quotas import charge_tokens, usage_tokens
+from common.quotas import BUDGET_EXHAUSTED, Spender, budget_refusal, spender_of, usage_tokens
+from common.reservations import budget_allows, settle_tokens
 from common.retrieval.passages import Passage
 from workers.chapters import ChapterTask, rewrite_chapter
 from workers.followups import SearchQuery, search_query, with_rewrite_usage
@@ -58,7 +59,9 @@ class _JobInput:
     queued_at: datetime
     metrics: dict[str, Any] | None
     profile: ReaderProfileIn | None = None
-    owner: uuid.UUID | None = None  # whose daily token quota the answer is charged to
+    owner: uuid.UUID | None = None
+    # Whose quotas a job submitted without a reservation (a chapter job) is charged to.
+    spender: Spender | None = None
     task: str = "chat"  # or a chapter job: "personalize", "translate" (workers/chapters.py)
     language: str | None = None
 
@@ -73,6 +76,12 @@ def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> _Job
         return None
     chat = job.task == "chat"  # chapter jobs have no conversation
     history = conversation_history(session, job, res.settings.history_turns) if chat else []
+    user = session.get(User, job.user_id)
+    spender = (
+        spender_of(res.settings, user.id, user.role, user.email, user.external_id)
+        if user is not None
+        else None
+    )
     return _JobInput(
         job.id,
         job.message,
@@ -84,6 +93,7 @@ def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> _Job
         job.metrics,
         get_profile(session, job.user_id),
         owner=job.user_id,
+        spender=spender,
         task=job.task,
         language=job.language,
     )
@@ -244,6 +254,10 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         stream.publish("reset", {"attempt": job.attempt, "reason": "the model call was retried"})
 
     try:
+        if not budget_allows(res.redis, job.id, res.settings.llm_daily_token_budget):
+            _settle(res, job, 0)
+            _fail(res, job, stream, BUDGET_EXHAUSTED, budget_refusal())
+            return
         if job.task == "chat":
             passages, query = retrieve(res, job, stats)
             _check_still_ours(res, job)
@@ -257,6 +271,10 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
             answer = rewrite_chapter(res, chapter, on_delta, stats, on_restart)
     except GenerationStopped:
         log.info("chat job %s was cancelled while generating", job.id)
+        # Cancelled before any model call: give the reservation back. A model stream cut off
+        # mid-way reports no usage, so that job keeps its estimate.
+        if stats.llm_calls == 0:
+            _settle(res, job, 0)
         _record(res, lambda s: _end_cancelled(s, job))
         _count_finished(res)
         return
@@ -270,9 +288,11 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         _wait(res, job, stats, stream, wait)
         return
     except LLMError as exc:
+        _settle(res, job, _spent(stats))
         _fail(res, job, stream, exc.code, exc.message, stats.merged_into(job.metrics))
         return
     except SoftTimeLimitExceeded:
+        _settle(res, job, _spent(stats))
         _fail(res, job, stream, "timeout", "answering took too long")
         return
     except RedisError:
@@ -282,6 +302,7 @@ def _run_attempt(res: WorkerResources, job: _JobInput, stream: JobStream) -> Non
         return
     except Exception as exc:
         if not is_unavailable(exc):
+            _settle(res, job, _spent(stats))
             message = "the answer could not be produced"
             _fail(res, job, stream, "internal_error", message, trace=trace_summary(exc))
         raise  # an unreachable database leaves the job to the watchdog
@@ -299,7 +320,11 @@ def _finish(
     answer: Answer,
     cited: CitedAnswer,
 ) -> None:
-    """Record the answer with what it cites (`incomplete` if cut short), then end the stream."""
+    """Record the answer with what it cites, settle its tokens, then end the stream.
+
+    The paid answer is written first; the settlement is best-effort, and until it lands the
+    job's quotas count its estimate, which errs high.
+    """
     metrics = stats.merged_into(job.metrics)
     recorded = _record(
         res,
@@ -319,10 +344,11 @@ def _finish(
             and _store_profile_applied(s, job.id, answer.profile_applied)
         ),
     )
+    # Spent whether or not the row is still this attempt's (a lost lease re-runs the job).
+    _settle(res, job, max(usage_tokens(answer.usage), _spent(stats)))
     if not recorded:
         return
     _count_finished(res)
-    _charge_quota(res, job, answer.usage)
     if cited.text != answer.text:
         # Markers that named no passage were dropped: readers replace the streamed text.
         stream.publish("reset", {"attempt": job.attempt, "reason": "citations were checked"})
@@ -444,12 +470,16 @@ def _count_finished(res: WorkerResources) -> None:
         log.debug("could not count a finished chat job", exc_info=True)
 
 
-def _charge_quota(res: WorkerResources, job: _JobInput, usage: dict[str, Any] | None) -> None:
-    """Charge the answer's real token usage to its owner's daily quota (once per job)."""
-    if job.owner is None:
-        return
+def _spent(stats: CallStats) -> int:
+    """Tokens this attempt's finished model calls reported."""
+    return stats.prompt_tokens + stats.completion_tokens
+
+
+def _settle(res: WorkerResources, job: _JobInput, tokens: int) -> None:
+    """Replace the job's token reservation with what it spent (0 gives it back), once."""
+    budget = res.settings.llm_daily_token_budget
     try:
-        charge_tokens(res.events.client, job.owner, usage_tokens(usage), job_id=job.id)
+        settle_tokens(res.redis, job.id, tokens, fallback=job.spender, budget=budget)
     except RedisError:
-        # The answer is recorded; a lost charge only under-counts, it never fails the job.
-        log.warning("could not charge chat job %s to its owner's quota", job.id, exc_info=True)
+        # A lost settlement counts the estimate (or nothing) until midnight; never fail a job.
+        log.warning("could not settle chat job %s's tokens", job.id, exc_info=True)

@@ -2,7 +2,8 @@
 
 Each pass (every `watchdog_interval_s`) it takes back jobs whose lease expired (a new attempt,
 or a dead letter after too many losses), sends queued jobs that are due, and now and then
-re-sends queued jobs whose message is no longer in the broker.
+re-sends queued jobs whose message is no longer in the broker; every
+`guest_purge_interval_seconds` it deletes guests past their retention (common/guest_retention.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from common.db import session_scope
+from common.guest_retention import BATCH as GUEST_BATCH
+from common.guest_retention import purge_old_guests
 from common.lifecycle import mark_enqueued
 from common.models import IngestJob, JobKind, JobStatus, utcnow
 from common.queue import (
@@ -41,6 +44,7 @@ from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 LEADER_KEY = "bookchat:watchdog:leader"
+GUEST_BATCHES_PER_PASS = 4
 QUEUES = {
     JobKind.CHAT: CHAT_QUEUE,
     JobKind.INGEST: INGEST_QUEUE,
@@ -57,6 +61,7 @@ class Watchdog:
         self.policy = res.retry_policy
         self._stop = threading.Event()
         self._last_broker_check = 0.0
+        self._last_guest_purge: float | None = None
         self._thread = threading.Thread(target=self._run, name="bookchat-watchdog", daemon=True)
 
     def start(self) -> None:
@@ -108,6 +113,25 @@ class Watchdog:
             self._send_due(kind)
         if check_broker:
             self._last_broker_check = time.monotonic()
+        self._purge_guests_when_due()
+
+    def _purge_guests_when_due(self) -> None:
+        interval = self.res.settings.guest_purge_interval_seconds
+        last = self._last_guest_purge
+        if last is not None and time.monotonic() - last < interval:
+            return
+        days = self.res.settings.guest_retention_days
+        # Batch by batch, each its own transaction, and a few per pass: a long backlog must
+        # not hold up the recovery of lost jobs. A full last batch leaves the rest for the
+        # next pass.
+        for _ in range(GUEST_BATCHES_PER_PASS):
+            with session_scope(self.res.sessions) as session:
+                purged = len(purge_old_guests(session, utcnow(), days))
+            if purged:
+                log.info("deleted %d guests older than %d days with their data", purged, days)
+            if purged < GUEST_BATCH:
+                self._last_guest_purge = time.monotonic()
+                return
 
     def _announce(self, job: TakenBack) -> None:
         log.warning(

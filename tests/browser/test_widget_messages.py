@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import jwt
 from playwright.sync_api import Page, expect
 
-from common.quotas import charge_tokens
+from common.quotas import charge_tokens, spender_of
 from common.redis_client import make_redis
 from tests.browser.conftest import LIMITED_DAILY_TOKENS, Book
 from tests.browser.servers import Gunicorn
@@ -48,7 +49,9 @@ def test_a_used_up_daily_quota_says_when_it_resets(
         [f"bookchat:{limited.url}", guest["access_token"]],
     )
     user_id = jwt.decode(guest["access_token"], options={"verify_signature": False})["sub"]
-    charge_tokens(make_redis(book.stack.settings), user_id, LIMITED_DAILY_TOKENS)
+    quotas = book.stack.settings.model_copy(update={"guest_daily_tokens": LIMITED_DAILY_TOKENS})
+    spender = spender_of(quotas, uuid.UUID(user_id), "guest", None)
+    charge_tokens(make_redis(book.stack.settings), spender, LIMITED_DAILY_TOKENS)
     page.reload()
     open_panel(page)
 

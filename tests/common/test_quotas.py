@@ -1,7 +1,8 @@
-"""Daily token quotas in a real Redis: the check, the charge, the day they belong to."""
+"""Token quotas and the daily budget in a real Redis: identities, reserve, settle, release."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
@@ -10,17 +11,24 @@ from typing import cast
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from common.quotas import (
+    BudgetExhausted,
     QuotaExceeded,
+    Spender,
+    budget_key,
+    budget_used,
     charge_tokens,
-    check_quota,
+    check_spend,
     next_reset,
     quota_key,
+    spender_of,
     tokens_used,
     usage_tokens,
 )
 from common.redis_client import make_redis
+from common.reservations import budget_allows, release_tokens, reserve_tokens, settle_tokens
 from common.settings import Settings
 from tests.support.stack import make_settings
 
@@ -31,100 +39,235 @@ MIDNIGHT = next_reset(NOON)
 
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
-    """Quotas of 1000 tokens a day for users and 100 for guests."""
-    return make_settings(tmp_path, redis_url, user_daily_tokens=1000, guest_daily_tokens=100)
+    """Quotas of 1000 tokens a day for users, 100 for guests, 300 per guest address; no budget."""
+    return make_settings(
+        tmp_path,
+        redis_url,
+        user_daily_tokens=1000,
+        guest_daily_tokens=100,
+        guest_address_daily_tokens=300,
+    )
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[redis.Redis]:
-    """A client like the app's on the shared test Redis (users are fresh ids: keys never mix)."""
+    """A client like the app's on the shared test Redis (identities are fresh: keys never mix)."""
     made = make_redis(settings)
     yield made
     made.close()
 
 
-def test_under_the_quota_a_user_passes(client: redis.Redis, settings: Settings) -> None:
-    user = uuid.uuid4()
-    charge_tokens(client, user, 999, now=NOON)
+def user(settings: Settings, email: str | None = None) -> Spender:
+    """A reader with a fresh email address."""
+    email = email or f"reader-{uuid.uuid4().hex[:10]}@example.com"
+    return spender_of(settings, uuid.uuid4(), "user", email)
 
-    check_quota(client, user, "user", settings, now=NOON)  # no exception
+
+def identity(spender: Spender, n: int = 0) -> str:
+    return spender.quotas[n][0]
 
 
-def test_at_the_quota_a_user_is_refused_until_utc_midnight(
+def test_an_account_counts_under_its_email_not_its_row(settings: Settings) -> None:
+    email = f"Returning-{uuid.uuid4().hex[:10]}@Example.com"
+    first = spender_of(settings, uuid.uuid4(), "user", email)
+    again = spender_of(settings, uuid.uuid4(), "user", email.lower())  # a new row, same person
+
+    assert first == again
+    assert email.lower() not in identity(first)  # the address is never stored in clear
+    other_secret = settings.model_copy(update={"jwt_secret_key": SecretStr("another-" * 6)})
+    assert identity(spender_of(other_secret, uuid.uuid4(), "user", email)) != identity(first)
+
+
+def test_a_guest_counts_under_its_id_and_its_address(settings: Settings) -> None:
+    one = spender_of(settings, uuid.uuid4(), "guest", None, address="10.9.0.1")
+    two = spender_of(settings, uuid.uuid4(), "guest", None, address="10.9.0.1")
+
+    assert identity(one, 0) != identity(two, 0)
+    assert identity(one, 1) == identity(two, 1) and "10.9.0.1" not in identity(one, 1)
+    assert [q for _, q in one.quotas] == [100, 300]
+    assert spender_of(settings, uuid.uuid4(), "admin", "a@example.com").quotas == ()
+
+
+def test_a_reservation_counts_until_it_is_settled_with_the_real_usage(
     client: redis.Redis, settings: Settings
 ) -> None:
-    user = uuid.uuid4()
-    charge_tokens(client, user, 600, now=NOON)
-    charge_tokens(client, user, 400, now=NOON)
+    reader, job = user(settings), uuid.uuid4()
+
+    reserve_tokens(client, job, reader, 600, settings, now=NOON)
+    assert tokens_used(client, identity(reader), NOON) == 600
+    settle_tokens(client, job, 240, now=NOON)
+    assert tokens_used(client, identity(reader), NOON) == 240
+    settle_tokens(client, job, 999, now=NOON)  # a task run twice settles once
+
+    assert tokens_used(client, identity(reader), NOON) == 240
+
+
+def test_a_released_reservation_gives_everything_back(
+    client: redis.Redis, settings: Settings
+) -> None:
+    reader, job = user(settings), uuid.uuid4()
+    charge_tokens(client, reader, 100, now=NOON)
+    reserve_tokens(client, job, reader, 600, settings, now=NOON)
+
+    release_tokens(client, job)
+
+    assert tokens_used(client, identity(reader), NOON) == 100
+
+
+def test_a_reservation_that_does_not_fit_is_refused_until_utc_midnight(
+    client: redis.Redis, settings: Settings
+) -> None:
+    reader = user(settings)
+    reserve_tokens(client, uuid.uuid4(), reader, 700, settings, now=NOON)
 
     with pytest.raises(QuotaExceeded) as refused:
-        check_quota(client, user, "user", settings, now=NOON)
+        reserve_tokens(client, uuid.uuid4(), reader, 301, settings, now=NOON)
 
     error = refused.value
     assert (error.status, error.code) == (429, "token_quota_exceeded")
     assert error.extensions["resets_at"] == MIDNIGHT.isoformat()
-    assert MIDNIGHT.isoformat().endswith("T00:00:00+00:00")
-    assert error.extensions["used"] == 1000 and error.extensions["quota"] == 1000
+    assert error.extensions["used"] == 700 and error.extensions["quota"] == 1000
+    assert error.extensions["needed"] == 301
     assert error.retry_after == 12 * 3600
     assert error.headers == {"Retry-After": str(12 * 3600)}
-    assert MIDNIGHT.isoformat() in error.detail
+    assert tokens_used(client, identity(reader), NOON) == 700  # a refusal reserves nothing
+    reserve_tokens(client, uuid.uuid4(), reader, 300, settings, now=NOON)  # exactly fits
 
 
-def test_guests_have_the_smaller_quota(client: redis.Redis, settings: Settings) -> None:
-    guest = uuid.uuid4()
-    charge_tokens(client, guest, 100, now=NOON)
+def test_concurrent_reservations_never_pass_the_quota(
+    client: redis.Redis, settings: Settings
+) -> None:
+    reader, accepted, refused = user(settings), [], []
+    start = threading.Barrier(20)
 
-    check_quota(client, guest, "user", settings, now=NOON)  # a user's quota would allow it
+    def submit() -> None:
+        own = make_redis(settings)
+        start.wait()
+        try:
+            reserve_tokens(own, uuid.uuid4(), reader, 150, settings, now=NOON)
+            accepted.append(1)
+        except QuotaExceeded:
+            refused.append(1)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert (len(accepted), len(refused)) == (6, 14)  # 6 x 150 <= 1000 < 7 x 150
+    assert tokens_used(client, identity(reader), NOON) == 900
+
+
+def test_new_guests_from_one_address_share_its_allowance(
+    client: redis.Redis, settings: Settings
+) -> None:
+    for _ in range(3):  # three guests of 100 use the address's 300
+        guest = spender_of(settings, uuid.uuid4(), "guest", None, address="10.9.1.1")
+        reserve_tokens(client, uuid.uuid4(), guest, 100, settings, now=NOON)
+
+    fresh = spender_of(settings, uuid.uuid4(), "guest", None, address="10.9.1.1")
     with pytest.raises(QuotaExceeded):
-        check_quota(client, guest, "guest", settings, now=NOON)
+        reserve_tokens(client, uuid.uuid4(), fresh, 1, settings, now=NOON)
+    elsewhere = spender_of(settings, uuid.uuid4(), "guest", None, address="10.9.1.2")
+    reserve_tokens(client, uuid.uuid4(), elsewhere, 100, settings, now=NOON)
+
+
+def test_the_budget_refuses_everyone_with_503_until_midnight(
+    client: redis.Redis, settings: Settings
+) -> None:
+    day = datetime.combine(NOON.date() + timedelta(days=1), time(18), tzinfo=UTC)  # a clean day
+    budgeted = settings.model_copy(update={"llm_daily_token_budget": 1000})
+    admin = spender_of(budgeted, uuid.uuid4(), "admin", "boss@example.com")
+    reserve_tokens(client, uuid.uuid4(), admin, 900, budgeted, now=day)  # admins count too
+
+    with pytest.raises(BudgetExhausted) as refused:
+        reserve_tokens(client, uuid.uuid4(), user(budgeted), 101, budgeted, now=day)
+
+    error = refused.value
+    assert (error.status, error.code) == (503, "budget_exhausted")
+    assert error.headers == {"Retry-After": str(6 * 3600)}
+    assert error.extensions["resets_at"] == next_reset(day).isoformat()
+    assert budget_used(client, day) == 900
+    client.delete(budget_key(day))
+
+
+def test_the_worker_asks_the_budget_before_calling_the_model(
+    client: redis.Redis, settings: Settings
+) -> None:
+    day = datetime.combine(NOON.date() + timedelta(days=2), time(6), tzinfo=UTC)
+    budgeted = settings.model_copy(update={"llm_daily_token_budget": 1000})
+    held, unreserved = uuid.uuid4(), uuid.uuid4()
+    reserve_tokens(client, held, user(budgeted), 1000, budgeted, now=day)
+
+    assert budget_allows(client, held, 1000, day)  # its own reservation filled the day
+    assert not budget_allows(client, unreserved, 1000, day)
+    client.incrby(budget_key(day), 1)  # spent past the budget (a lowered budget, a big answer)
+    assert not budget_allows(client, held, 1000, day)
+    assert budget_allows(client, held, 0, day)  # no budget configured
+    client.delete(budget_key(day))
+
+
+def test_check_spend_refuses_a_used_up_quota_and_reserves_nothing(
+    client: redis.Redis, settings: Settings
+) -> None:
+    reader = user(settings)
+    charge_tokens(client, reader, 999, now=NOON)
+    check_spend(client, reader, settings, now=NOON)  # one token left: yes
+
+    charge_tokens(client, reader, 1, now=NOON)
+    with pytest.raises(QuotaExceeded):
+        check_spend(client, reader, settings, now=NOON)
+    assert tokens_used(client, identity(reader), NOON) == 1000
+
+
+def test_a_job_without_a_reservation_is_charged_once_on_its_fallback(
+    client: redis.Redis, settings: Settings
+) -> None:
+    reader, job = user(settings), uuid.uuid4()
+
+    settle_tokens(client, job, 120, fallback=reader, now=NOON)
+    settle_tokens(client, job, 120, fallback=reader, now=NOON)
+
+    assert tokens_used(client, identity(reader), NOON) == 120
 
 
 def test_admins_and_a_zero_quota_are_never_refused(client: redis.Redis, settings: Settings) -> None:
-    user = uuid.uuid4()
-    charge_tokens(client, user, 10**9, now=NOON)
     unlimited = settings.model_copy(update={"user_daily_tokens": 0})
+    reader = user(unlimited)
 
-    check_quota(client, user, "admin", settings, now=NOON)
-    check_quota(client, user, "user", unlimited, now=NOON)
-
-
-def test_a_new_utc_day_starts_from_zero(client: redis.Redis, settings: Settings) -> None:
-    user = uuid.uuid4()
-    charge_tokens(client, user, 5000, now=NOON)
-
-    check_quota(client, user, "user", settings, now=MIDNIGHT)  # the next day: no exception
-
-    assert tokens_used(client, user, now=MIDNIGHT) == 0
-    assert tokens_used(client, user, now=NOON) == 5000
+    reserve_tokens(client, uuid.uuid4(), reader, 10**9, unlimited, now=NOON)
+    admin = spender_of(settings, uuid.uuid4(), "admin", "root@example.com")
+    reserve_tokens(client, uuid.uuid4(), admin, 10**9, settings, now=NOON)
 
 
-def test_a_days_counter_expires_after_its_midnight(client: redis.Redis) -> None:
-    user = uuid.uuid4()
+def test_a_new_utc_day_starts_from_zero_and_old_days_expire(
+    client: redis.Redis, settings: Settings
+) -> None:
+    reader = user(settings)
     now = datetime.now(UTC)
+    charge_tokens(client, reader, 1000, now=NOON)
 
-    charge_tokens(client, user, 10, now=now)
+    reserve_tokens(client, uuid.uuid4(), reader, 1000, settings, now=MIDNIGHT)  # the next day
 
-    ttl = cast(int, client.ttl(quota_key(user, now)))
+    charge_tokens(client, reader, 10, now=now)
+    ttl = cast(int, client.ttl(quota_key(identity(reader), now)))
     until_midnight = (next_reset(now) - now).total_seconds()
-    assert until_midnight < ttl <= until_midnight + 3600 + 1
+    assert until_midnight < ttl <= until_midnight + 86400 + 1
 
 
-def test_a_job_is_charged_once(client: redis.Redis) -> None:
-    user, job = uuid.uuid4(), uuid.uuid4()
+def test_settling_after_the_day_expired_revives_no_counter(
+    client: redis.Redis, settings: Settings
+) -> None:
+    reader, job = user(settings), uuid.uuid4()
+    reserve_tokens(client, job, reader, 500, settings, now=NOON)
+    client.delete(quota_key(identity(reader), NOON))  # the day's counter has expired
 
-    first = charge_tokens(client, user, 120, job_id=job, now=NOON)
-    again = charge_tokens(client, user, 120, job_id=job, now=NOON)
-    other = charge_tokens(client, user, 30, job_id=uuid.uuid4(), now=NOON)
+    settle_tokens(client, job, 100)
 
-    assert (first, again, other) == (120, 120, 150)
-
-
-def test_nothing_to_charge_leaves_no_counter(client: redis.Redis) -> None:
-    user = uuid.uuid4()
-
-    assert charge_tokens(client, user, 0, job_id=uuid.uuid4(), now=NOON) == 0
-
-    assert client.exists(quota_key(user, NOON)) == 0
+    assert client.exists(quota_key(identity(reader), NOON)) == 0
 
 
 @pytest.mark.parametrize(
@@ -139,12 +282,3 @@ def test_nothing_to_charge_leaves_no_counter(client: redis.Redis) -> None:
 )
 def test_usage_tokens(usage: dict[str, int] | None, tokens: int) -> None:
     assert usage_tokens(usage) == tokens
-
-
-def test_without_redis_the_check_lets_the_job_through(settings: Settings) -> None:
-    unreachable = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
-
-    check_quota(unreachable, uuid.uuid4(), "guest", settings)  # no exception
-
-    with pytest.raises(redis.ConnectionError):
-        charge_tokens(unreachable, uuid.uuid4(), 10)  # the worker logs a lost charge

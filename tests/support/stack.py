@@ -43,6 +43,8 @@ GENEROUS_LIMITS: dict[str, Any] = {
     "rate_limit_guest_submit": "100000/minute",
     "user_daily_tokens": 0,
     "guest_daily_tokens": 0,
+    "guest_address_daily_tokens": 0,
+    "llm_daily_token_budget": 0,
 }
 
 

@@ -8,7 +8,11 @@ from typing import Any
 
 import jwt
 from flask import Flask
+from sqlalchemy import update
 
+from common.db import session_scope
+from common.guest_retention import purge_old_guests
+from common.models import ChatJob, Conversation, User, utcnow
 from common.settings import Settings
 from tests.support.stack import TEST_PASSWORD, Stack
 from tests.web.assertions import assert_problem
@@ -161,3 +165,28 @@ def test_the_guest_limit_has_its_own_code_and_says_when_it_frees_up(idle_stack: 
     resets_at = datetime.fromisoformat(body["resets_at"])
     assert abs(resets_at - (asked + timedelta(seconds=retry_after))) <= timedelta(seconds=2)
     assert elsewhere.status_code == 201  # per address
+
+
+def test_a_guest_past_its_retention_is_purged_with_its_conversations(idle_stack: Stack) -> None:
+    old_token, new_token = _guest(idle_stack)["access_token"], _guest(idle_stack)["access_token"]
+    old, new = _bearer(old_token), _bearer(new_token)
+    old_job = idle_stack.submit(old, message="What is a node?")
+    new_job = idle_stack.submit(new, message="What is a topic?")
+    old_id = uuid.UUID(jwt.decode(old_token, options={"verify_signature": False})["sub"])
+    retention = idle_stack.settings.guest_retention_days
+    with session_scope(idle_stack.resources.sessions) as session:
+        session.execute(
+            update(User)
+            .where(User.id == old_id)
+            .values(created_at=utcnow() - timedelta(days=retention, minutes=1))
+        )
+
+    with session_scope(idle_stack.resources.sessions) as session:
+        purged = purge_old_guests(session, utcnow(), retention)
+
+    assert old_id in purged
+    assert_problem(idle_stack.client.get("/v1/me", headers=old), 401)
+    with session_scope(idle_stack.resources.sessions) as session:
+        assert session.get(ChatJob, uuid.UUID(old_job["id"])) is None
+        assert session.get(Conversation, uuid.UUID(old_job["conversation_id"])) is None
+    assert idle_stack.client.get(f"/v1/chat/jobs/{new_job['id']}", headers=new).status_code == 200

@@ -13,13 +13,12 @@ from flask_openapi3.types import ResponseDict
 from common.chapter_jobs import PERSONALIZE, TRANSLATE, queue_chapter_job
 from common.chapter_schemas import ChapterRequest, ChapterTranslateRequest
 from common.models import JobStatus
-from common.quotas import check_quota
+from common.quotas import check_spend
 from common.schemas import ChatJobOut, Problem
-from web.api.chat_jobs import IDEMPOTENCY_PARAMETER, idempotency_key
+from web.api.chat_jobs import IDEMPOTENCY_PARAMETER, current_spender, idempotency_key
 from web.resources import db, resources
 from web.security import (
     BEARER,
-    current_user,
     current_user_id,
     require_access_token,
     require_user,
@@ -48,7 +47,7 @@ _EXTRA = {"parameters": [IDEMPOTENCY_PARAMETER]}
 def _submit(task: str, body: ChapterRequest) -> tuple[Response, int]:
     res, session, key = resources(), db(), idempotency_key()
     user_id = current_user_id()
-    check_quota(res.redis, user_id, current_user().role, res.settings)
+    check_spend(res.redis, current_spender(res.settings), res.settings)
     job = queue_chapter_job(session, res.settings, res.celery, res.events, user_id, task, body, key)
     response = jsonify(chat_job_body(job))
     response.headers["Location"] = f"/v1/chat/jobs/{job.id}"

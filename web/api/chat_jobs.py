@@ -10,15 +10,18 @@ from flask import Response, abort, current_app, jsonify, request, stream_with_co
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 from pydantic import ValidationError
-from redis import RedisError
+from redis import Redis, RedisError
 
 from common.admission import Admission
 from common.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
 from common.db import session_scope
 from common.models import JobStatus
 from common.observability import tracked_stream
-from common.quotas import check_quota
+from common.quotas import Spender, spender_of
+from common.reservations import Reservation, release_tokens
 from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
+from common.settings import Settings
+from common.tokens import estimate_answer_tokens
 from web.hangup import HangUpWatch
 from web.job_events import StreamReader, job_event_stream, resume_point, wait_for_job
 from web.problems import REDIS_ERRORS, validation_problem
@@ -85,17 +88,43 @@ def _take_stream_slot(job_id: uuid.UUID) -> Slot:
     return slots.acquire(scopes)
 
 
+def current_spender(settings: Settings) -> Spender:
+    """Whose daily quotas the signed-in caller's model tokens count against."""
+    user = current_user()
+    return spender_of(settings, user.id, user.role, user.email, user.external_id, client_address())
+
+
+def answer_reservation(client: Redis, body: ChatJobCreate, settings: Settings) -> Reservation:
+    """The tokens a question reserves on the caller's quotas and the daily budget."""
+    tokens = estimate_answer_tokens(
+        body.message,
+        body.selected_text,
+        follow_up=body.conversation_id is not None,
+        passages=settings.retrieval_k,
+        history_turns=settings.history_turns,
+        max_output_tokens=settings.chat_max_tokens,
+    )
+    return Reservation(client, current_spender(settings), tokens, settings)
+
+
 @bp.post(
     "",
     responses={202: ChatJobOut, 400: Problem, 429: Problem, **_ERRORS},
     openapi_extensions={"parameters": [IDEMPOTENCY_PARAMETER]},
 )
 def submit(body: ChatJobCreate) -> tuple[Response, int]:
-    """Queue a question; poll the Location or stream its events (503 `overloaded` when full)."""
+    """Queue a question; poll the Location or stream its events.
+
+    429 `token_quota_exceeded` when the caller's daily quota cannot hold the question's
+    estimate; 503 `overloaded` when the queue is full, `budget_exhausted` when the service
+    has spent its daily model budget (Retry-After: until the UTC day rolls over).
+    """
     res, session, key = resources(), db(), idempotency_key()
-    check_quota(res.redis, current_user_id(), current_user().role, res.settings)
     _admission().check(session, res.redis)
-    job, replayed = queue_chat_job(session, res.celery, res.events, current_user_id(), body, key)
+    reservation = answer_reservation(res.redis, body, res.settings)
+    job, replayed = queue_chat_job(
+        session, res.celery, res.events, current_user_id(), body, key, reservation
+    )
     response = jsonify(chat_job_body(job))
     response.headers["Location"] = f"/v1/chat/jobs/{job.id}"
     response.headers["Retry-After"] = "1"
@@ -167,11 +196,13 @@ def events(path: JobPath) -> Response:
 def cancel(path: JobPath) -> Response:
     """Cancel a queued or running job."""
     session, res = db(), resources()
-    was_active = not get_chat_job(session, current_user_id(), path.job_id).job_status.is_terminal
+    before = get_chat_job(session, current_user_id(), path.job_id).job_status
     job = cancel_chat_job(session, current_user_id(), path.job_id)
     session.commit()
-    if was_active:
+    if not before.is_terminal:
         try:
+            if before == JobStatus.QUEUED:  # no model call yet; a running job's worker settles
+                release_tokens(res.redis, job.id)
             res.events.request_cancel(job.id)
             res.events.publish(job.id, "done", {"status": JobStatus.CANCELLED.value})
         except RedisError:
