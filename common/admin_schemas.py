@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict
 
 from common.admin_jobs import JobFilters
 from common.models import JobKind, JobStatus, Role, utcnow
-from common.schemas import NO_NUL
+from common.schemas import NO_NUL, QueryBool
 
 _SINCE = re.compile(r"^(\d{1,6})([smhd])$")
 _DURATION = re.compile(r"^(?:\d{1,6}[smh]|\d{1,5}d)$")
@@ -56,18 +56,6 @@ def check_since(value: str | None) -> str | None:
         value = value[: stamp.start(1)] + "59" + value[stamp.end(1) :]
     parse_since(value.upper())
     return value.upper()
-
-
-def _query_bool(value: object) -> object:
-    # A query string carries text: only the spellings the document gives, `true` and `false`.
-    if isinstance(value, str):
-        if value not in ("true", "false"):
-            raise ValueError("use true or false")
-        return value == "true"
-    return value
-
-
-QueryBool = Annotated[bool, BeforeValidator(_query_bool), Field(strict=True)]
 
 
 class JobFilterFields(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from common.ingest.sources import is_indexable, is_source_name
 
@@ -35,6 +35,19 @@ BOOK_FIELD = Field(
     "folder's own book (a new folder: its last part, e.g. `docs`, or `docs-2` if taken)",
     examples=["robotics"],
 )
+
+
+def _query_bool(value: object) -> object:
+    # A query string carries text: only the spellings the document gives, `true` and `false`.
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError("use true or false")
+        return value == "true"
+    return value
+
+
+# A boolean in a query string, as the document types it (`true`/`false`); for every query model.
+QueryBool = Annotated[bool, BeforeValidator(_query_bool), Field(strict=True)]
 
 
 class StrictModel(BaseModel):

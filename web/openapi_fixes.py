@@ -54,9 +54,16 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     "chat_jobs.read": {"429": "Too many long-polls open for this user, guest or job"},
     "chat_jobs.events": {"429": "Too many event streams open for this user, guest or job"},
+    # Private probes: a metrics token, an admin's token, or loopback (else 404, no such page).
     "metrics.metrics": {
-        "401": "The metrics token is missing or wrong",
-        "404": "Metrics are not served on this address",
+        "401": "The metrics token or bearer token is wrong",
+        "403": "The bearer token is not an administrator's",
+        "404": "Not served to this caller",
+    },
+    "health.readyz": {
+        "401": "`detail`: the metrics token or bearer token is wrong",
+        "403": "`detail`: the bearer token is not an administrator's",
+        "404": "`detail`: not served to this caller",
     },
 }
 for _endpoint in ("chat_jobs.submit", "chapters.personalize", "chapters.translate"):
@@ -67,7 +74,7 @@ for _endpoint in ("chat_jobs.submit", "chapters.personalize", "chapters.translat
 
 _READINESS = {
     "type": "object",
-    "required": ["status", "checks"],
+    "required": ["status"],  # `checks` only for the private readers (`detail`)
     "properties": {
         "status": {"type": "string", "enum": ["ready", "not_ready"]},
         "checks": {"type": "object", "additionalProperties": {"type": "object"}},
