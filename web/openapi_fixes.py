@@ -49,9 +49,13 @@ _RETRY_AFTER = {
 
 # Statuses other parts of the app answer on given endpoints (caps, budgets, tokens), by endpoint.
 EXPECTED: dict[str, dict[str, str]] = {
+    # Login and sign-up throttles per address (and account and address), whichever limiter
+    # counts them: declared here too, so the document keeps them if they leave flask-limiter.
     "auth.login": {
+        "429": "Too many attempts from this address, or for this account from this address",
         "503": "The login limiter cannot count (Redis away): refused before any password check",
     },
+    "auth.signup": {"429": "Too many sign-ups from this address"},
     "chat_jobs.read": {"429": "Too many long-polls open for this user, guest or job"},
     "chat_jobs.events": {"429": "Too many event streams open for this user, guest or job"},
     # Private probes: a metrics token, an admin's token, or loopback (else 404, no such page).
@@ -150,11 +154,11 @@ def declare_app_answers(app: Flask, spec: dict[str, Any]) -> None:
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
-            for status, description in EXPECTED.get(rule.endpoint, {}).items():
-                responses.setdefault(status, {"description": description})
-            if rule.endpoint in limited:
+            if rule.endpoint in limited:  # first: its description names the limits
                 scopes = ", ".join(limited[rule.endpoint])
                 responses.setdefault("429", {"description": f"A rate limit is reached: {scopes}"})
+            for status, description in EXPECTED.get(rule.endpoint, {}).items():
+                responses.setdefault(status, {"description": description})
             typed = _typed_params(rule)
             if typed:
                 operation["x-routed-parameters"] = sorted(typed)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.stack import Stack
 from tests.web.assertions import assert_problem
+from web import rate_limits
 
 JOB_EVENTS = "/v1/chat/jobs/{job_id}/events"
 
@@ -126,3 +127,15 @@ def test_query_booleans_take_true_or_false_only(
     response = idle_stack.client.get(f"/v1/admin/jobs?dead={value}", headers=admin)
 
     assert response.status_code == status, response.get_json()
+
+
+def test_every_limited_endpoint_declares_429(idle_stack: Stack, spec: dict[str, Any]) -> None:
+    # Read from the limiter itself: a limit added to the table declares its 429 on its own.
+    limited = {endpoint for row in rate_limits.LIMITS for endpoint in row.endpoints}
+    rules = [rule for rule in idle_stack.app.url_map.iter_rules() if rule.endpoint in limited]
+
+    assert {rule.endpoint for rule in rules} == limited
+    for rule in rules:
+        path = re.sub(r"<([^<:]+:)?", "{", rule.rule).replace(">", "}")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            assert "429" in spec["paths"][path][method.lower()]["responses"], (path, method)
