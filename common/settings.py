@@ -108,8 +108,13 @@ class Settings(BaseSettings):
 
     # Limits (flask-limiter syntax, counted in Redis), and daily model-token quotas.
     rate_limit_signup: str = "5/minute;30/hour"
-    rate_limit_login: str = "10/minute;100/hour"  # per IP
-    rate_limit_login_failures: str = "5/15 minutes"  # failed logins per account
+    # Logins (web/login_throttle.py): attempts per address; failed logins per (account,
+    # address), past which that address gets 429 for that account; failed logins per account
+    # from any address, past which every login for it waits LOGIN_SLOWDOWN_SECONDS (never 429).
+    rate_limit_login: str = "10/minute;100/hour"
+    rate_limit_login_failures: str = "5/15 minutes"
+    rate_limit_login_account_failures: str = "20/15 minutes"
+    login_slowdown_seconds: float = Field(default=1.0, ge=0, le=10)
     # Guest tokens per IP: a class of 40 behind one router, each renewing its hour-long token
     # (and a second browser or a cleared storage) fits in 120.
     rate_limit_guest: str = "120/hour"
