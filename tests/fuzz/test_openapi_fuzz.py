@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tests.conftest import _new_redis_db
 from tests.support.stack import Stack, make_settings, start_stack
 
+pytestmark = pytest.mark.slow  # about 2-3 minutes: `make test` runs it, `make test-fast` not
 MAX_EXAMPLES = 25
 CALLS: Counter[str] = Counter()  # requests sent, by generation mode (FUZZ_STATS=1 prints them)
 STATEFUL_SCENARIOS = 40
