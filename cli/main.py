@@ -152,7 +152,9 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     filters.add_argument("--kind", help="chat, ingest or reprocess")
     filters.add_argument("--user", help="the owner's account id")
     filters.add_argument("--error", help="an error code, e.g. llm_unavailable")
-    filters.add_argument("--since", help="created since: 30m, 1h, 2d or an ISO 8601 time")
+    filters.add_argument(
+        "--since", help="created since: 30m, 1h, 2d or an RFC 3339 time (2026-01-01T00:00:00Z)"
+    )
     filters.add_argument("--dead", action="store_true", help="only dead letters")
     page = argparse.ArgumentParser(add_help=False)
     page.add_argument("--limit", help="how many (1-100; audit: 1-200)")
@@ -182,7 +184,7 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     audit.add_argument("--actor", help="an admin's email, or cli:<user>")
     audit.add_argument("--target", help="a job, user or document id")
     audit.add_argument("--outcome", help="ok, refused or failed")
-    audit.add_argument("--since", help="30m, 1h, 2d or an ISO 8601 time")
+    audit.add_argument("--since", help="30m, 1h, 2d or an RFC 3339 time (2026-01-01T00:00:00Z)")
     commands.add_parser("books", parents=[output], help="the index's books: pages, last ingest")
     remove = commands.add_parser(
         "remove-book", parents=[output], help="remove one book's pages from the index (audited)"

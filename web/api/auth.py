@@ -16,7 +16,14 @@ from common.accounts import (
 )
 from common.conversations import forget_job_events
 from common.models import Role, User
-from common.schemas import LoginRequest, Problem, SignupRequest, TokenResponse, UserOut
+from common.schemas import (
+    LoginRequest,
+    Problem,
+    SignupRequest,
+    SignupResponse,
+    TokenResponse,
+    UserOut,
+)
 from web.resources import db, resources
 from web.security import (
     BEARER,
@@ -48,7 +55,7 @@ def _adopt_presented_guest(user: User) -> None:
         revoke_current_token()
 
 
-@bp.post("/auth/signup", responses={201: TokenResponse, **_ERRORS}, security=_GUEST_OPTIONAL)
+@bp.post("/auth/signup", responses={201: SignupResponse, **_ERRORS}, security=_GUEST_OPTIONAL)
 def signup(body: SignupRequest) -> tuple[Response, int]:
     """Create an account and return its tokens; a guest's token hands over its conversations."""
     settings = resources().settings
