@@ -30,9 +30,16 @@ _BODY_ERRORS = {
     "415": "The body is not application/json (`unsupported_media_type`)",
 }
 
+# Private probes (web/private_probes.py): who may not read them.
+_PRIVATE_ERRORS: dict[str, Any] = {
+    "401": {"description": "A wrong metrics token or an invalid access token"},
+    "403": {"description": "An access token that is not an administrator's"},
+    "404": {"description": "No METRICS_TOKEN is set and the request is not from this host"},
+}
+# `checks` only with `detail=true`, for the readers of the private probes.
 _READINESS = {
     "type": "object",
-    "required": ["status", "checks"],
+    "required": ["status"],
     "properties": {
         "status": {"type": "string", "enum": ["ready", "not_ready"]},
         "checks": {"type": "object", "additionalProperties": {"type": "object"}},
@@ -63,12 +70,14 @@ _PLAIN_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
             "description": "Not ready: the failing checks say why",
             "content": {"application/json": {"schema": _READINESS}},
         },
+        **_PRIVATE_ERRORS,
     },
     ("/metrics", "get"): {
         "200": {
             "description": "Counters in the Prometheus text exposition format 0.0.4",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
+        **_PRIVATE_ERRORS,
         "503": {"description": "Redis cannot be reached (`redis_unavailable`)"},
     },
     ("/v1/chat/jobs/{job_id}/events", "get"): {
