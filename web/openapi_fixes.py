@@ -27,7 +27,7 @@ _ANY_REQUEST_ERRORS = {
 _BODY_ERRORS = {
     "400": "The body is not JSON, nests too deeply, or holds NUL or lone surrogates",
     "413": "The body is larger than the server accepts (`payload_too_large`)",
-    "415": "The body is not application/json (`unsupported_media_type`)",
+    "415": "The body is not application/json in UTF-8 (`unsupported_media_type`)",
 }
 
 # Private probes (web/private_probes.py): who may not read them.
