@@ -47,7 +47,36 @@ def make_engine(settings: Settings) -> Engine:
     )
     # ... and when it stops answering on an open connection (see common/db_deadline.py).
     bound_waits(engine, settings.database_statement_timeout_seconds)
+    event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     return engine
+
+
+def _without_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+) -> tuple[str, Any]:
+    # PostgreSQL text cannot hold NUL. Requests are refused with one at the edge (web/limits.py);
+    # text from elsewhere (a model's answer, a book's page) gets U+FFFD instead of a failed job.
+    return statement, _replace_nul(parameters) if _has_nul(parameters) else parameters
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _replace_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _replace_nul(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_replace_nul(item) for item in value)
+    return value
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
