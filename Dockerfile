@@ -2,14 +2,15 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 VAR_DIR=/data
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY cli ./cli
 COPY common ./common
 COPY web ./web
 COPY workers ./workers
 COPY bench ./bench
 COPY examples ./examples
-RUN pip install . && useradd --create-home bookchat && mkdir -p /data && chown bookchat /data
+# The lock as constraints: the runtime dependencies only, at the locked versions.
+RUN pip install -c requirements.lock . && useradd --create-home bookchat && mkdir -p /data && chown bookchat /data
 USER bookchat
 EXPOSE 8000
 CMD ["bookchat", "web", "--host", "0.0.0.0"]

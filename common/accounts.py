@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import uuid
 
@@ -20,6 +22,12 @@ log = logging.getLogger(__name__)
 def normalize_email(email: str) -> str:
     """Emails compare case-insensitively."""
     return email.strip().lower()
+
+
+def login_key(secret: str, email: str) -> str:
+    """A keyed hash of the normalized email: login counters name the account, never the address."""
+    message = b"bookchat-login\0" + normalize_email(email).encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
 def create_user(

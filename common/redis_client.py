@@ -32,10 +32,11 @@ def resolve_redis_url(settings: Settings, start: bool = True) -> str:
 
 
 def make_redis(settings: Settings, pool_wait_seconds: float | None = None) -> redis.Redis:
-    """A Redis client with string responses and a bounded connection pool.
+    """A Redis client with string responses and a pool of `REDIS_POOL_SIZE` connections.
 
     With `pool_wait_seconds`, a caller finding every connection busy waits that long for one
-    (then ConnectionError) instead of failing at once: for processes with many greenlets.
+    (then ConnectionError) instead of failing at once: for processes with many greenlets
+    (the web process passes `REDIS_POOL_WAIT_SECONDS`).
     Every command waits at most `REDIS_SOCKET_TIMEOUT_SECONDS` for its reply (then
     TimeoutError), so no blocking command may block longer than that on these clients.
     """
@@ -44,7 +45,7 @@ def make_redis(settings: Settings, pool_wait_seconds: float | None = None) -> re
         "health_check_interval": 30,
         "socket_connect_timeout": settings.redis_connect_timeout_seconds,
         "socket_timeout": settings.redis_socket_timeout_seconds,
-        "max_connections": 64,
+        "max_connections": settings.redis_pool_size,
     }
     url = resolve_redis_url(settings)
     if pool_wait_seconds is None:

@@ -108,8 +108,13 @@ class Settings(BaseSettings):
 
     # Limits (flask-limiter syntax, counted in Redis), and daily model-token quotas.
     rate_limit_signup: str = "5/minute;30/hour"
-    rate_limit_login: str = "10/minute;100/hour"  # per IP
-    rate_limit_login_failures: str = "5/15 minutes"  # failed logins per account
+    # Logins (web/login_throttle.py): attempts per address; failed logins per (account,
+    # address), past which that address gets 429 for that account; failed logins per account
+    # from any address, past which every login for it waits LOGIN_SLOWDOWN_SECONDS (never 429).
+    rate_limit_login: str = "10/minute;100/hour"
+    rate_limit_login_failures: str = "5/15 minutes"
+    rate_limit_login_account_failures: str = "20/15 minutes"
+    login_slowdown_seconds: float = Field(default=1.0, ge=0, le=10)
     # Guest tokens per IP: a class of 40 behind one router, each renewing its hour-long token
     # (and a second browser or a cleared storage) fits in 120.
     rate_limit_guest: str = "120/hour"
@@ -117,6 +122,20 @@ class Settings(BaseSettings):
     rate_limit_guest_submit: str = "10/minute"
     user_daily_tokens: int = Field(default=200_000, ge=0)  # 0: no quota
     guest_daily_tokens: int = Field(default=20_000, ge=0)
+
+    # Fair shares: open event streams and long-polls (each holds a connection and a waiter)
+    # per user (guests are users), per user and job, and per client address across guests
+    # (anyone can mint guests); counted in Redis, so they hold across web processes. A slot is
+    # renewed at each keep-alive and lapses after its TTL if its process dies.
+    stream_limit_per_user: int = Field(default=8, ge=1)
+    stream_limit_per_job: int = Field(default=3, ge=1)
+    stream_limit_guest_address: int = Field(default=60, ge=1)
+    stream_slot_ttl_seconds: int = Field(default=60, ge=35, le=3600)  # > the 30 s long-poll
+    stream_ping_seconds: float = Field(default=15.0, gt=0, le=60)
+    # The web process's Redis pool: a request finding every connection busy waits this long
+    # for one (then 503) instead of failing at once.
+    redis_pool_size: int = Field(default=64, ge=2, le=10_000)
+    redis_pool_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
     # Chat jobs.
     chat_job_time_limit_seconds: int = Field(default=180, ge=10)
@@ -176,6 +195,13 @@ class Settings(BaseSettings):
     def _default_ingest_roots(self) -> Settings:
         if not self.ingest_roots:
             self.ingest_roots = [self.textbook_path]
+        return self
+
+    @model_validator(mode="after")
+    def _slots_outlive_pings(self) -> Settings:
+        # An open stream renews its slot at each ping: the slot must not lapse in between.
+        if self.stream_slot_ttl_seconds < 2 * self.stream_ping_seconds:
+            raise ValueError("STREAM_SLOT_TTL_SECONDS must be at least twice STREAM_PING_SECONDS")
         return self
 
     @model_validator(mode="after")

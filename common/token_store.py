@@ -3,7 +3,8 @@
 A sign-in starts a family: its key holds the jti of the one refresh token that may be used next.
 Rotating swaps it for the new token's jti; presenting any other jti of the family means an old
 token was replayed, so the whole family is revoked. Access tokens carry the family id too, so a
-revoked family takes its access tokens with it.
+revoked family takes its access tokens with it. A token without a jti or a family could never
+be revoked, so web/security.py refuses those.
 """
 
 from __future__ import annotations

@@ -31,6 +31,16 @@ METRICS_DIR = tempfile.mkdtemp(prefix="bookchat-metrics-")
 os.environ[MULTIPROC_ENV] = METRICS_DIR
 
 
+BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/browser `browser`, so `make test-fast` can leave them out."""
+    for item in items:
+        if BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _metrics_dir() -> Iterator[str]:
     """The session's Prometheus folder, removed at the end."""

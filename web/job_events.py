@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,8 +17,10 @@ from common.errors import InvalidInput
 from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
 from common.job_endings import citations_data, done_data
 from common.models import JobStatus
+from web.hangup import HangUpWatch
 from web.problems import REDIS_ERRORS, REDIS_OUTAGE, RETRY_AFTER_SECONDS
 from web.stream_hub import EVENT_ID, StreamHub, parse_event_id
+from web.stream_slots import Slot
 
 log = logging.getLogger(__name__)
 PING_SECONDS = 15
@@ -25,6 +29,31 @@ MAX_STREAM_SECONDS = 600
 
 class InvalidEventId(InvalidInput):
     code, title = "invalid_event_id", "Invalid event id"
+
+
+@dataclass
+class StreamReader:
+    """The far end of a live stream: how often to ping it, its slot, and its hang-up."""
+
+    ping_seconds: float = PING_SECONDS
+    slot: Slot | None = None  # renewed at least once per ping while the stream is open
+    hangup: HangUpWatch | None = None
+
+    def wait(self, hub: StreamHub, job_id: uuid.UUID, after: str, block: float) -> list[JobEvent]:
+        """The job's next events, or none after `block` seconds or once the reader hangs up."""
+        ready = threading.Event()
+        if self.hangup is not None:
+            self.hangup.watch(ready)
+        return hub.read(job_id, after, block, ready)
+
+    def gone(self) -> bool:
+        """Whether the reader is known to have hung up."""
+        return self.hangup is not None and self.hangup.hung_up()
+
+    def keep_alive(self) -> None:
+        """Renew the slot if a ping interval has passed since it was last renewed."""
+        if self.slot is not None and time.monotonic() - self.slot.renewed >= self.ping_seconds:
+            self.slot.renew()
 
 
 def resume_point(last_event_id: str | None, starting_after: str | None) -> str:
@@ -79,6 +108,7 @@ def job_event_stream(
     after: str,
     snapshot: dict[str, Any],
     reload: Callable[[], dict[str, Any]],
+    reader: StreamReader | None = None,
 ) -> Iterator[str]:
     """SSE frames from `after` up to the job's first terminal event, with keep-alive pings.
 
@@ -97,7 +127,7 @@ def job_event_stream(
         return _replayed_frames(snapshot, after)
     if finished and last is not None and _at_or_beyond(after, last):
         return _ending(last)
-    return _live_frames(events, hub, job_id, after, snapshot, reload)
+    return _live_frames(events, hub, job_id, after, snapshot, reload, reader or StreamReader())
 
 
 def _replayed_frames(snapshot: dict[str, Any], after: str) -> Iterator[str]:
@@ -130,15 +160,19 @@ def _live_frames(
     after: str,
     snapshot: dict[str, Any],
     reload: Callable[[], dict[str, Any]],
+    reader: StreamReader,
 ) -> Iterator[str]:
     yield "retry: 2000\n\n"
     finished = JobStatus(snapshot["status"]).is_terminal
     deadline = time.monotonic() + MAX_STREAM_SECONDS
     while time.monotonic() < deadline:
         # A finished job's terminal event may trail its row by a moment; wait briefly only.
-        block = 2.0 if finished else float(PING_SECONDS)
+        block = min(2.0, reader.ping_seconds) if finished else reader.ping_seconds
         try:
-            batch = hub.read(job_id, after, block)
+            batch = reader.wait(hub, job_id, after, block)
+            if reader.gone():
+                return  # nobody reads: free the slot now rather than at a failed write
+            reader.keep_alive()
             if not batch and finished:
                 yield from _catch_up(events, job_id, snapshot)
                 return

@@ -11,11 +11,16 @@ across a window boundary, which matters for the brute-force limits.
 Redis unreachable: `swallow_errors` lets requests through unlimited (logged). flask-limiter's
 in-memory fallback would apply one generic limit per process to every route, keyed by IP, not
 the per-account and per-user limits here; failing open for the short outages Redis has is the
-better trade, and the endpoints that need Redis anyway answer 503 on their own.
+better trade, and the endpoints that need Redis anyway answer 503 on their own. Login is the
+exception: its failure counts (web/login_throttle.py) fail closed, with a 503.
+
+Addresses: an IPv6 client counts by its /64 network, which one subscriber holds whole, so
+rotating through it buys no fresh limits.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -25,34 +30,36 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from flask_jwt_extended import get_jwt
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from redis import RedisError
 
-from common.accounts import normalize_email
 from common.errors import GuestLimitReached, RateLimited
 from common.models import Role
 from common.redis_client import resolve_redis_url
 from common.settings import Settings
+from web.login_throttle import LoginThrottle, guard_login
 from web.problems import error_problem
 from web.security import current_user, current_user_id
 
 log = logging.getLogger(__name__)
-_NO_EMAIL = "-"  # login bodies without an email share one account key; they fail validation
+LOGIN_ENDPOINT = "auth.login"
 
 
 def client_address() -> str:
-    """The client's IP address, as the WSGI server reports it."""
-    return get_remote_address()
-
-
-def login_email() -> str:
-    """The normalized email a login body names: the per-account key of failed logins."""
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    return normalize_email(email)[:320] if isinstance(email, str) and email.strip() else _NO_EMAIL
+    """The client's address as the WSGI server reports it; an IPv6 client's /64 network."""
+    address = get_remote_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address
 
 
 def _claims() -> dict[str, Any]:
@@ -84,10 +91,6 @@ def _not_a_guest() -> bool:
     return _role() != Role.GUEST.value
 
 
-def _failed_login(response: Response) -> bool:
-    return response.status_code == 401
-
-
 @dataclass(frozen=True)
 class EndpointLimit:
     """One row of the table: a limit shared by its endpoints, keyed per caller."""
@@ -97,7 +100,6 @@ class EndpointLimit:
     endpoints: tuple[str, ...]
     limit: Callable[[Settings], str]
     key: Callable[[], str]
-    deduct_when: Callable[[Response], bool] | None = None
     exempt_when: Callable[[], bool] | None = None
     error: type[RateLimited] = RateLimited  # its own code where the client must say more
 
@@ -109,12 +111,8 @@ LIMITS: tuple[EndpointLimit, ...] = (
         lambda s: s.rate_limit_signup, client_address,
     ),
     EndpointLimit(
-        "login-ip", "login attempts from this address", ("auth.login",),
+        "login-ip", "login attempts from this address", (LOGIN_ENDPOINT,),
         lambda s: s.rate_limit_login, client_address,
-    ),
-    EndpointLimit(
-        "login-failures", "failed logins for this account", ("auth.login",),
-        lambda s: s.rate_limit_login_failures, login_email, deduct_when=_failed_login,
     ),
     EndpointLimit(
         "guest-ip", "guest tokens from this address", ("auth.guest",),
@@ -189,17 +187,21 @@ def init_app(app: Flask, settings: Settings) -> list[str]:
     Endpoints of the table that the app does not have (yet) are skipped.
     """
     limiter = make_limiter(settings)
-    # Registered first so it runs after the limiter's own hook, which deducts failed logins.
+    # Registered first so it runs after the limiter's own after-request hook.
     app.after_request(partial(_add_headers, limiter))
     limiter.init_app(app)
     app.extensions["bookchat.limiter"] = limiter
     limited: list[str] = []
+    if LOGIN_ENDPOINT in app.view_functions:  # inside the table's per-address limit
+        throttle = LoginThrottle(limiter.limiter, settings)
+        app.extensions["bookchat.login_throttle"] = throttle
+        login = app.view_functions[LOGIN_ENDPOINT]
+        app.view_functions[LOGIN_ENDPOINT] = guard_login(throttle, login, client_address)
     for row in LIMITS:
         decorate = limiter.shared_limit(
             partial(row.limit, settings),
             row.scope,
             key_func=row.key,
-            deduct_when=row.deduct_when,
             exempt_when=row.exempt_when,
         )
         for endpoint in row.endpoints:

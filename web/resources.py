@@ -39,7 +39,7 @@ class WebResources:
         engine = make_engine(settings)
         # Requests share the pool for short commands (waiting for a free connection under
         # load); event streams and long-polls wait in the hub, on one connection of its own.
-        client = make_redis(settings, pool_wait_seconds=5)
+        client = make_redis(settings, pool_wait_seconds=settings.redis_pool_wait_seconds)
         return cls(
             settings=settings,
             engine=engine,

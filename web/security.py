@@ -185,7 +185,15 @@ def _check_claims(header: dict[str, Any], payload: dict[str, Any]) -> bool:
         uuid.UUID(str(payload.get("sub")))
     except ValueError:
         raise _refused("the token's subject is malformed") from None
+    # Revocation works by token id and by sign-in family: a token without either could never
+    # be revoked, so none is accepted (ours always carry both).
+    if not _is_id(payload.get("jti")) or not _is_id(payload.get("fam")):
+        raise _refused("the token has no id or no session family")
     return True
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def _load_user(header: dict[str, Any], payload: dict[str, Any]) -> User | None:

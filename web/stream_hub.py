@@ -105,12 +105,19 @@ class StreamHub:
         )
         return cls(reader, waker, block_ms)
 
-    def read(self, job_id: uuid.UUID, after: str, timeout: float) -> list[JobEvent]:
+    def read(
+        self,
+        job_id: uuid.UUID,
+        after: str,
+        timeout: float,
+        ready: threading.Event | None = None,
+    ) -> list[JobEvent]:
         """The job's events after `after`, waiting up to `timeout` seconds for the first.
 
+        Setting `ready` (the caller's own event) ends the wait early, with no events.
         Raises what the reader's XREAD raised (a Redis outage) while this call waited.
         """
-        waiter = _Waiter(stream_key(job_id), parse_event_id(after))
+        waiter = _Waiter(stream_key(job_id), parse_event_id(after), ready or threading.Event())
         self._register(waiter)
         try:
             waiter.ready.wait(max(0.0, timeout))

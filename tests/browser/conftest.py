@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,27 +35,14 @@ and publishes `<img src=x onerror=window.pwned=3>` warnings to the planner.
 """
 
 
-def _install_chromium() -> str | None:
-    """Install Debian's chromium if it is missing; the reason it is unavailable, or None."""
-    if CHROMIUM.exists():
-        return None
-    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    command = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"could not run apt-get to install chromium: {exc}"
-    if done.returncode != 0 or not CHROMIUM.exists():
-        return f"apt-get install chromium failed: {done.stderr[-500:]}"
-    return None
-
-
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Headless Chromium from Debian's package, driven by Playwright."""
-    problem = _install_chromium()
-    if problem:
-        pytest.skip(problem)
+    if not CHROMIUM.exists():
+        missing = f"{CHROMIUM} is missing: `make chromium` installs Debian's package"
+        if os.environ.get("CI"):
+            pytest.fail(missing)  # CI must not pass by skipping the browser
+        pytest.skip(missing)
     args = ["--no-sandbox"] if os.geteuid() == 0 else []  # root cannot use the sandbox
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(

@@ -17,6 +17,8 @@ from cli.processes import port_problem
 from common.embedded_redis import find_embedded_redis
 from tests.support.cli import DevRun, free_port
 
+pytestmark = pytest.mark.slow  # real-process fault runs: left out of `make test-fast`
+
 # Generous: dev itself aims at under 10 s.
 STOP_TIMEOUT = 15
 

@@ -14,6 +14,8 @@ from cli.processes import port_problem
 from common.embedded_redis import find_embedded_redis
 from tests.support.cli import DevRun, alive, clean_env, run_bookchat
 
+pytestmark = pytest.mark.slow  # real-process fault runs: left out of `make test-fast`
+
 # "Within seconds": a deadline to fail instead of hanging, not a measured time.
 GONE_WITHIN = 15
 

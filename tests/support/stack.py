@@ -37,6 +37,7 @@ GENEROUS_LIMITS: dict[str, Any] = {
     "rate_limit_signup": "100000/minute",
     "rate_limit_login": "100000/minute",
     "rate_limit_login_failures": "100000/minute",
+    "rate_limit_login_account_failures": "100000/minute",
     "rate_limit_guest": "100000/minute",
     "rate_limit_submit": "100000/minute",
     "rate_limit_guest_submit": "100000/minute",

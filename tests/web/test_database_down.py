@@ -19,6 +19,8 @@ from tests.support.tcp_proxy import TcpProxy
 from tests.web.assertions import assert_unavailable
 from web.resources import db
 
+pytestmark = pytest.mark.slow  # real-process fault runs: left out of `make test-fast`
+
 JOBS = "/v1/chat/jobs"
 QUICKLY = 5.0  # seconds: an outage is answered, never waited out
 

@@ -27,7 +27,7 @@ from tests.web.assertions import assert_unavailable
 from web.problems import outage_problem
 from web.resources import db
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 JOBS = "/v1/chat/jobs"
 DEADLINE_S = 60.0  # fail instead of hanging; an answer takes a deadline and a connect time-out
 

@@ -19,7 +19,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.stack import TEST_PASSWORD, Stack, make_settings, start_stack
 from tests.web.assertions import assert_unavailable
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 JOBS = "/v1/chat/jobs"
 DEADLINE_S = 60.0  # fail instead of hanging; an answer takes a few socket time-outs at most
 

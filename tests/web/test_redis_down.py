@@ -15,6 +15,8 @@ from tests.support.redis_server import RedisServer
 from tests.support.stack import TEST_PASSWORD, Stack, make_settings, start_stack
 from tests.web.assertions import assert_unavailable
 
+pytestmark = pytest.mark.slow  # real-process fault runs: left out of `make test-fast`
+
 JOBS = "/v1/chat/jobs"
 QUICKLY = 5.0  # seconds: an outage is answered, never waited out
 

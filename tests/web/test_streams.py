@@ -35,9 +35,15 @@ PATIENCE = 90.0  # seconds: generous on a loaded machine; a working server needs
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Settings:
-    """SQLite in a folder of this module's own, Redis database 0 (keys are per job)."""
+    """SQLite in a folder of this module's own, Redis database 0 (keys are per job).
+
+    One reader holds every stream here, so its share is raised to all of them (the caps are
+    tested in test_streams_caps.py).
+    """
     var_dir: Path = tmp_path_factory.mktemp("streams")
-    configured = make_settings(var_dir, f"{redis_base_url}/0", port=free_port())
+    configured = make_settings(
+        var_dir, f"{redis_base_url}/0", port=free_port(), stream_limit_per_user=STREAMS
+    )
     upgrade_database(configured)
     return configured
 
@@ -76,6 +82,14 @@ def test_every_open_stream_gets_its_event_while_the_api_answers(
     assert all(s.ended for s in streams)  # each ended on its job's `done`
 
 
+async def open_streams_gauge(http: httpx.AsyncClient) -> float:
+    """`bookchat_http_open_streams` as /metrics reports it."""
+    text = (await http.get("/metrics")).text
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith(
+        "bookchat_http_open_streams "
+    )))  # fmt: skip
+
+
 async def _hold(
     web: WebProcess, events: JobEvents, token: str, job_ids: list[uuid.UUID]
 ) -> tuple[list[Stream], list[int]]:
@@ -87,6 +101,8 @@ async def _hold(
         async with httpx.AsyncClient(base_url=web.base_url, timeout=PATIENCE) as http:
             # Every connection is a waiting stream now; the API still answers.
             health = [(await http.get("/healthz")).status_code for _ in range(5)]
+            gauge = await open_streams_gauge(http)
+            assert gauge == len(streams), f"the gauge says {gauge} open streams"
             submitted = await http.post(
                 "/v1/chat/jobs",
                 json={"message": "still there?"},

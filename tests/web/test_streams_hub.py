@@ -163,16 +163,21 @@ def test_valid_resume_points_open_the_stream(idle_stack: Stack) -> None:
 
 
 def test_long_polls_hold_no_database_connection_while_they_wait(idle_stack: Stack) -> None:
-    headers = idle_stack.signup()
-    jobs = [idle_stack.submit(headers, message=f"question {n}")["id"] for n in range(20)]
+    # Three readers with seven each: more than the pool's connections, within each one's share.
+    readers = [idle_stack.signup() for _ in range(3)]
+    jobs = [
+        (headers, idle_stack.submit(headers, message=f"question {n}")["id"])
+        for headers in readers
+        for n in range(7)
+    ]
     res = idle_stack.resources
     statuses: list[int] = []
 
-    def poll(job_id: str) -> None:
+    def poll(headers: dict[str, str], job_id: str) -> None:
         response = idle_stack.client.get(f"/v1/chat/jobs/{job_id}?wait=5", headers=headers)
         statuses.append(response.status_code)
 
-    polls = [threading.Thread(target=poll, args=(job_id,)) for job_id in jobs]
+    polls = [threading.Thread(target=poll, args=job) for job in jobs]
     for thread in polls:
         thread.start()
     # More waiters than the pool has connections (5 + 10 overflow): all wait at once.

@@ -31,10 +31,26 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _claims(user_id: str, **extra: Any) -> dict[str, Any]:
+def _family(account: dict[str, Any]) -> str:
+    # The account's live sign-in family, so that each forgery is refused for its own flaw.
+    family: str = jwt.decode(account["access_token"], options={"verify_signature": False})["fam"]
+    return family
+
+
+def _claims(account: dict[str, Any], sub: Any = None, **extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"sub": user_id, "type": "access", "fresh": False, "jti": uuid.uuid4().hex}
+    claims = {
+        "sub": account["user"]["id"] if sub is None else sub,
+        "type": "access",
+        "fresh": False,
+        "jti": uuid.uuid4().hex,
+        "fam": _family(account),
+    }
     return {**claims, "iat": now, "nbf": now, "exp": now + 600, **extra}
+
+
+def _without(claims: dict[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in claims.items() if k != name}
 
 
 def _forge(claims: dict[str, Any], key: str = JWT_TEST_SECRET, alg: str = "HS256") -> str:
@@ -48,9 +64,9 @@ def _tampered(token: str) -> str:
     return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
 
 
-def _alg_none(user_id: str) -> str:
+def _alg_none(account: dict[str, Any]) -> str:
     header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    return f"{header}.{_b64(json.dumps(_claims(user_id)).encode())}."
+    return f"{header}.{_b64(json.dumps(_claims(account)).encode())}."
 
 
 def _sign_up(stack: Stack) -> dict[str, Any]:
@@ -76,18 +92,23 @@ def shared_account(idle_stack: Stack) -> dict[str, Any]:
 
 FORGERIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "tampered-signature": lambda a: _tampered(a["access_token"]),
-    "alg-none": lambda a: _alg_none(a["user"]["id"]),
-    "hs512-wrong-key": lambda a: _forge(_claims(a["user"]["id"]), "x" * 64, "HS512"),
-    "hs512-our-key": lambda a: _forge(_claims(a["user"]["id"]), JWT_TEST_SECRET, "HS512"),
-    "expired": lambda a: _forge(_claims(a["user"]["id"], exp=int(time.time()) - 5)),
-    "no-exp": lambda a: _forge({k: v for k, v in _claims(a["user"]["id"]).items() if k != "exp"}),
-    "unknown-user": lambda a: _forge(_claims(str(uuid.uuid4()))),
-    "malformed-sub": lambda a: _forge(_claims("not-a-uuid")),
-    "numeric-sub": lambda a: _forge(_claims(12345)),  # type: ignore[arg-type]
-    "sub-missing": lambda a: _forge({k: v for k, v in _claims("x").items() if k != "sub"}),
+    "alg-none": _alg_none,
+    "hs512-wrong-key": lambda a: _forge(_claims(a), "x" * 64, "HS512"),
+    "hs512-our-key": lambda a: _forge(_claims(a), JWT_TEST_SECRET, "HS512"),
+    "expired": lambda a: _forge(_claims(a, exp=int(time.time()) - 5)),
+    "no-exp": lambda a: _forge(_without(_claims(a), "exp")),
+    "unknown-user": lambda a: _forge(_claims(a, sub=str(uuid.uuid4()))),
+    "malformed-sub": lambda a: _forge(_claims(a, sub="not-a-uuid")),
+    "numeric-sub": lambda a: _forge(_claims(a, sub=12345)),
+    "sub-missing": lambda a: _forge(_without(_claims(a), "sub")),
+    # Signed with our secret, but without the id or family that revocation needs.
+    "no-jti": lambda a: _forge(_without(_claims(a), "jti")),
+    "empty-jti": lambda a: _forge(_claims(a, jti="")),
+    "no-family": lambda a: _forge(_without(_claims(a), "fam")),
+    "numeric-family": lambda a: _forge(_claims(a, fam=7)),
     "refresh-as-access": lambda a: a["refresh_token"],
     "kid-without-better-auth": lambda a: jwt.encode(
-        _claims(a["user"]["id"]), JWT_TEST_SECRET, algorithm="HS256", headers={"kid": "k1"}
+        _claims(a), JWT_TEST_SECRET, algorithm="HS256", headers={"kid": "k1"}
     ),
 }
 
@@ -117,7 +138,7 @@ def test_a_forged_token_can_still_be_made_valid_by_the_secret(
     idle_stack: Stack, shared_account: dict[str, Any]
 ) -> None:
     # The forging helpers themselves are sound: signed with our secret, the same claims work.
-    token = _forge(_claims(shared_account["user"]["id"]))
+    token = _forge(_claims(shared_account))
 
     response = idle_stack.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
 
@@ -160,7 +181,7 @@ def test_a_user_on_an_admin_route_is_403_before_validation(
 
 def test_a_role_claim_does_not_make_an_admin(idle_stack: Stack, account: dict[str, Any]) -> None:
     # Signed with our key and claiming admin: the row's role decides.
-    token = _forge(_claims(account["user"]["id"], role="admin"))
+    token = _forge(_claims(account, role="admin"))
 
     response = idle_stack.client.get(
         "/v1/admin/ingest", headers={"Authorization": f"Bearer {token}"}
@@ -180,3 +201,36 @@ def test_another_users_conversation_and_job_are_404(idle_stack: Stack) -> None:
     rename = idle_stack.client.patch(conversation, json={"title": "mine"}, headers=other)
     assert_problem(rename, 404)
     assert idle_stack.client.get(conversation, headers=owner).status_code == 200
+
+
+@pytest.mark.parametrize("missing", ["jti", "fam"])
+def test_a_token_without_id_or_family_is_refused_though_signed_by_us(
+    idle_stack: Stack, shared_account: dict[str, Any], missing: str
+) -> None:
+    token = _forge(_without(_claims(shared_account), missing))
+
+    response = idle_stack.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+
+    body = assert_problem(response, 401, "invalid_token")
+    assert body["detail"] == "the token has no id or no session family"
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+def test_every_token_we_issue_carries_an_id_and_a_family(idle_stack: Stack) -> None:
+    signed_up = _sign_up(idle_stack)
+    guest = idle_stack.client.post("/v1/auth/guest").get_json()
+    refreshed = idle_stack.client.post(
+        "/v1/auth/refresh", headers={"Authorization": f"Bearer {signed_up['refresh_token']}"}
+    ).get_json()
+    tokens = [
+        signed_up["access_token"],
+        signed_up["refresh_token"],
+        guest["access_token"],
+        refreshed["access_token"],
+        refreshed["refresh_token"],
+    ]
+
+    for token in tokens:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert isinstance(claims["jti"], str) and claims["jti"]
+        assert isinstance(claims["fam"], str) and claims["fam"]

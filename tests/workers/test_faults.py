@@ -20,7 +20,7 @@ from tests.support.faults import FaultStack, start_fault_stack, wait_until
 from tests.support.sse import read_events
 from tests.support.stack import SAMPLE_TEXTBOOK
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 QUESTION = "What is a ROS 2 node?"
 SELECTION = (
     "A ROS 2 node is a single process that performs computation. Nodes exchange messages over "

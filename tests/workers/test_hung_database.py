@@ -19,7 +19,7 @@ from tests.support.stack import Stack, make_settings, start_stack
 from tests.support.tcp_proxy import TcpProxy
 from web import create_app
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")

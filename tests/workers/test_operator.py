@@ -15,7 +15,7 @@ from tests.support.faults import FaultStack, start_fault_stack, wait_until
 from tests.support.sse import read_events
 from tests.workers.test_faults import PROVIDER_RETRIES, submit_many
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from common.models import JobKind
 from tests.support.faults import start_fault_stack, wait_until
 from tests.workers.test_faults import submit_many
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 def test_a_job_waiting_on_the_circuit_gets_its_probe_before_the_wait_bound(

@@ -31,7 +31,8 @@ from web.security import (
 )
 
 bp = APIBlueprint("auth", __name__, url_prefix="/v1", abp_tags=[Tag(name="accounts")])
-_ERRORS: ResponseDict = {401: Problem, 409: Problem, 422: Problem, 503: Problem}
+# 429: sign-ups per address; login attempts per address and failures per (account, address).
+_ERRORS: ResponseDict = {401: Problem, 409: Problem, 422: Problem, 429: Problem, 503: Problem}
 # Sign-up and login take a guest's token, optionally, to keep what the guest did.
 _GUEST_OPTIONAL: list[dict[str, list[str]]] = [{}, {"bearer": []}]
 
@@ -63,6 +64,7 @@ def signup(body: SignupRequest) -> tuple[Response, int]:
 @bp.post("/auth/login", responses={200: TokenResponse, **_ERRORS}, security=_GUEST_OPTIONAL)
 def login(body: LoginRequest) -> Response:
     """Exchange email and password for tokens; a guest's token hands over its conversations."""
+    # web/login_throttle.py wraps this view: the throttles run before the password is checked.
     user = authenticate(db(), body.email, body.password)
     _adopt_presented_guest(user)
     return jsonify(issue_tokens(user))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from flask import Response, abort, current_app, jsonify, request, stream_with_context
@@ -18,11 +19,14 @@ from common.models import JobStatus
 from common.observability import tracked_stream
 from common.quotas import check_quota
 from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
-from web.job_events import job_event_stream, resume_point, wait_for_job
+from web.hangup import HangUpWatch
+from web.job_events import StreamReader, job_event_stream, resume_point, wait_for_job
 from web.problems import REDIS_ERRORS, validation_problem
+from web.rate_limits import client_address
 from web.resources import db, resources
 from web.security import BEARER, current_user, current_user_id, require_access_token
 from web.serializers import chat_job_body
+from web.stream_slots import Slot, StreamSlots, stream_scopes
 
 log = logging.getLogger(__name__)
 bp = APIBlueprint(
@@ -68,6 +72,19 @@ def _admission() -> Admission:
     return admission
 
 
+def _take_stream_slot(job_id: uuid.UUID) -> Slot:
+    """A slot for one stream or long-poll on the job (429 `too_many_streams` past a share)."""
+    app, res = current_app, resources()
+    slots: StreamSlots | None = app.extensions.get("bookchat.stream_slots")
+    if slots is None:
+        made = StreamSlots(res.redis, res.settings.stream_slot_ttl_seconds)
+        slots = app.extensions.setdefault("bookchat.stream_slots", made)
+    scopes = stream_scopes(
+        res.settings, current_user_id(), current_user().role, job_id, client_address()
+    )
+    return slots.acquire(scopes)
+
+
 @bp.post(
     "",
     responses={202: ChatJobOut, 400: Problem, 429: Problem, **_ERRORS},
@@ -87,13 +104,14 @@ def submit(body: ChatJobCreate) -> tuple[Response, int]:
     return response, 202
 
 
-@bp.get("/<job_id>", responses={200: ChatJobOut, **_ERRORS})
+@bp.get("/<job_id>", responses={200: ChatJobOut, 429: Problem, **_ERRORS})
 def read(path: JobPath, query: WaitQuery) -> Response:
     """The job; `?wait=N` holds the request until it finishes or N seconds pass."""
     session = db()
     job = get_chat_job(session, current_user_id(), path.job_id)
     if query.wait > 0 and not job.job_status.is_terminal:
         job_id = job.id  # read before the rollback expires it: a reload would hold a connection
+        slot = _take_stream_slot(job_id)
         session.rollback()  # release the connection while we wait
         try:
             wait_for_job(resources().hub, job_id, query.wait)
@@ -102,31 +120,47 @@ def read(path: JobPath, query: WaitQuery) -> Response:
             session.refresh(job)
             if not job.job_status.is_terminal:
                 raise
+        finally:
+            slot.release()
         job = get_chat_job(session, current_user_id(), path.job_id)
         session.refresh(job)
     return jsonify(chat_job_body(job))
 
 
-@bp.get("/<job_id>/events", responses={400: Problem, **_ERRORS})
+@bp.get("/<job_id>/events", responses={400: Problem, 429: Problem, **_ERRORS})
 def events(path: JobPath) -> Response:
     """Server-Sent Events for the job; send Last-Event-ID to resume."""
     after = resume_point(request.headers.get("Last-Event-ID"), request.args.get("starting_after"))
     session = db()
     job = get_chat_job(session, current_user_id(), path.job_id)
     job_id, snapshot = job.id, chat_job_body(job)
+    slot = _take_stream_slot(job_id)
     session.rollback()  # `job` is expired now: only job_id and the snapshot are used below
     user_id, res = current_user_id(), resources()
+    reader = StreamReader(res.settings.stream_ping_seconds, slot, HangUpWatch(request.environ))
 
     def reload() -> dict[str, Any]:
         with session_scope(res.sessions) as fresh:
             return chat_job_body(get_chat_job(fresh, user_id, job_id))
 
-    stream = job_event_stream(res.events, res.hub, job_id, after, snapshot, reload)
-    return Response(
-        stream_with_context(tracked_stream(stream)),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    def close() -> None:
+        # Also when the body is never read: the server closes every response it was given.
+        if reader.hangup is not None:
+            reader.hangup.close()
+        slot.release()
+
+    try:
+        stream = job_event_stream(res.events, res.hub, job_id, after, snapshot, reload, reader)
+        response = Response(
+            stream_with_context(tracked_stream(stream)),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    except BaseException:
+        close()
+        raise
+    response.call_on_close(close)
+    return response
 
 
 @bp.post("/<job_id>/cancel", responses={200: ChatJobOut, 409: Problem, **_ERRORS})

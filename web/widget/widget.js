@@ -558,6 +558,11 @@
         else if ((await stream(msg, ev, signal)) === "not-a-stream") polling = true;
       } catch (err) {
         if (signal.aborted) return;
+        if (streamsBusy(err)) { // the reader's other tabs hold its streams: wait for a slot
+          say("Your other open answers are still streaming; this one follows when one ends…");
+          await sleep(1000 * (Number(err.body.retry_after) || 5), signal);
+          continue;
+        }
         if (err instanceof Problem && err.status !== 503) throw err;
         failed = true;
         say(explain(err) + " Reconnecting…");
@@ -568,6 +573,9 @@
       await sleep(Math.min(4000, 500 * Math.pow(2, fails)), signal);
     }
     if (!signal.aborted) say("");
+  }
+  function streamsBusy(err) {
+    return err instanceof Problem && err.status === 429 && err.body.code === "too_many_streams";
   }
   async function stream(msg, ev, signal) {
     var extra = { Accept: "text/event-stream" };
