@@ -36,7 +36,7 @@ _ANY_REQUEST_ERRORS = {
 _BODY_ERRORS = {
     "400": "The body is not JSON, nests too deeply, or holds NUL or lone surrogates",
     "413": "The body is larger than the server accepts (`payload_too_large`)",
-    "415": "The body is not application/json (`unsupported_media_type`)",
+    "415": "The body is not application/json in UTF-8 (`unsupported_media_type`)",
 }
 # Every 429 and every 503 problem says when to try again (common/errors.py, web/problems.py).
 _RETRY_AFTER = {
@@ -76,6 +76,13 @@ for _endpoint in ("chat_jobs.submit", "chapters.personalize", "chapters.translat
         "(`overloaded`) or a store is away",
     }
 
+# Private probes (web/private_probes.py): who may not read them.
+_PRIVATE_ERRORS: dict[str, Any] = {
+    "401": {"description": "A wrong metrics token or an invalid access token"},
+    "403": {"description": "An access token that is not an administrator's"},
+    "404": {"description": "No METRICS_TOKEN is set and the request is not from this host"},
+}
+# `checks` only with `detail=true`, for the readers of the private probes.
 _READINESS = {
     "type": "object",
     "required": ["status"],  # `checks` only for the private readers (`detail`)
@@ -109,12 +116,14 @@ _PLAIN_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
             "description": "Not ready: the failing checks say why",
             "content": {"application/json": {"schema": _READINESS}},
         },
+        **_PRIVATE_ERRORS,
     },
     ("/metrics", "get"): {
         "200": {
             "description": "Counters in the Prometheus text exposition format 0.0.4",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
+        **_PRIVATE_ERRORS,
         "503": {"description": "Redis cannot be reached (`redis_unavailable`)"},
     },
     ("/v1/chat/jobs/{job_id}/events", "get"): {"200": EVENT_STREAM_RESPONSE},

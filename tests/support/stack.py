@@ -67,6 +67,7 @@ def make_settings(
         "jwt_secret_key": JWT_TEST_SECRET,
         "textbook_path": SAMPLE_TEXTBOOK,
         "ingest_roots": [SAMPLE_TEXTBOOK, var_dir.parent],
+        "metrics_cache_seconds": 0,  # tests compare scrapes taken moments apart
         **GENEROUS_LIMITS,
         **overrides,
     }

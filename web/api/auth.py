@@ -15,6 +15,7 @@ from common.accounts import (
     signup_role,
 )
 from common.conversations import forget_job_events
+from common.db import checkpoint_wal
 from common.models import Role, User
 from common.schemas import (
     LoginRequest,
@@ -118,4 +119,5 @@ def delete_me() -> tuple[str, int]:
     # After the commit: the rows are gone for good, so their streams and sessions go too.
     revoke_current_token()
     forget_job_events(resources().redis, job_ids)
+    checkpoint_wal(resources().engine)  # on SQLite, the deleted rows leave the -wal file too
     return "", 204
