@@ -5,10 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from common.llm.extractive.compose import is_duplicate, score, term_weights, window
+from common.llm.extractive.compose import (
+    acronym_weights,
+    is_duplicate,
+    score,
+    term_weights,
+    window,
+)
 from common.llm.extractive.intent import Intent, classify
 from common.llm.extractive.units import Unit, passage_units
 from common.retrieval.passages import Passage
+from common.retrieval.sparse import tokenize
 
 # A sentence from another passage joins the answer only when it matches nearly as well: on the
 # best unit's topic from this share of its score, on any question term from the second share.
@@ -28,11 +35,18 @@ def plan_answer(
     intent = classify(question)
     per_passage = [passage_units(p.text, n) for n, p in enumerate(passages, start=1)]
     weights = term_weights(question, per_passage)
-    scores = {}
+    weights.update(acronym_weights(question, passages, weights))
+    # `scores` rank what to quote; `own` (a unit's own words only) decides what continues it.
+    scores, own = {}, {}
     for rank, units in enumerate(per_passage):
+        heading = frozenset(
+            tokenize(" ".join(passages[rank].heading_path or [passages[rank].heading]))
+        )
         for unit in units:
             boost = HARDWARE_PREFERENCE if prefer is not None and prefer.search(unit.text) else 1.0
-            scores[unit] = score(unit, weights, rank, intent) * boost * _lead_value(unit, units)
+            scale = boost * _lead_value(unit, units)
+            scores[unit] = score(unit, weights, rank, intent, heading) * scale
+            own[unit] = score(unit, weights, rank, intent) * scale
     ranked = sorted((u for u in scores if scores[u] > 0), key=lambda u: -scores[u])
     # Enough of the question must match, or the book (or selection) does not answer it.
     if not ranked or scores[ranked[0]] < 0.5 * sum(weights.values()) / max(len(weights), 1):
@@ -43,7 +57,7 @@ def plan_answer(
     anchor = openers[0]
     units = per_passage[anchor.n - 1]
     size = max_sentences + (2 if intent.kind in ("why", "howto") else 0)
-    chosen = window(units, units.index(anchor), scores, size)
+    chosen = window(units, units.index(anchor), scores, size, own)
     if intent.kind == "comparison" and intent.sides:
         chosen = _add_sides(chosen, intent, ranked, per_passage, scores)
     elif intent.kind == "howto":

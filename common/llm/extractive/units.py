@@ -8,8 +8,11 @@ from dataclasses import dataclass, replace
 from common.retrieval.sparse import tokenize
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"(])")
-_MARKUP = re.compile(r"[*_`#>|]+")
+_MARKUP = re.compile(r"`+|[#>|]+")
+# Paired emphasis only: the underscores of identifiers (max_step_size) and A*'s star stay.
+_EMPHASIS = re.compile(r"(\*\*|__|(?<!\w)[*_](?=\S))(?P<text>.+?)(?<=\S)\1(?!\w)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_GLUED = re.compile(r"^([a-z]{2,})(\d+)$")
 _ITEM = re.compile(r"^\s*(?:(?P<bullet>[-*+])|(?P<number>\d+)[.)])\s+(?P<text>.*)$")
 _FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,})(?P<info>[\w+-]*)")
 # A sentence opening on one of these points back at something it does not name itself.
@@ -35,7 +38,7 @@ class Unit:
     @property
     def terms(self) -> frozenset[str]:
         """The unit's stemmed content terms."""
-        return frozenset(tokenize(self.text))
+        return text_terms(self.text)
 
     @property
     def is_lead(self) -> bool:
@@ -53,9 +56,17 @@ class Unit:
         return self.kind == "sentence" and bool(ANAPHOR.match(self.text))
 
 
+def text_terms(text: str) -> frozenset[str]:
+    """Stemmed content terms, a glued version number also split ("ros2" is "ros" and "2")."""
+    terms = tokenize(text)
+    glued = (_GLUED.match(t) for t in terms)
+    return frozenset(terms).union(*(g.groups() for g in glued if g))
+
+
 def clean(text: str) -> str:
     """Text without Markdown links, emphasis and code ticks."""
-    return _MARKUP.sub("", _LINK.sub(r"\1", text)).strip(" -")
+    plain = _EMPHASIS.sub(r"\g<text>", _EMPHASIS.sub(r"\g<text>", _LINK.sub(r"\1", text)))
+    return _MARKUP.sub("", plain).strip(" -")
 
 
 def passage_units(text: str, n: int = 1) -> list[Unit]:

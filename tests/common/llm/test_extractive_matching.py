@@ -1,0 +1,84 @@
+"""How the offline answerer matches a question to the book's words: headings, stems, acronyms."""
+
+from __future__ import annotations
+
+from common.llm.base import AnswerRequest
+from common.llm.extractive import ExtractiveAnswerer
+from common.llm.extractive.compose import has_term
+from common.llm.extractive.units import clean, text_terms
+from common.retrieval.passages import Passage
+
+
+def passage(n: int, heading_path: tuple[str, ...], text: str) -> Passage:
+    """A hand-written retrieved passage under a heading path."""
+    return Passage(
+        f"page-{n}.md", f"Page {n}", heading_path[-1], f"/page-{n}", text, 1.0 / n, heading_path
+    )
+
+
+def answer(question: str, *passages: Passage) -> str:
+    """The offline answer to a question over hand-written passages."""
+    request = AnswerRequest(question, list(passages))
+    return ExtractiveAnswerer().generate(request, lambda _d: None).text
+
+
+def test_cleaning_keeps_identifiers_and_drops_paired_emphasis() -> None:
+    assert clean("**Bold** and _em_ text") == "Bold and em text"
+    assert clean("`max_step_size`: smaller is slower") == "max_step_size: smaller is slower"
+    assert clean("**A* Algorithm**") == "A* Algorithm"
+
+
+def test_a_glued_version_number_matches_its_spaced_form() -> None:
+    assert {"ros", "2", "ros2"} <= text_terms("ROS2 Humble Hawksbill")
+
+
+def test_stem_variants_of_one_word_match() -> None:
+    assert has_term("accuraci", frozenset({"accur", "slower"}))
+    assert not has_term("acc", frozenset({"accur"}))
+
+
+def test_the_heading_says_what_an_unnamed_passage_is_about() -> None:
+    ccd = passage(
+        1,
+        ("Inverse Kinematics", "Cyclic Coordinate Descent (CCD)"),
+        "An iterative method that adjusts each joint angle in turn to approach the target.",
+    )
+    summary = passage(
+        2,
+        ("Inverse Kinematics", "Summary"),
+        "Through these exercises you practise solving inverse kinematics for joint angles.",
+    )
+
+    text = answer("How does cyclic coordinate descent solve inverse kinematics?", summary, ccd)
+
+    assert "An iterative method that adjusts each joint angle" in text
+
+
+def test_heading_words_alone_do_not_stretch_the_quoted_paragraph() -> None:
+    topics = passage(
+        1,
+        ("Communication", "Topics"),
+        "Nodes exchange data in many ways. A topic is a named channel that carries messages "
+        "between publishers and subscribers. Publishers never wait for a reply.",
+    )
+
+    text = answer("What is a topic channel?", topics)
+
+    assert text == (
+        "A topic is a named channel that carries messages between publishers and subscribers [1]."
+    )
+
+
+def test_the_paragraph_before_the_best_sentence_comes_with_it_when_it_matches() -> None:
+    zmp = passage(
+        1,
+        ("Physics of Walking", "Zero Moment Point (ZMP)"),
+        "ZMP is a critical concept in bipedal robotics. It is the point where the ground "
+        "reaction force acts so that the moment about it is zero. For stable walking, the ZMP "
+        "must remain within the support polygon.",
+    )
+
+    text = answer("What is the zero moment point and where must it stay to walk stably?", zmp)
+
+    assert text.startswith("ZMP is a critical concept in bipedal robotics. It is the point")
+    assert text.endswith("within the support polygon [1].")
