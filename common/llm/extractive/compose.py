@@ -134,9 +134,24 @@ def list_around(units: Sequence[Unit], index: int) -> list[Unit]:
     items = [u for u in units if u.kind == "item" and u.block == block]
     if unit.kind == "item" and len(items) > MAX_LIST_ITEMS:
         return [unit]  # one entry of a long list (a glossary) answers; the rest is elsewhere
-    first = units.index(items[0])
-    lead = units[first - 1] if first > 0 and units[first - 1].is_lead else None
-    return ([lead] if lead else []) + items
+    return lead_of(units, items[0]) + items
+
+
+def lead_of(units: Sequence[Unit], item: Unit) -> list[Unit]:
+    """A list's lead-in and, for a named list among siblings, the sentence introducing them all."""
+    first = units.index(item)
+    if first == 0 or not units[first - 1].is_lead:
+        return []
+    lead = units[first - 1]
+    if not lead.label:
+        return [lead]
+    before = first - 2
+    while before >= 0 and (units[before].kind == "item" or units[before].label):
+        before -= 1
+    opener = units[before] if before >= 0 else None
+    if opener is not None and opener.is_lead and units[before + 1].label:
+        return [opener, lead]
+    return [lead]
 
 
 def is_glossary(items: Sequence[Unit]) -> bool:
@@ -153,9 +168,7 @@ def glossary_entries(units: Sequence[Unit], index: int, scores: dict[Unit, float
     best = scores.get(unit, 0.0)
     close = [u for u in items if u is unit or scores.get(u, 0.0) >= GLOSSARY_SHARE * best > 0]
     kept = sorted(close, key=lambda u: -scores.get(u, 0.0))[:MAX_GLOSSARY_ITEMS]
-    first = units.index(items[0])
-    lead = [units[first - 1]] if first > 0 and units[first - 1].is_lead else []
-    return lead + [u for u in items if u in kept]
+    return lead_of(units, items[0]) + [u for u in items if u in kept]
 
 
 def window(

@@ -21,6 +21,11 @@ from common.retrieval.sparse import tokenize
 # best unit's topic from this share of its score, on any question term from the second share.
 SUPPLEMENT_SHARE = 0.4
 CLOSE_SHARE = 0.65
+# A passage from an exercise, quiz or answer key counts this share of a lesson's (not for how-to).
+EXERCISE_SHARE = 0.7
+_EXERCISE = re.compile(
+    r"\b(labs?|exercises?|quiz(zes)?|assessments?|answer key|question \d+)\b|-lab\b|lab-\d", re.I
+)
 # A sentence on the reader's hardware path wins over a better match only when it is nearly as good.
 HARDWARE_PREFERENCE = 1.3
 
@@ -36,6 +41,7 @@ def plan_answer(
     per_passage = [passage_units(p.text, n) for n, p in enumerate(passages, start=1)]
     weights = term_weights(question, per_passage)
     weights.update(acronym_weights(question, passages, weights))
+    exercise = [_exercise_value(p, intent) for p in passages]
     # `scores` rank what to quote; `own` (a unit's own words only) decides what continues it.
     scores, own = {}, {}
     for rank, units in enumerate(per_passage):
@@ -44,7 +50,7 @@ def plan_answer(
         )
         for unit in units:
             boost = HARDWARE_PREFERENCE if prefer is not None and prefer.search(unit.text) else 1.0
-            scale = boost * _lead_value(unit, units)
+            scale = boost * _lead_value(unit, units) * exercise[rank]
             scores[unit] = score(unit, weights, rank, intent, heading) * scale
             own[unit] = score(unit, weights, rank, intent) * scale
     ranked = sorted((u for u in scores if scores[u] > 0), key=lambda u: -scores[u])
@@ -66,6 +72,12 @@ def plan_answer(
     if room > 0 and intent.kind in ("general", "definition", "why"):
         chosen = _supplement(chosen, anchor, ranked, scores, weights, room)
     return chosen
+
+
+def _exercise_value(passage: Passage, intent: Intent) -> float:
+    """Exercises, quizzes and answer keys explain less than the lesson they practise."""
+    where = " ".join([passage.source, *passage.heading_path, passage.heading])
+    return EXERCISE_SHARE if intent.kind != "howto" and _EXERCISE.search(where) else 1.0
 
 
 def _lead_value(unit: Unit, units: Sequence[Unit]) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from common.llm.base import AnswerRequest
 from common.llm.extractive import ExtractiveAnswerer
 from common.llm.extractive.compose import has_term
-from common.llm.extractive.units import clean, text_terms
+from common.llm.extractive.units import clean, passage_units, text_terms
 from common.retrieval.passages import Passage
 
 
@@ -82,3 +82,58 @@ def test_the_paragraph_before_the_best_sentence_comes_with_it_when_it_matches() 
 
     assert text.startswith("ZMP is a critical concept in bipedal robotics. It is the point")
     assert text.endswith("within the support polygon [1].")
+
+
+PLANNERS = (
+    "Local planners focus on immediate navigation while considering robot dynamics:\n\n"
+    "**Dynamic Window Approach (DWA)**\n"
+    "- Considers robot kinematics\n"
+    "- Suitable for differential drive robots\n\n"
+    "**Timed Elastic Band (TEB)**\n"
+    "- Creates smooth trajectories\n"
+    "- Good for car-like vehicles\n"
+)
+
+
+def test_a_bold_line_above_a_list_names_it() -> None:
+    units = passage_units(PLANNERS)
+
+    labels = [u.text for u in units if u.label]
+
+    assert labels == ["Dynamic Window Approach (DWA):", "Timed Elastic Band (TEB):"]
+
+
+def test_a_named_list_comes_with_its_name_and_the_sentence_introducing_all_of_them() -> None:
+    planners = passage(1, ("Path Planning", "Local Planning"), PLANNERS)
+
+    text = answer("Which local planner is good for car-like vehicles?", planners)
+
+    assert text.startswith(
+        "Local planners focus on immediate navigation while considering robot dynamics [1]:\n"
+        "Timed Elastic Band (TEB):\n- Creates smooth trajectories\n- Good for car-like vehicles [1]"
+    )
+
+
+def test_a_line_of_navigation_links_is_not_quoted() -> None:
+    units = passage_units("Nodes talk over topics.\n\n[← Syllabus](./syllabus) | [Next →](./next)")
+
+    assert [u.text for u in units] == ["Nodes talk over topics."]
+
+
+def test_the_lesson_is_preferred_to_the_exercise_that_practises_it() -> None:
+    lab = Passage(
+        "module-2/physics-lab-exercises.md",
+        "Week 3 Exercises",
+        "Instructions",
+        "/lab",
+        "- Vary the friction of the wheels to see how the robot slips\n- Record the results\n",
+        1.0,
+        ("Week 3 Exercises", "Exercise 2", "Instructions"),
+    )
+    lesson = passage(
+        2, ("Physics", "Friction"), "Friction decides whether the wheels of a robot grip or slip."
+    )
+
+    text = answer("Why do the wheels of a robot slip?", lab, lesson)
+
+    assert text.startswith("Friction decides whether the wheels of a robot grip or slip [2].")
