@@ -70,7 +70,7 @@ def plan_answer(
         chosen = _add_code(chosen, anchor, per_passage, scores)
     room = min(2, max_sentences - _prose_count(chosen))
     if room > 0 and intent.kind in ("general", "definition", "why"):
-        chosen = _supplement(chosen, anchor, ranked, scores, weights, room)
+        chosen = _supplement(chosen, anchor, (scores, own), weights, room)
     return chosen
 
 
@@ -159,20 +159,22 @@ def _lead_of(units: Sequence[Unit], code: Unit) -> Unit | None:
 def _supplement(
     chosen: list[Unit],
     anchor: Unit,
-    ranked: Sequence[Unit],
-    scores: dict[Unit, float],
+    scored: tuple[dict[Unit, float], dict[Unit, float]],
     weights: dict[str, float],
     room: int,
 ) -> list[Unit]:
-    """Up to `room` more units nearly as good, on the same topic and not repeats."""
+    """Up to `room` more units nearly as good by their own words, on topic and not repeats."""
+    # A unit from elsewhere joins on its own words: under a matching heading, "Pros: Fast" of
+    # another engine would read as the asked one's.
+    scores, own = scored
     # The topic: the question's two rarest terms that the best unit holds.
     held = sorted((t for t in weights if t in anchor.terms), key=lambda t: -weights[t])
     topic = frozenset(held[:2])
     added: list[Unit] = []
-    for unit in ranked:
-        if scores[unit] < SUPPLEMENT_SHARE * scores[anchor] or len(added) == room:
+    for unit in sorted((u for u in own if own[u] > 0), key=lambda u: -own[u]):
+        if own[unit] < SUPPLEMENT_SHARE * scores[anchor] or len(added) == room:
             break
-        close = scores[unit] >= CLOSE_SHARE * scores[anchor]
+        close = own[unit] >= CLOSE_SHARE * scores[anchor]
         if (
             unit not in chosen
             and unit.kind in ("sentence", "item")

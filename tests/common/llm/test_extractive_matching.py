@@ -137,3 +137,22 @@ def test_the_lesson_is_preferred_to_the_exercise_that_practises_it() -> None:
     text = answer("Why do the wheels of a robot slip?", lab, lesson)
 
     assert text.startswith("Friction decides whether the wheels of a robot grip or slip [2].")
+
+
+def test_another_section_joins_on_its_own_words_not_its_heading() -> None:
+    bullet = passage(
+        1,
+        ("Physics Engines in Gazebo", "Bullet"),
+        "- Pros: Fast, good for complex collision detection\n- Cons: Less mature, some stability "
+        "issues\n- Best for: Games, rapid prototyping\n",
+    )
+    ode = passage(
+        2,
+        ("Physics Engines in Gazebo", "ODE"),
+        "- Pros: Mature, stable, widely used\n- Cons: Can be slow for complex scenes\n",
+    )
+
+    text = answer("What are the pros and cons of the Bullet physics engine in Gazebo?", bullet, ode)
+
+    assert "Pros: Fast, good for complex collision detection" in text
+    assert "[2]" not in text
