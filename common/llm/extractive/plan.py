@@ -51,7 +51,8 @@ def plan_answer(
         for unit in units:
             boost = HARDWARE_PREFERENCE if prefer is not None and prefer.search(unit.text) else 1.0
             scale = boost * _lead_value(unit, units) * exercise[rank]
-            scores[unit] = score(unit, weights, rank, intent, heading) * scale
+            context = heading | _code_terms(unit, units)
+            scores[unit] = score(unit, weights, rank, intent, context) * scale
             own[unit] = score(unit, weights, rank, intent) * scale
     ranked = sorted((u for u in scores if scores[u] > 0), key=lambda u: -scores[u])
     # Enough of the question must match, or the book (or selection) does not answer it.
@@ -78,6 +79,14 @@ def _exercise_value(passage: Passage, intent: Intent) -> float:
     """Exercises, quizzes and answer keys explain less than the lesson they practise."""
     where = " ".join([passage.source, *passage.heading_path, passage.heading])
     return EXERCISE_SHARE if intent.kind != "howto" and _EXERCISE.search(where) else 1.0
+
+
+def _code_terms(unit: Unit, units: Sequence[Unit]) -> frozenset[str]:
+    """What the code block a lead-in introduces names: the lead-in stands for it."""
+    following = units.index(unit) + 1
+    if unit.is_lead and following < len(units) and units[following].kind == "code":
+        return units[following].terms
+    return frozenset()
 
 
 def _lead_value(unit: Unit, units: Sequence[Unit]) -> float:

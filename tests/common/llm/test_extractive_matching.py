@@ -156,3 +156,18 @@ def test_another_section_joins_on_its_own_words_not_its_heading() -> None:
 
     assert "Pros: Fast, good for complex collision detection" in text
     assert "[2]" not in text
+
+
+def test_a_lead_in_stands_for_the_code_it_introduces() -> None:
+    friction = passage(
+        1,
+        ("Tuning Physics Parameters", "Friction Parameters"),
+        "Friction affects how robots move and interact:\n\n```xml\n<surface><friction><ode>\n"
+        "  <mu>0.9</mu>   <!-- traction -->\n  <mu2>0.1</mu2> <!-- easy turning -->\n"
+        "</ode></friction></surface>\n```\n",
+    )
+
+    text = answer("How should mu and mu2 be set on a wheel?", friction)
+
+    assert text.startswith("Friction affects how robots move and interact [1]:")
+    assert "<mu2>0.1</mu2>" in text and "```xml" in text
