@@ -144,11 +144,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--index-dir", type=Path, help="keep the local index here, reuse it")
+    parser.add_argument(
+        "--signals",
+        action="store_true",
+        help="also measure the candidate signals on held-out folds",
+    )
     args = parser.parse_args()
     questions = json.loads(QUESTIONS.read_text())
     embedder = LocalMiniLM()
     with tempfile.TemporaryDirectory() as tmp:
-        index = TextbookIndex(QdrantClient(path=tmp), "textbook", embedder.name, embedder.dimension)
+        path = str(args.index_dir or tmp)
+        index = TextbookIndex(
+            QdrantClient(path=path), "textbook", embedder.name, embedder.dimension
+        )
         ingest_tree(index, embedder, args.corpus)
         retriever = Retriever(TextbookSearch(index, embedder), Guardrail())
         vocabulary = retriever.vocabulary()
@@ -172,7 +181,28 @@ def main() -> None:
     }
     print("\nthresholds per fold (min_similarity, max_missing_fraction):")
     print(", ".join(f"({g.min_similarity}, {g.max_missing_fraction})" for g in tuned))
+    if args.signals:
+        results["candidate_signals"] = _report_signals(cases, vocabulary, embedder, args.folds)
     print(json.dumps({"folds": args.folds, **results}))
+
+
+def _report_signals(
+    cases: Sequence[Case], vocabulary: Vocabulary, embedder: LocalMiniLM, folds: int
+) -> dict[str, Any]:
+    """The shipped guardrail plus the best-sentence and top-coverage rule, held out."""
+    from bench.guardrail_signals import cross_validate_rule, signals
+
+    rows = signals(cases, vocabulary, embedder.embed_documents)
+    print("\n| + best sentence < s and top-passage coverage < c | unanswerable refused | ", end="")
+    print("answerable refused | target |\n|---|---|---|---|")
+    found = {}
+    for cap in (MAX_FALSE_REFUSALS, 0.0):
+        held_out, tuned = cross_validate_rule(rows, folds, cap)
+        found[f"cap_{cap}"] = {
+            **_report(f"{folds}-fold CV, tuned with <= {cap:.0%} refused", held_out),
+            "thresholds": tuned,
+        }
+    return found
 
 
 if __name__ == "__main__":

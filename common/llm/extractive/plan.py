@@ -5,15 +5,27 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from common.llm.extractive.compose import is_duplicate, score, term_weights, window
+from common.llm.extractive.compose import (
+    acronym_weights,
+    is_duplicate,
+    score,
+    term_weights,
+    window,
+)
 from common.llm.extractive.intent import Intent, classify
 from common.llm.extractive.units import Unit, passage_units
 from common.retrieval.passages import Passage
+from common.retrieval.sparse import tokenize
 
 # A sentence from another passage joins the answer only when it matches nearly as well: on the
 # best unit's topic from this share of its score, on any question term from the second share.
 SUPPLEMENT_SHARE = 0.4
 CLOSE_SHARE = 0.65
+# A passage from an exercise, quiz or answer key counts this share of a lesson's (not for how-to).
+EXERCISE_SHARE = 0.7
+_EXERCISE = re.compile(
+    r"\b(labs?|exercises?|quiz(zes)?|assessments?|answer key|question \d+)\b|-lab\b|lab-\d", re.I
+)
 # A sentence on the reader's hardware path wins over a better match only when it is nearly as good.
 HARDWARE_PREFERENCE = 1.3
 
@@ -28,11 +40,20 @@ def plan_answer(
     intent = classify(question)
     per_passage = [passage_units(p.text, n) for n, p in enumerate(passages, start=1)]
     weights = term_weights(question, per_passage)
-    scores = {}
+    weights.update(acronym_weights(question, passages, weights))
+    exercise = [_exercise_value(p, intent) for p in passages]
+    # `scores` rank what to quote; `own` (a unit's own words only) decides what continues it.
+    scores, own = {}, {}
     for rank, units in enumerate(per_passage):
+        heading = frozenset(
+            tokenize(" ".join(passages[rank].heading_path or [passages[rank].heading]))
+        )
         for unit in units:
             boost = HARDWARE_PREFERENCE if prefer is not None and prefer.search(unit.text) else 1.0
-            scores[unit] = score(unit, weights, rank, intent) * boost * _lead_value(unit, units)
+            scale = boost * _lead_value(unit, units) * exercise[rank]
+            context = heading | _code_terms(unit, units)
+            scores[unit] = score(unit, weights, rank, intent, context) * scale
+            own[unit] = score(unit, weights, rank, intent) * scale
     ranked = sorted((u for u in scores if scores[u] > 0), key=lambda u: -scores[u])
     # Enough of the question must match, or the book (or selection) does not answer it.
     if not ranked or scores[ranked[0]] < 0.5 * sum(weights.values()) / max(len(weights), 1):
@@ -43,15 +64,29 @@ def plan_answer(
     anchor = openers[0]
     units = per_passage[anchor.n - 1]
     size = max_sentences + (2 if intent.kind in ("why", "howto") else 0)
-    chosen = window(units, units.index(anchor), scores, size)
+    chosen = window(units, units.index(anchor), scores, size, own)
     if intent.kind == "comparison" and intent.sides:
         chosen = _add_sides(chosen, intent, ranked, per_passage, scores)
     elif intent.kind == "howto":
         chosen = _add_code(chosen, anchor, per_passage, scores)
     room = min(2, max_sentences - _prose_count(chosen))
     if room > 0 and intent.kind in ("general", "definition", "why"):
-        chosen = _supplement(chosen, anchor, ranked, scores, weights, room)
+        chosen = _supplement(chosen, anchor, (scores, own), weights, room)
     return chosen
+
+
+def _exercise_value(passage: Passage, intent: Intent) -> float:
+    """Exercises, quizzes and answer keys explain less than the lesson they practise."""
+    where = " ".join([passage.source, *passage.heading_path, passage.heading])
+    return EXERCISE_SHARE if intent.kind != "howto" and _EXERCISE.search(where) else 1.0
+
+
+def _code_terms(unit: Unit, units: Sequence[Unit]) -> frozenset[str]:
+    """What the code block a lead-in introduces names: the lead-in stands for it."""
+    following = units.index(unit) + 1
+    if unit.is_lead and following < len(units) and units[following].kind == "code":
+        return units[following].terms
+    return frozenset()
 
 
 def _lead_value(unit: Unit, units: Sequence[Unit]) -> float:
@@ -133,20 +168,22 @@ def _lead_of(units: Sequence[Unit], code: Unit) -> Unit | None:
 def _supplement(
     chosen: list[Unit],
     anchor: Unit,
-    ranked: Sequence[Unit],
-    scores: dict[Unit, float],
+    scored: tuple[dict[Unit, float], dict[Unit, float]],
     weights: dict[str, float],
     room: int,
 ) -> list[Unit]:
-    """Up to `room` more units nearly as good, on the same topic and not repeats."""
+    """Up to `room` more units nearly as good by their own words, on topic and not repeats."""
+    # A unit from elsewhere joins on its own words: under a matching heading, "Pros: Fast" of
+    # another engine would read as the asked one's.
+    scores, own = scored
     # The topic: the question's two rarest terms that the best unit holds.
     held = sorted((t for t in weights if t in anchor.terms), key=lambda t: -weights[t])
     topic = frozenset(held[:2])
     added: list[Unit] = []
-    for unit in ranked:
-        if scores[unit] < SUPPLEMENT_SHARE * scores[anchor] or len(added) == room:
+    for unit in sorted((u for u in own if own[u] > 0), key=lambda u: -own[u]):
+        if own[unit] < SUPPLEMENT_SHARE * scores[anchor] or len(added) == room:
             break
-        close = scores[unit] >= CLOSE_SHARE * scores[anchor]
+        close = own[unit] >= CLOSE_SHARE * scores[anchor]
         if (
             unit not in chosen
             and unit.kind in ("sentence", "item")

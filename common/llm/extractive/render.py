@@ -23,9 +23,15 @@ def render(units: Sequence[Unit]) -> str:
         if unit.kind == "code":
             parts.append(f"\n\n```{unit.language}\n{unit.text}\n```\n\n")
             continue
+        if unit.label:  # names the list below it: its own line, cited by the list
+            parts.append(unit.text if not parts or parts[-1].endswith("\n") else f"\n{unit.text}")
+            continue
         text = cite(unit.text, unit.n) if run_ends or unit.is_lead else unit.text
         if unit.kind == "item":
-            number = sum(u.kind == "item" and u.block == unit.block for u in units[:i]) + 1
+            number = sum(
+                u.kind == "item" and (u.n, u.block) == (unit.n, unit.block) for u in units[:i]
+            )
+            number += 1
             parts.append(f"\n{number}. {text}" if unit.ordered else f"\n- {text}")
             if following is None or following.kind != "item":
                 parts.append("\n\n")

@@ -8,8 +8,14 @@ from dataclasses import dataclass, replace
 from common.retrieval.sparse import tokenize
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"(])")
-_MARKUP = re.compile(r"[*_`#>|]+")
+_MARKUP = re.compile(r"`+|[#>|]+")
+# Paired emphasis only: the underscores of identifiers (max_step_size) and A*'s star stay.
+_EMPHASIS = re.compile(r"(\*\*|__|(?<!\w)[*_](?=\S))(?P<text>.+?)(?<=\S)\1(?!\w)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+LABEL_WORDS = 8
+# A line of links only ("[← Syllabus](./syllabus) | [Assessments →](./assessments)") is navigation.
+_NAVIGATION = re.compile(r"^\[[^\]]*\]\([^)]*\)(\s*\|?\s*\[[^\]]*\]\([^)]*\))*$")
+_GLUED = re.compile(r"^([a-z]{2,})(\d+)$")
 _ITEM = re.compile(r"^\s*(?:(?P<bullet>[-*+])|(?P<number>\d+)[.)])\s+(?P<text>.*)$")
 _FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,})(?P<info>[\w+-]*)")
 # A sentence opening on one of these points back at something it does not name itself.
@@ -31,11 +37,12 @@ class Unit:
     block: int  # units of one paragraph or one list share a block number
     ordered: bool = False  # an item of a numbered list
     language: str = ""  # a code block's language
+    label: bool = False  # a bold line naming the list below it ("Dynamic Window Approach:")
 
     @property
     def terms(self) -> frozenset[str]:
         """The unit's stemmed content terms."""
-        return frozenset(tokenize(self.text))
+        return text_terms(self.text)
 
     @property
     def is_lead(self) -> bool:
@@ -53,9 +60,17 @@ class Unit:
         return self.kind == "sentence" and bool(ANAPHOR.match(self.text))
 
 
+def text_terms(text: str) -> frozenset[str]:
+    """Stemmed content terms, a glued version number also split ("ros2" is "ros" and "2")."""
+    terms = tokenize(text.replace("\u00d7", "x"))  # the multiplication sign: "4x4"
+    glued = (_GLUED.match(t) for t in terms)
+    return frozenset(terms).union(*(g.groups() for g in glued if g))
+
+
 def clean(text: str) -> str:
     """Text without Markdown links, emphasis and code ticks."""
-    return _MARKUP.sub("", _LINK.sub(r"\1", text)).strip(" -")
+    plain = _EMPHASIS.sub(r"\g<text>", _EMPHASIS.sub(r"\g<text>", _LINK.sub(r"\1", text)))
+    return _MARKUP.sub("", plain).strip(" -")
 
 
 def passage_units(text: str, n: int = 1) -> list[Unit]:
@@ -103,7 +118,8 @@ def passage_units(text: str, n: int = 1) -> list[Unit]:
             in_list = True
             add("item", clean(item.group("text")), ordered=item.group("number") is not None)
             continue
-        if not stripped or stripped.startswith(("#", "|", ":::", "<", "import ")):
+        navigation = bool(_NAVIGATION.match(stripped))
+        if not stripped or navigation or stripped.startswith(("#", "|", ":::", "<", "import ")):
             flush()
             if in_list and stripped:
                 state["block"] += 1
@@ -117,6 +133,21 @@ def passage_units(text: str, n: int = 1) -> list[Unit]:
             in_list = False
         paragraph.append(clean(stripped))
     flush()
+    return _labelled(units)
+
+
+def _labelled(units: list[Unit]) -> list[Unit]:
+    """A short unpunctuated line alone above a list names it: it becomes the list's lead-in."""
+    for i, unit in enumerate(units[:-1]):
+        alone = i == 0 or units[i - 1].block != unit.block
+        if (
+            unit.kind == "sentence"
+            and alone
+            and units[i + 1].kind == "item"
+            and len(unit.text.split()) <= LABEL_WORDS
+            and unit.text[-1] not in ".!?:;,"
+        ):
+            units[i] = replace(unit, text=f"{unit.text}:", label=True)
     return units
 
 
