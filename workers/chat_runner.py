@@ -1,0 +1,113 @@
+"""A chat answer: the passages to answer from, then the model's (or the guardrail's) answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from common.llm.base import Answer, AnswerRequest, DeltaSink
+from common.llm.metrics import CallStats
+from common.llm.personalize import profile_guidance
+from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
+from common.retrieval.passages import Passage
+from workers.attempts import JobInput, WaitForIndex
+from workers.followups import SearchQuery, search_query
+from workers.resources import WorkerResources
+
+log = logging.getLogger(__name__)
+SELECTION_SOURCE = "selection"
+GUARDRAIL_MODEL = "guardrail"
+
+
+def selection_passage(selected_text: str, page_url: str | None) -> Passage:
+    """The reader's selection as the only passage to answer from."""
+    return Passage(
+        source=SELECTION_SOURCE,
+        title="Selected text",
+        heading="Selected text",
+        url=page_url or "",
+        text=selected_text,
+        score=1.0,
+    )
+
+
+def selection_passages(
+    selected_text: str, page_url: str | None, around: list[Passage]
+) -> list[Passage]:
+    """The selection as passage [1], then the book's passages around it for context."""
+    return [selection_passage(selected_text, page_url), *around]
+
+
+def retrieval_query(res: WorkerResources, job: JobInput, stats: CallStats) -> SearchQuery:
+    """The question, or a follow-up rewritten to stand alone (see workers/followups.py)."""
+    vocabulary = res.retriever.vocabulary() if job.history else None
+    if vocabulary is None:
+        return SearchQuery(job.message)
+    llm = res.llm
+    model = res.settings.chat_model
+    return search_query(job.id, job.message, job.history, vocabulary, stats, llm, model, res.redis)
+
+
+def retrieve(
+    res: WorkerResources, job: JobInput, stats: CallStats
+) -> tuple[list[Passage], SearchQuery]:
+    """Passages to answer from: the selection and its surroundings, or the covering sections.
+
+    The reader's page (`page_url`) and its chapter are preferred, never required.
+    """
+    if job.selected_text:
+        # The selection is the subject; the book's passages nearest to it explain it.
+        around: list[Passage] = []
+        if res.index.current_collection() is not None:
+            k = max(1, res.settings.retrieval_k - 1)
+            prefer = res.retriever.pages().preferences(job.page_url)
+            around = res.retriever.search.search(job.selected_text, k, prefer=prefer)
+        passages = selection_passages(job.selected_text, job.page_url, around)
+        return passages, SearchQuery(job.message)
+    if res.index.current_collection() is None:
+        raise WaitForIndex()
+    query = retrieval_query(res, job, stats)
+    if query.text != job.message:
+        log.info("chat job %s searches for %r (%s)", job.id, query.text, query.rewritten_by)
+    retrieval = res.retriever.retrieve(
+        query.text, k=res.settings.retrieval_k, page_url=job.page_url
+    )
+    if not retrieval.coverage.covered:
+        log.info(
+            "the book does not cover %r (similarity %.2f, missing %s)",
+            query.text,
+            retrieval.coverage.top_similarity,
+            retrieval.coverage.missing_terms,
+        )
+        return [], query
+    return retrieval.passages, query
+
+
+def generate(
+    res: WorkerResources,
+    job: JobInput,
+    passages: list[Passage],
+    on_delta: DeltaSink,
+    stats: CallStats,
+    on_restart: Callable[[], None],
+) -> Answer:
+    """The answer: from the model, or a refusal without a model call when nothing was found."""
+    if not passages:
+        text = NOT_IN_SELECTION if job.selected_text else NOT_IN_BOOK
+        on_delta(text)
+        return Answer(text=text, model=GUARDRAIL_MODEL)
+    request = AnswerRequest(
+        job.message,
+        passages,
+        job.history,
+        from_selection=bool(job.selected_text),
+        page_url=job.page_url,
+        job_id=str(job.id),
+        profile=job.profile,
+    )
+    answer = res.answerer.generate(request, on_delta, stats, on_restart)
+    if answer.profile_applied is None and job.profile is not None:
+        # A model answerer applies what its prompt carried: the guidance from the profile.
+        answer = replace(answer, profile_applied=profile_guidance(job.profile).applied)
+    return answer
