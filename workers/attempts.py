@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -12,9 +12,12 @@ from sqlalchemy.orm import Session
 
 from common.chat_jobs import claim_chat_job, conversation_history
 from common.db import run_unit
+from common.llm.base import GenerationStopped
+from common.llm.metrics import CallStats
 from common.models import JobKind, User
 from common.profiles import ReaderProfileIn, get_profile
 from common.quotas import Spender, spender_of
+from workers.job_stream import JobStream
 from workers.resources import WorkerResources
 
 T = TypeVar("T")
@@ -95,9 +98,45 @@ def record(res: WorkerResources, write: Callable[[Session], T]) -> T:
     return run_unit(res.sessions, write, res.retry_policy.outage_bound_s)
 
 
-def check_still_ours(res: WorkerResources, job: JobInput) -> None:
-    """Stop the attempt if its lease was lost or its worker is shutting down."""
-    if res.leases.lost(JobKind.CHAT, job.id):
-        raise AttemptLost()
-    if res.shutting_down.is_set():
-        raise HandBack()
+@dataclass
+class Attempt:
+    """One attempt at a claimed job: what its steps share, from the claim to the outcome."""
+
+    res: WorkerResources
+    job: JobInput
+    stream: JobStream
+    stats: CallStats = field(default_factory=CallStats)
+
+    @property
+    def number(self) -> int:
+        """The attempt's number, which every write and event of the attempt names."""
+        return self.job.attempt
+
+    def record(self, write: Callable[[Session], T]) -> T:
+        """Run one unit of work, riding out a short database outage."""
+        return record(self.res, write)
+
+    def metrics(self) -> dict[str, Any]:
+        """The job's metrics with this attempt's calls added."""
+        return self.stats.merged_into(self.job.metrics)
+
+    def check_still_ours(self) -> None:
+        """Stop if the lease was lost or the worker is shutting down."""
+        if self.res.leases.lost(JobKind.CHAT, self.job.id):
+            raise AttemptLost()
+        if self.res.shutting_down.is_set():
+            raise HandBack()
+
+    def on_delta(self, text: str) -> None:
+        """Stream a piece of the answer; stop generating once the job is cancelled."""
+        self.check_still_ours()
+        if self.stream.delta(text):  # the flush that sends a batch reads the cancel flag too
+            raise GenerationStopped()
+
+    def on_restart(self) -> None:
+        """Tell readers to drop the text of a model call that is being retried."""
+        self.publish("reset", {"attempt": self.number, "reason": "the model call was retried"})
+
+    def publish(self, event: str, data: dict[str, Any]) -> None:
+        """Send one event to the job's stream."""
+        self.stream.publish(event, data)

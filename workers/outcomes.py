@@ -22,62 +22,58 @@ from common.llm.metrics import CallStats
 from common.models import AttemptOutcome, ChatJob, JobKind, JobStatus, utcnow
 from common.quotas import usage_tokens
 from common.reservations import settle_tokens
-from workers.attempts import JobInput, WaitForIndex, record
-from workers.job_stream import JobStream
+from workers.attempts import Attempt, JobInput, WaitForIndex
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 CANCELLED = AttemptOutcome.CANCELLED
 
 
-def finish(
-    res: WorkerResources,
-    job: JobInput,
-    stream: JobStream,
-    stats: CallStats,
-    answer: Answer,
-    cited: CitedAnswer,
-) -> None:
+def finish(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> None:
     """Record the answer with what it cites, settle its tokens, then end the stream.
 
     The paid answer is written first; the settlement is best-effort, and until it lands the
     job's quotas count its estimate, which errs high.
     """
-    metrics = stats.merged_into(job.metrics)
-    recorded = record(
-        res,
-        lambda s: (
-            complete_chat_job(
-                s,
-                job.id,
-                cited.text,
-                cited.citations,
-                answer.model,
-                answer.usage,
-                metrics,
-                attempt=job.attempt,
-                sources=cited.sources,
-                incomplete_reason=answer.incomplete_reason,
-            )
-            and _store_profile_applied(s, job.id, answer.profile_applied)
-        ),
-    )
+    recorded = _record_answer(attempt, answer, cited)
     # Spent whether or not the row is still this attempt's (a lost lease re-runs the job).
-    settle(res, job, max(usage_tokens(answer.usage), spent(stats)))
+    settle(attempt, max(usage_tokens(answer.usage), spent(attempt.stats)))
     if not recorded:
         return
-    count_finished(res)
+    count_finished(attempt.res)
     if cited.text != answer.text:
         # Markers that named no passage were dropped: readers replace the streamed text.
-        stream.publish("reset", {"attempt": job.attempt, "reason": "citations were checked"})
-        stream.publish("delta", {"text": cited.text, "attempt": job.attempt})
+        attempt.publish("reset", {"attempt": attempt.number, "reason": "citations were checked"})
+        attempt.publish("delta", {"text": cited.text, "attempt": attempt.number})
     status = JobStatus.INCOMPLETE if answer.incomplete_reason else JobStatus.COMPLETED
     extra = {"model": answer.model, "usage": answer.usage}
     ending = ending_events(
         status.value, cited.citations, cited.sources, answer.incomplete_reason, **extra
     )
     for event, data in ending:
-        stream.publish(event, data)
+        attempt.publish(event, data)
+
+
+def _record_answer(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> bool:
+    metrics = attempt.metrics()
+    job_id = attempt.job.id
+    return attempt.record(
+        lambda s: (
+            complete_chat_job(
+                s,
+                job_id,
+                cited.text,
+                cited.citations,
+                answer.model,
+                answer.usage,
+                metrics,
+                attempt=attempt.number,
+                sources=cited.sources,
+                incomplete_reason=answer.incomplete_reason,
+            )
+            and _store_profile_applied(s, job_id, answer.profile_applied)
+        ),
+    )
 
 
 def _store_profile_applied(
@@ -90,36 +86,41 @@ def _store_profile_applied(
     return True
 
 
-def end_cancelled(session: Session, job: JobInput) -> None:
-    """End a cancelled attempt; the cancel flag wins even if the row was not cancelled."""
+def cancel(attempt: Attempt) -> None:
+    """End an attempt whose job was cancelled while it ran."""
+    # Cancelled before any model call: give the reservation back. A model stream cut off
+    # mid-way reports no usage, so that job keeps its estimate.
+    if attempt.stats.llm_calls == 0:
+        settle(attempt, 0)
+    job = attempt.job
+    attempt.record(lambda s: _end_cancelled(s, job))
+    count_finished(attempt.res)
+
+
+def _end_cancelled(session: Session, job: JobInput) -> None:
     # The row is normally cancelled already; if only the flag was set, the flag still wins.
     if not finish_attempt(session, JobKind.CHAT, job.id, job.attempt, JobStatus.CANCELLED):
         end_attempt(session, JobKind.CHAT, job.id, job.attempt, CANCELLED)
 
 
-def requeue(
-    res: WorkerResources,
-    job: JobInput,
-    stats: CallStats,
-    stream: JobStream,
-    wait: RetryLater | WaitForIndex,
-) -> None:
+def requeue(attempt: Attempt, wait: RetryLater | WaitForIndex) -> None:
     """Put the job back until it is due again, or fail it once it has waited too long.
 
     A claim that called no model only waited: it counts in `waits`, not `attempts`. A job
     waiting on an open circuit is not failed by the bound before the circuit has probed the
     provider since the job was queued: the probe's answer is the one the job waits for.
     """
-    stats.requeues += 1
-    waited = (utcnow() - job.queued_at).total_seconds()
-    if waited + wait.delay > res.retry_policy.max_job_wait_s and _bound_applies(wait, job):
+    policy = attempt.res.retry_policy
+    attempt.stats.requeues += 1
+    waited = (utcnow() - attempt.job.queued_at).total_seconds()
+    if waited + wait.delay > policy.max_job_wait_s and _bound_applies(wait, attempt.job):
         code = "index_unavailable" if isinstance(wait, WaitForIndex) else "llm_unavailable"
         message = f"gave up after waiting {waited:.0f}s ({wait.reason})"
-        fail(res, job, stream, code, message, stats.merged_into(job.metrics))
+        fail(attempt, code, message, attempt.metrics())
         return
-    due_in = min(wait.delay, res.retry_policy.max_countdown_s)
-    outcome, only_waited = AttemptOutcome.REQUEUED, stats.llm_calls == 0
-    release(res, job, stats, stream, outcome, due_in, wait.reason, wait=only_waited)
+    due_in = min(wait.delay, policy.max_countdown_s)
+    outcome, only_waited = AttemptOutcome.REQUEUED, attempt.stats.llm_calls == 0
+    release(attempt, outcome, due_in, wait.reason, wait=only_waited)
 
 
 def _bound_applies(wait: RetryLater | WaitForIndex, job: JobInput) -> bool:
@@ -132,47 +133,36 @@ def _bound_applies(wait: RetryLater | WaitForIndex, job: JobInput) -> bool:
 
 
 def release(
-    res: WorkerResources,
-    job: JobInput,
-    stats: CallStats,
-    stream: JobStream,
-    outcome: AttemptOutcome,
-    due_in: float,
-    reason: str,
-    wait: bool = False,
+    attempt: Attempt, outcome: AttemptOutcome, due_in: float, reason: str, wait: bool = False
 ) -> None:
     """Give the job back to the queue, due in `due_in` seconds, and tell its stream."""
-    metrics = stats.merged_into(job.metrics)
-    released = record(
-        res,
+    metrics = attempt.metrics()
+    job_id, number = attempt.job.id, attempt.number
+    released = attempt.record(
         lambda s: release_attempt(
-            s, JobKind.CHAT, job.id, job.attempt, outcome, due_in, reason, wait, metrics=metrics
+            s, JobKind.CHAT, job_id, number, outcome, due_in, reason, wait, metrics=metrics
         ),
     )
     if released:
         status = {"status": JobStatus.QUEUED.value, "retry_in": round(due_in, 2), "reason": reason}
-        stream.publish("status", status)
+        attempt.publish("status", status)
 
 
 def fail(
-    res: WorkerResources,
-    job: JobInput,
-    stream: JobStream,
+    attempt: Attempt,
     code: str,
     message: str,
     metrics: dict[str, Any] | None = None,
     trace: str | None = None,
 ) -> None:
     """Mark the attempt's job failed and tell its stream."""
-    recorded = record(
-        res,
-        lambda s: fail_chat_job(
-            s, job.id, code, message, metrics, attempt=job.attempt, trace=trace
-        ),
+    job_id, number = attempt.job.id, attempt.number
+    recorded = attempt.record(
+        lambda s: fail_chat_job(s, job_id, code, message, metrics, attempt=number, trace=trace),
     )
     if recorded:
-        count_finished(res)
-        stream.publish("error", {"code": code, "message": message})
+        count_finished(attempt.res)
+        attempt.publish("error", {"code": code, "message": message})
 
 
 def count_finished(res: WorkerResources) -> None:
@@ -188,8 +178,9 @@ def spent(stats: CallStats) -> int:
     return stats.prompt_tokens + stats.completion_tokens
 
 
-def settle(res: WorkerResources, job: JobInput, tokens: int) -> None:
+def settle(attempt: Attempt, tokens: int) -> None:
     """Replace the job's token reservation with what it spent (0 gives it back), once."""
+    res, job = attempt.res, attempt.job
     budget = res.settings.llm_daily_token_budget
     try:
         settle_tokens(res.redis, job.id, tokens, fallback=job.spender, budget=budget)
