@@ -118,7 +118,7 @@ def requeue(attempt: Attempt, wait: RetryLater | WaitForIndex) -> None:
         message = f"gave up after waiting {waited:.0f}s ({wait.reason})"
         fail(attempt, code, message, attempt.metrics())
         return
-    due_in = min(wait.delay, policy.max_countdown_s)
+    due_in = min(wait.delay, policy.max_requeue_delay_s)
     outcome, only_waited = AttemptOutcome.REQUEUED, attempt.stats.llm_calls == 0
     release(attempt, outcome, due_in, wait.reason, wait=only_waited)
 
