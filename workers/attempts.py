@@ -1,4 +1,10 @@
-"""What every attempt of a chat-queue job shares: its claim, its input, and how it stops early."""
+"""One attempt at a chat-queue job (a chat answer or a chapter rewrite) and what it carries.
+
+`claim` starts the attempt and reads the job's input; an `Attempt` carries the resources, the
+input, the event stream and the call statistics that its steps share (`workers/chat.py` runs it,
+a runner per kind produces the text, `workers/outcomes.py` records the end); the exceptions
+below stop it early.
+"""
 
 from __future__ import annotations
 
