@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -73,6 +74,8 @@ class BenchStack:
             VAR_DIR=str(var_dir),
             REDIS_URL=ensure_embedded_redis(var_dir),
             JWT_SECRET_KEY="bench-secret-" + "x" * 40,
+            # /readyz?detail=true is private: the bench is one of its readers.
+            METRICS_TOKEN=secrets.token_urlsafe(32),
             # A bench's load comes from a few accounts: per-user limits are not what it measures.
             RATE_LIMIT_SUBMIT="1000000/minute",
             RATE_LIMIT_SIGNUP="1000000/minute",
@@ -107,6 +110,11 @@ class BenchStack:
         self._workers = []
 
     @property
+    def probe_headers(self) -> dict[str, str]:
+        """The Authorization header of /metrics and /readyz?detail=true."""
+        return {"Authorization": f"Bearer {self.env['METRICS_TOKEN']}"}
+
+    @property
     def base_url(self) -> str:
         """The API's base URL."""
         return f"http://127.0.0.1:{self.port}"
@@ -131,7 +139,9 @@ class BenchStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                checks = httpx.get(f"{self.base_url}/readyz", timeout=2).json()["checks"]
+                checks = httpx.get(
+                    f"{self.base_url}/readyz?detail=true", headers=self.probe_headers, timeout=2
+                ).json()["checks"]
                 if all(checks[name]["ok"] for name in needed):
                     return
             except (httpx.HTTPError, ValueError, KeyError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 import uuid
@@ -22,6 +21,7 @@ from cli.admin_books import books, remove_book
 from cli.admin_views import audit_table, job_detail, jobs_table, queues_table
 from cli.client import require_worker
 from cli.operator import Operator, plain_errors
+from cli.terminal import safe_json
 from common.admin_jobs import (
     attempts_of,
     cancel_job,
@@ -54,7 +54,7 @@ def run_admin(args: argparse.Namespace) -> int:
 
 
 def _emit(args: argparse.Namespace, body: dict[str, Any], text: Callable[[], str]) -> None:
-    print(json.dumps(body, indent=2, ensure_ascii=False) if args.json else text())
+    print(safe_json(body) if args.json else text())
 
 
 def _job_id(value: str) -> uuid.UUID:
@@ -168,11 +168,11 @@ def _bulk_retry(op: Operator, args: argparse.Namespace) -> int:
         print(f"{what} queued as reprocess job {job.id}")
     if not args.wait:
         if args.json:
-            print(json.dumps(reprocess_body(job), indent=2))
+            print(safe_json(reprocess_body(job)))
         return 0
     body = _wait_for_reprocess(op, job.id, args.timeout)
     if args.json:
-        print(json.dumps(body, indent=2))
+        print(safe_json(body))
     elif body["status"] not in FINISHED:
         print(f"{what} is still {body['status']} after {args.timeout:.0f}s", file=sys.stderr)
     else:

@@ -7,13 +7,13 @@ audited as `book.remove` by `cli:<os user>`, and with --wait the command follows
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from cli.admin_views import ago, table
 from cli.client import require_worker
 from cli.ingest import summary_line
 from cli.operator import Operator
+from cli.terminal import printable, safe_json
 from common.books import book_body, check_book_name, known_books
 from common.db import session_scope
 from common.index_operations import queue_book_removal
@@ -30,7 +30,7 @@ def books(op: Operator, args: argparse.Namespace) -> int:
     with session_scope(op.sessions) as session:
         found = sorted(known_books(session).values(), key=lambda book: book.name)
         page = {"object": "list", "data": [book_body(book) for book in found]}
-    print(json.dumps(page, indent=2, ensure_ascii=False) if args.json else books_table(page))
+    print(safe_json(page) if args.json else books_table(page))
     return 0
 
 
@@ -59,11 +59,11 @@ def remove_book(op: Operator, args: argparse.Namespace) -> int:
         body = ingest_job_body(job)
     if not args.wait:
         text = f"removal of book {name} queued as ingest job {job.id}"
-        print(json.dumps(body, indent=2) if args.json else text)
+        print(safe_json(body) if args.json else printable(text))
         return 0
     finished = wait_for_ingest_job(op.sessions, job.id, args.timeout)
     if finished is None:
         print(f"removal of book {name} did not finish within {args.timeout:.0f}s")
         return WAIT_EXIT
-    print(json.dumps(ingest_job_body(finished), indent=2) if args.json else summary_line(finished))
+    print(safe_json(ingest_job_body(finished)) if args.json else summary_line(finished))
     return 0 if finished.status == JobStatus.COMPLETED.value else 1

@@ -1,4 +1,8 @@
-"""Readable tables for `bookchat admin`, drawn from the same JSON bodies the API returns."""
+"""Readable tables for `bookchat admin`, drawn from the same JSON bodies the API returns.
+
+Every cell and value goes through `cli.terminal.printable`: a reader's message cannot drive the
+operator's terminal.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from cli.terminal import printable
+
 SUMMARY_CHARS = 48
 DETAIL_CHARS = 60
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Aligned columns, two spaces apart, headers first."""
+    """Aligned columns, two spaces apart, headers first (every cell made printable)."""
+    headers = [printable(h) for h in headers]
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -26,7 +34,7 @@ def clip(text: str | None, chars: int) -> str:
     if not text:
         return "-"
     line = " ".join(text.split())
-    return line if len(line) <= chars else line[: chars - 1] + "…"
+    return printable(line if len(line) <= chars else line[: chars - 1] + "…")
 
 
 def duration(seconds: float | None) -> str:
@@ -156,8 +164,8 @@ def job_detail(detail: dict[str, Any]) -> str:
         *_kind_lines(detail["job"], detail["kind"]),
         ("attempts", str(detail["attempts"])),
     ]
-    lines = [f"{detail['kind']} job {detail['id']}"]
-    lines += [f"  {label:<10} {value}" for label, value in head]
+    lines = [printable(f"{detail['kind']} job {detail['id']}")]
+    lines += [f"  {label:<10} {printable(value)}" for label, value in head]
     history = detail["history"]
     if not history:
         return "\n".join([*lines, "", "no attempts yet"])
@@ -176,5 +184,6 @@ def job_detail(detail: dict[str, Any]) -> str:
     for attempt in history:
         if attempt["traceback"]:
             lines += ["", f"attempt {attempt['number']} traceback:"]
-            lines += [f"  {line}" for line in attempt["traceback"].rstrip().splitlines()]
+            traceback = attempt["traceback"].rstrip().split("\n")
+            lines += [f"  {printable(line)}" for line in traceback]
     return "\n".join(lines)

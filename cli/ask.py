@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 import time
@@ -10,6 +9,7 @@ from typing import TextIO
 
 from sqlalchemy import select
 
+from cli.terminal import printable, safe_json
 from common.accounts import create_user
 from common.chat_jobs import queue_chat_job
 from common.db import make_engine, make_session_factory, session_scope
@@ -83,7 +83,8 @@ class AnswerPrinter:
 
     def _write(self, text: str) -> None:
         if not self.quiet:
-            print(text, end="", flush=True, file=self.out)
+            # The answer's lines and tabs stay; any other control is shown, not obeyed.
+            print(printable(text, keep="\n\t"), end="", flush=True, file=self.out)
 
 
 CUT_OFF_EXIT = 3  # an answer came, but the model stopped early (status `incomplete`)
@@ -92,7 +93,7 @@ CUT_OFF_EXIT = 3  # an answer came, but the model stopped early (status `incompl
 def _report(job: ChatJob, finished: bool, as_json: bool) -> int:
     if as_json:
         print(
-            json.dumps(
+            safe_json(
                 {
                     "id": str(job.id),
                     "status": job.status,
@@ -116,12 +117,15 @@ def _report(job: ChatJob, finished: bool, as_json: bool) -> int:
             print(cut_off_note(job.incomplete_reason), file=sys.stderr)
         for citation in job.citations:
             print(
-                f"[{citation['n']}] {citation['title']} — {citation['heading']} ({citation['url']})"
+                printable(
+                    f"[{citation['n']}] {citation['title']} — {citation['heading']} "
+                    f"({citation['url']})"
+                )
             )
         if job.sources:
             print(f"({len(job.sources)} more passages were retrieved but not cited)")
     else:
-        print(f"\njob {job.status}: {job.error_message or ''}", file=sys.stderr)
+        print("\n" + printable(f"job {job.status}: {job.error_message or ''}"), file=sys.stderr)
     if job.status == JobStatus.INCOMPLETE.value:
         return CUT_OFF_EXIT
     return 0 if job.status == JobStatus.COMPLETED.value else 1

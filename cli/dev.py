@@ -215,9 +215,12 @@ class DevSupervisor:
 
     def wait_until_ready(self, indexed: bool) -> None:
         """Poll GET /readyz until it answers 200, or, with no index, until all else is ready."""
-        url = f"http://127.0.0.1:{self.settings.port}/readyz"
+        url = f"http://127.0.0.1:{self.settings.port}/readyz?detail=true"
+        token = self.settings.metrics_token
+        # Loopback reads the report without a token; with one set, it is needed here too.
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         note_at = time.monotonic() + 30
-        with httpx.Client(timeout=2, trust_env=False) as http:
+        with httpx.Client(timeout=2, trust_env=False, headers=headers) as http:
             while True:
                 self.check()
                 try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cli.terminal import printable
 from common.db import make_engine, make_session_factory, session_scope
 from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
 from common.migrate import upgrade_database
@@ -74,8 +75,8 @@ def summary_line(job: IngestJob) -> str:
 
 def _print_outcome(job: IngestJob) -> None:
     print(summary_line(job))
-    print(f"book: {job.book} ({job.path})")
+    print(printable(f"book: {job.book} ({job.path})"))
     if job.error_message:
-        print(f"error: {job.error_message}")
+        print(printable(f"error: {job.error_message}"))
     for failure in job.failures:
-        print(f"  failed {failure['source']}: {failure['error']}")
+        print(printable(f"  failed {failure['source']}: {failure['error']}"))

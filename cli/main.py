@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cli.client import NOT_RUNNING_EXIT, NotRunning, connect, connect_to_worker
+from cli.terminal import printable, safe_json
 from common.errors import BookchatError
 from common.queue import ALL_QUEUES, CHAT_QUEUE, INGEST_QUEUE
 from common.settings import get_settings
@@ -93,7 +94,6 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    import json
 
     from common.queue import make_celery
     from common.search_rpc import request_search
@@ -110,11 +110,11 @@ def _search(args: argparse.Namespace) -> int:
         book=args.book,
     )
     if args.json:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
+        print(safe_json(results))
         return 0
     for n, result in enumerate(results, 1):
-        print(f"{n}. [{result['score']:.3f}] {result['title']} — {result['heading']}")
-        print(f"   {result['book']}: {result['source']}  {result['url']}")
+        print(printable(f"{n}. [{result['score']:.3f}] {result['title']} — {result['heading']}"))
+        print(printable(f"   {result['book']}: {result['source']}  {result['url']}"))
     return 0
 
 
@@ -152,7 +152,9 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     filters.add_argument("--kind", help="chat, ingest or reprocess")
     filters.add_argument("--user", help="the owner's account id")
     filters.add_argument("--error", help="an error code, e.g. llm_unavailable")
-    filters.add_argument("--since", help="created since: 30m, 1h, 2d or an ISO 8601 time")
+    filters.add_argument(
+        "--since", help="created since: 30m, 1h, 2d or an RFC 3339 time (2026-01-01T00:00:00Z)"
+    )
     filters.add_argument("--dead", action="store_true", help="only dead letters")
     page = argparse.ArgumentParser(add_help=False)
     page.add_argument("--limit", help="how many (1-100; audit: 1-200)")
@@ -182,7 +184,7 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     audit.add_argument("--actor", help="an admin's email, or cli:<user>")
     audit.add_argument("--target", help="a job, user or document id")
     audit.add_argument("--outcome", help="ok, refused or failed")
-    audit.add_argument("--since", help="30m, 1h, 2d or an ISO 8601 time")
+    audit.add_argument("--since", help="30m, 1h, 2d or an RFC 3339 time (2026-01-01T00:00:00Z)")
     commands.add_parser("books", parents=[output], help="the index's books: pages, last ingest")
     remove = commands.add_parser(
         "remove-book", parents=[output], help="remove one book's pages from the index (audited)"
@@ -259,10 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except NotRunning as exc:
-        print(f"bookchat {args.command}: {exc}", file=sys.stderr)
+        print(printable(f"bookchat {args.command}: {exc}"), file=sys.stderr)
         return NOT_RUNNING_EXIT
     except BookchatError as exc:
-        print(f"bookchat {args.command}: {exc.detail}", file=sys.stderr)
+        print(printable(f"bookchat {args.command}: {exc.detail}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

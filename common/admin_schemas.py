@@ -8,12 +8,25 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
 from common.admin_jobs import JobFilters
 from common.models import JobKind, JobStatus, Role, utcnow
+from common.schemas import NO_NUL, QueryBool
 
 _SINCE = re.compile(r"^(\d{1,6})([smhd])$")
+_DURATION = re.compile(r"^(?:\d{1,6}[smh]|\d{1,5}d)$")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:(\d\d)(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)$", re.ASCII
+)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# `since` as the document states it: a duration (at most ~273 years back) or an RFC 3339 time.
+SINCE_SCHEMA: JsonDict = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^(?:\d{1,6}[smh]|\d{1,5}d)$"},
+        {"type": "string", "format": "date-time"},
+    ]
+}
 StatusName = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]
 
 
@@ -32,6 +45,19 @@ def parse_since(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=utcnow().tzinfo)
 
 
+def check_since(value: str | None) -> str | None:
+    """`since` as the API takes it: a duration or an RFC 3339 time (what the document says)."""
+    if value is None or _DURATION.match(value):
+        return value
+    stamp = _RFC3339.match(value)
+    if stamp is None:
+        raise ValueError("use a duration like 30m, 1h, 2d or an RFC 3339 time")
+    if stamp[1] == "60":  # a leap second: Python's datetime has none, so its second before
+        value = value[: stamp.start(1)] + "59" + value[stamp.end(1) :]
+    parse_since(value.upper())
+    return value.upper()
+
+
 class JobFilterFields(BaseModel):
     """The filters every job listing and bulk operation accepts."""
 
@@ -40,18 +66,19 @@ class JobFilterFields(BaseModel):
     status: StatusName | None = None
     kind: Literal["chat", "ingest", "reprocess"] | None = None
     user: uuid.UUID | None = Field(default=None, description="The job's owner (account id)")
-    error_code: str | None = Field(default=None, max_length=64)
+    error_code: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
     since: str | None = Field(
-        default=None, max_length=40, description="Created since: 30m, 1h, 2d or ISO 8601"
+        default=None,
+        max_length=40,
+        description="Created since: 30m, 1h, 2d or an RFC 3339 time",
+        json_schema_extra=SINCE_SCHEMA,
     )
-    dead: bool = Field(default=False, description="Only dead letters")
+    dead: bool = Field(default=False, strict=True, description="Only dead letters")
 
     @field_validator("since")
     @classmethod
     def _since_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_since(value)
-        return value
+        return check_since(value)
 
     def to_filters(self) -> JobFilters:
         """The filters as the domain takes them (a relative `since` resolved now)."""
@@ -66,6 +93,7 @@ class JobFilterFields(BaseModel):
 
 
 class JobListQuery(JobFilterFields):
+    dead: QueryBool = Field(default=False, description="Only dead letters")
     limit: int = Field(default=20, ge=1, le=100)
     after: uuid.UUID | None = Field(default=None, description="The last id of the previous page")
 
@@ -74,7 +102,9 @@ class BulkRetryRequest(JobFilterFields):
     """Which jobs to retry; `status` defaults to failed."""
 
     status: StatusName | None = "failed"
-    dry_run: bool = Field(default=False, description="Only count what would be retried")
+    dry_run: bool = Field(
+        default=False, strict=True, description="Only count what would be retried"
+    )
 
 
 class AuditQuery(BaseModel):
@@ -82,18 +112,16 @@ class AuditQuery(BaseModel):
 
     limit: int = Field(default=50, ge=1, le=200)
     after: int | None = Field(default=None, ge=0, description="The last id of the previous page")
-    action: str | None = Field(default=None, max_length=64)
-    actor: str | None = Field(default=None, max_length=320)
-    target_id: str | None = Field(default=None, max_length=4096)
+    action: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
+    actor: str | None = Field(default=None, max_length=320, pattern=NO_NUL)
+    target_id: str | None = Field(default=None, max_length=4096, pattern=NO_NUL)
     outcome: Literal["ok", "refused", "failed"] | None = None
-    since: str | None = Field(default=None, max_length=40)
+    since: str | None = Field(default=None, max_length=40, json_schema_extra=SINCE_SCHEMA)
 
     @field_validator("since")
     @classmethod
     def _since_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_since(value)
-        return value
+        return check_since(value)
 
 
 class AnyJobPath(BaseModel):

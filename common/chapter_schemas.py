@@ -5,21 +5,39 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from common.ingest.sources import is_indexable, is_source_name
-from common.schemas import MAX_PAGE_URL_CHARS, StrictModel
+from common.schemas import MAX_PAGE_URL_CHARS, NO_NUL, SOURCE_PATTERN, StrictModel
+
+# "Exactly one of source or page_url" as JSON Schema says it: each branch needs its field as a
+# string, so one given (the other absent or null) matches one branch, and both match two.
+_EXACTLY_ONE: JsonDict = {
+    "oneOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("source", "page_url")
+    ]
+}
 
 
 class ChapterRequest(StrictModel):
     """Which chapter: its source name in the index, or its page path."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_EXACTLY_ONE
+    )
 
     source: str | None = Field(
-        default=None, max_length=1024, examples=["01-ros2/nodes-and-topics.md"]
+        default=None,
+        max_length=1024,
+        pattern=SOURCE_PATTERN,
+        examples=["01-ros2/nodes-and-topics.md"],
     )
     page_url: str | None = Field(
-        default=None, max_length=MAX_PAGE_URL_CHARS, examples=["/ros2/nodes-and-topics"]
+        default=None,
+        max_length=MAX_PAGE_URL_CHARS,
+        pattern=NO_NUL,
+        examples=["/ros2/nodes-and-topics"],
     )
 
     @field_validator("source")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from common.db_deadline import bound_waits
 from common.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # PostgreSQL SQLSTATEs that mean "not reachable now": connection exceptions (class 08),
 # admin or crash shutdown, starting up, too many connections, and a statement the server
 # cancelled at its statement_timeout (bookchat cancels nothing itself: the server is too slow).
@@ -45,7 +47,36 @@ def make_engine(settings: Settings) -> Engine:
     )
     # ... and when it stops answering on an open connection (see common/db_deadline.py).
     bound_waits(engine, settings.database_statement_timeout_seconds)
+    event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     return engine
+
+
+def _without_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+) -> tuple[str, Any]:
+    # PostgreSQL text cannot hold NUL. Requests are refused with one at the edge (web/limits.py);
+    # text from elsewhere (a model's answer, a book's page) gets U+FFFD instead of a failed job.
+    return statement, _replace_nul(parameters) if _has_nul(parameters) else parameters
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _replace_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _replace_nul(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_replace_nul(item) for item in value)
+    return value
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -54,6 +85,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted rows (DELETE /v1/me) are overwritten with zeros, not left in free space.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -116,3 +149,17 @@ def run_unit(
             return work(session)
 
     return retry_while_unavailable(unit, bound_seconds)
+
+
+def checkpoint_wal(engine: Engine) -> None:
+    """Copy SQLite's write-ahead log into the database and empty it (nothing on PostgreSQL).
+
+    Run after a deletion, so the deleted rows do not linger in the -wal file until SQLite's
+    next automatic checkpoint.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        busy, _pages, _moved = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    if busy:
+        log.warning("the SQLite checkpoint after a deletion was blocked; the next one copies it")

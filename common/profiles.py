@@ -7,7 +7,7 @@ import json
 import re
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
@@ -25,6 +25,11 @@ MAX_LANGUAGE_CHARS = 32
 MAX_GOAL_CHARS = 500
 # Letters, digits and the marks real language names use: C++, C#, Node.js, Objective-C.
 _LANGUAGE_NAME = re.compile(r"^[^\W_][\w+#. -]*$")
+# No repeats, and "none" only alone: one item, or no "none" among several.
+_HARDWARE_RULES: dict[str, Any] = {
+    "uniqueItems": True,
+    "anyOf": [{"maxItems": 1}, {"items": {"not": {"const": "none"}}}],
+}
 # Bump when the guidance built from a profile changes, so cached personalized results expire.
 _HASH_VERSION = 1
 
@@ -36,7 +41,19 @@ class ReaderProfileIn(BaseModel):
 
     software_level: SoftwareLevel | None = Field(default=None, examples=["beginner"])
     programming_languages: list[str] = Field(
-        default_factory=list, max_length=MAX_LANGUAGES, examples=[["Python", "C++"]]
+        default_factory=list,
+        max_length=MAX_LANGUAGES,
+        examples=[["Python", "C++"]],
+        # Repeats are refused ignoring case, which uniqueItems cannot say (exact equality).
+        json_schema_extra={
+            "uniqueItems": True,
+            "items": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_LANGUAGE_CHARS,
+                "pattern": _LANGUAGE_NAME.pattern,
+            },
+        },
     )
     robotics_experience: RoboticsExperience | None = Field(
         default=None,
@@ -47,8 +64,11 @@ class ReaderProfileIn(BaseModel):
         max_length=4,
         description='What the reader can run on; "none" stands alone',
         examples=[["rtx_workstation", "jetson"]],
+        json_schema_extra=_HARDWARE_RULES,
     )
-    learning_goal: str | None = Field(default=None, max_length=MAX_GOAL_CHARS)
+    learning_goal: str | None = Field(
+        default=None, max_length=MAX_GOAL_CHARS, pattern=r"^[^\x00]*$"
+    )
     preferred_language: PreferredLanguage = "en"
 
     @field_validator("programming_languages")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from common.ingest.sources import is_indexable, is_source_name
 
@@ -16,7 +16,17 @@ MAX_PAGE_URL_CHARS = 2048
 MAX_PASSWORD_CHARS = 1024
 MIN_PASSWORD_CHARS = 8
 MAX_INGEST_PATH_CHARS = 4096
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+# The server refuses NUL in any string (web/limits.py); the document says so with a pattern.
+NO_NUL = r"^[^\x00]*$"
+# Whitespace spelled out (Unicode's White_Space, which the server strips): `\s` differs between
+# the server's regex engine and JSON Schema's (ECMA-262), the document's.
+_WS = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Text the server strips first: some character that is neither whitespace nor NUL.
+NOT_BLANK = rf"^[^\x00]*[^{_WS}\x00][^\x00]*$"
+EMAIL_PATTERN = rf"^[^@{_WS}\x00]{{1,64}}@[^@{_WS}\x00]+\.[^@{_WS}\x00]+$"
+# A Markdown page inside a book's folder, as `is_source_name` and `is_indexable` check it.
+_PART = r"[^/\\\x00._][^/\\\x00]*"
+SOURCE_PATTERN = rf"^(?:{_PART}/)*{_PART}\.[mM][dD][xX]?$"
 BOOK_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"  # as common/books.py checks it
 BOOK_FIELD = Field(
     default=None,
@@ -27,19 +37,34 @@ BOOK_FIELD = Field(
 )
 
 
+def _query_bool(value: object) -> object:
+    # A query string carries text: only the spellings the document gives, `true` and `false`.
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError("use true or false")
+        return value == "true"
+    return value
+
+
+# A boolean in a query string, as the document types it (`true`/`false`); for every query model.
+QueryBool = Annotated[bool, BeforeValidator(_query_bool), Field(strict=True)]
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class SignupRequest(StrictModel):
     email: str = Field(pattern=EMAIL_PATTERN, max_length=320, examples=["ada@example.com"])
-    password: str = Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)
-    name: str | None = Field(default=None, max_length=200)
+    password: str = Field(
+        min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS, pattern=NO_NUL
+    )
+    name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
 
 
 class LoginRequest(StrictModel):
-    email: str = Field(max_length=320)
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
+    email: str = Field(max_length=320, pattern=NO_NUL)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_CHARS, pattern=NO_NUL)
 
 
 class TokenResponse(BaseModel):
@@ -58,13 +83,19 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+class SignupResponse(TokenResponse):
+    user: UserOut
+
+
 class ChatJobCreate(StrictModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)
     conversation_id: uuid.UUID | None = None
-    selected_text: str | None = Field(default=None, max_length=MAX_SELECTED_TEXT_CHARS)
-    page_url: str | None = Field(default=None, max_length=MAX_PAGE_URL_CHARS)
+    selected_text: str | None = Field(
+        default=None, max_length=MAX_SELECTED_TEXT_CHARS, pattern=NO_NUL
+    )
+    page_url: str | None = Field(default=None, max_length=MAX_PAGE_URL_CHARS, pattern=NO_NUL)
 
     @field_validator("selected_text", "page_url")
     @classmethod
@@ -74,7 +105,7 @@ class ChatJobCreate(StrictModel):
 
 class IdempotencyHeader(BaseModel):
     idempotency_key: str | None = Field(
-        default=None, alias="Idempotency-Key", min_length=1, max_length=255
+        default=None, alias="Idempotency-Key", min_length=1, max_length=255, pattern=NO_NUL
     )
 
 
@@ -194,12 +225,16 @@ class IngestRequest(StrictModel):
     path: str = Field(
         min_length=1,
         max_length=MAX_INGEST_PATH_CHARS,
+        pattern=NO_NUL,
         description="A textbook folder as the worker sees it",
         examples=["/srv/textbook/docs"],
     )
-    full: bool = Field(default=False, description="Rebuild instead of updating what changed")
+    full: bool = Field(
+        default=False, strict=True, description="Rebuild instead of updating what changed"
+    )
     allow_empty: bool = Field(
         default=False,
+        strict=True,
         description="Let a folder without any ingestible page empty its book (else the job "
         "fails with `empty_source` and the index is left as it was)",
     )
@@ -208,6 +243,7 @@ class IngestRequest(StrictModel):
         default=None,
         min_length=1,
         max_length=2048,
+        pattern=NO_NUL,
         description="The base of this book's page URLs in citations; default TEXTBOOK_BASE_URL",
         examples=["https://robotics.example.org/docs/"],
     )
@@ -218,10 +254,13 @@ class RebuildRequest(StrictModel):
         default=None,
         min_length=1,
         max_length=MAX_INGEST_PATH_CHARS,
+        pattern=NO_NUL,
         description="The folder to rebuild from; default: the book's folder, or (no book) the "
         "folder of the last completed ingest",
     )
-    allow_empty: bool = Field(default=False, description="As for POST /v1/admin/ingest")
+    allow_empty: bool = Field(
+        default=False, strict=True, description="As for POST /v1/admin/ingest"
+    )
     book: str | None = BOOK_FIELD
 
 
@@ -229,6 +268,7 @@ class DocumentReindexRequest(StrictModel):
     source: str = Field(
         min_length=1,
         max_length=MAX_INGEST_PATH_CHARS,
+        pattern=SOURCE_PATTERN,
         description="A page as the index names it: relative to its book's folder",
         examples=["01-ros2/nodes-and-topics.md"],
     )
@@ -322,10 +362,13 @@ class IndexOut(BaseModel):
 
 
 class SearchRequest(StrictModel):
-    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
-    k: int = Field(default=5, ge=1, le=20)
+    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NO_NUL)
+    k: int = Field(default=5, ge=1, le=20, strict=True)
     path_prefix: str | None = Field(
-        default=None, max_length=1024, description="Only this folder or file, e.g. module-1"
+        default=None,
+        max_length=1024,
+        pattern=NO_NUL,
+        description="Only this folder or file, e.g. module-1",
     )
     book: str | None = Field(
         default=None, pattern=BOOK_NAME_PATTERN, description="Only this book; default: all"
@@ -363,4 +406,4 @@ class Problem(BaseModel):
 class ConversationRename(StrictModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)

@@ -38,6 +38,8 @@ def request_search(
     celery.send_task(
         SEARCH_TASK,
         kwargs=kwargs,
+        # What Flower and Celery's own logs show of the task: never the reader's words.
+        kwargsrepr=repr({**kwargs, "query": f"<{len(query)} characters>"}),
         queue=CHAT_QUEUE,
         expires=timeout,
     )

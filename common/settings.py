@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     # a worker's own /metrics on this port (for workers on other hosts than the web server).
     log_format: Literal["json", "text"] | None = None
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Who may read /metrics and /readyz?detail=true (web/private_probes.py): a Bearer
+    # METRICS_TOKEN or an admin's token; unset, also this host's loopback. Both are cached.
+    metrics_token: SecretStr | None = None
+    metrics_cache_seconds: float = Field(default=2.0, ge=0, le=60)
 
     @field_validator(
         "database_url",
@@ -186,6 +190,7 @@ class Settings(BaseSettings):
         "jwt_secret_key",
         "log_format",
         "worker_metrics_port",
+        "metrics_token",
         mode="before",
     )
     @classmethod
@@ -233,6 +238,8 @@ class Settings(BaseSettings):
         secret = self.jwt_secret_key.get_secret_value() if self.jwt_secret_key else ""
         if len(secret) < 32:
             raise ValueError("JWT_SECRET_KEY must be at least 32 characters in production")
+        if self.metrics_token and len(self.metrics_token.get_secret_value()) < 32:
+            raise ValueError("METRICS_TOKEN must be at least 32 characters in production")
         return self
 
     @property

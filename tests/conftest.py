@@ -158,11 +158,22 @@ def simulator() -> Iterator[SimulatorHandle]:
         yield handle
 
 
+# The session's stacks that talk to the simulator: their workers outlive each test.
+SIMULATOR_STACKS = ("openai_stack", "limited_stack")
+
+
 @pytest.fixture
-def sim(simulator: SimulatorHandle) -> Iterator[SimulatorHandle]:
-    """The simulator with its default behaviour restored after the test."""
+def sim(request: pytest.FixtureRequest, simulator: SimulatorHandle) -> Iterator[SimulatorHandle]:
+    """The simulator with its default behaviour restored after the test.
+
+    Before the reset, the test's stacks finish every job it left behind: a job still queued
+    would call the model during the next test and count in that test's log.
+    """
     simulator.reset()
     yield simulator
+    for name in SIMULATOR_STACKS:
+        if name in request.fixturenames:
+            request.getfixturevalue(name).wait_until_idle()
     simulator.update_config(**SimConfig(ttft_s=0.01).to_dict())
     simulator.reset()
 

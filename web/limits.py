@@ -6,6 +6,7 @@ is judged here with a problem+json answer, and only what gunicorn refuses itself
 
 from __future__ import annotations
 
+import json
 import re
 from itertools import accumulate
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from flask import Response, current_app, request
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
 
-from common.errors import InvalidInput, MalformedJSON
+from common.errors import InvalidInput, MalformedJSON, UnsupportedMediaType
 
 # gunicorn's defaults, made explicit: the request line (method, target, version), the number of
 # header fields, and the size of one "Name: value" line.
@@ -27,6 +28,7 @@ MAX_JSON_DEPTH = 32
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\Z)', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_UTF_8 = ("utf-8", "utf-8-sig")
 
 
 def json_depth(raw: bytes) -> int:
@@ -36,16 +38,23 @@ def json_depth(raw: bytes) -> int:
 
 
 def check_json_body(raw: bytes) -> Any:
-    """The parsed body, or MalformedJSON / InvalidInput for bodies the app must not see."""
+    """The parsed body, or MalformedJSON / InvalidInput / 415 for bodies the app must not see.
+
+    JSON is accepted as UTF-8 only (RFC 8259, section 8.1): in UTF-16 or UTF-32 a NUL would
+    not be spelled with the ASCII bytes of `\\u` the string check looks for.
+    """
+    if json.detect_encoding(raw) not in _UTF_8:
+        raise UnsupportedMediaType("send JSON encoded as UTF-8")
     # Counting openers is cheap and settles nearly every body; only many brackets need a scan.
     openers = raw.count(b"[") + raw.count(b"{")
     if openers > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
         raise MalformedJSON(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = current_app.json.loads(raw)
+        # Strict UTF-8: json.loads(bytes) would let encoded surrogates through (surrogatepass).
+        value = current_app.json.loads(raw.decode("utf-8-sig"))
     except ValueError as exc:  # syntax, invalid UTF-8, integers beyond 4300 digits
         raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
-    if b"\\u" in raw:  # only escapes can smuggle NUL or lone surrogates past the decoder
+    if b"\\u" in raw:  # in UTF-8, only escapes can smuggle NUL or lone surrogates in
         _check_strings(value)
     return value
 
@@ -73,7 +82,7 @@ def _check_text(text: str, where: str) -> None:
 
 
 def check_request_size() -> None:
-    """Refuse oversize URLs (414) and headers (431) and NUL in the query, as gunicorn would."""
+    """Refuse oversize URLs (414) and headers (431), and NUL in the query or a header (400)."""
     target = request.environ.get("RAW_URI") or request.full_path
     if len(target) > MAX_REQUEST_LINE_BYTES:
         raise RequestURITooLarge(f"the URL is longer than {MAX_REQUEST_LINE_BYTES} bytes")
@@ -84,6 +93,8 @@ def check_request_size() -> None:
             raise RequestHeaderFieldsTooLarge(
                 f"the {name[:64]} header is longer than {MAX_HEADER_FIELD_BYTES} bytes"
             )
+        if "\x00" in value:  # gunicorn refuses these too; other servers may not
+            raise InvalidInput(f"the {name[:64]} header contains a NUL character")
     for key, value in request.args.items(multi=True):
         _check_text(key + value, "the query string")
 

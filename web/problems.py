@@ -168,6 +168,8 @@ def _reject_malformed_json() -> None:
         return
     if not request.is_json:
         raise UnsupportedMediaType("send the request body as application/json")
+    if request.mimetype_params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("send JSON encoded as UTF-8")
     check_json_body(raw)  # depth before parsing, then syntax and strings
 
 

@@ -66,16 +66,22 @@ def retrieve(attempt: Attempt) -> tuple[list[Passage], SearchQuery]:
         raise WaitForIndex()
     query = retrieval_query(attempt)
     if query.text != job.message:
-        log.info("chat job %s searches for %r (%s)", job.id, query.text, query.rewritten_by)
+        # Ids and lengths only: a reader's words must not outlive their deletion in a log.
+        log.info(
+            "chat job %s searches for a rewritten query of %d characters (%s)",
+            job.id,
+            len(query.text),
+            query.rewritten_by,
+        )
     retrieval = res.retriever.retrieve(
         query.text, k=res.settings.retrieval_k, page_url=job.page_url
     )
     if not retrieval.coverage.covered:
         log.info(
-            "the book does not cover %r (similarity %.2f, missing %s)",
-            query.text,
+            "the book does not cover chat job %s's question (similarity %.2f, %d terms missing)",
+            job.id,
             retrieval.coverage.top_similarity,
-            retrieval.coverage.missing_terms,
+            len(retrieval.coverage.missing_terms),
         )
         return [], query
     return retrieval.passages, query

@@ -2,7 +2,9 @@
 
 The requested folder is resolved (symlinks followed, `..` folded) and must lie within a
 resolved root. While walking, a symbolic link whose target leaves every root is reported and
-never followed; a link that stays inside is followed once (link cycles are cut). Every reason
+never followed; a link that stays inside is followed once (link cycles are cut). A regular
+file with more than one hard link is never read: its other name may lie outside every root,
+and a hard link cannot be resolved to find out. Every reason
 a folder is refused gives the same message, so a caller cannot probe the host's filesystem;
 the reason itself goes to the worker's log.
 """
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 MARKDOWN_SUFFIXES = (".md", ".mdx")
 PATH_UNAVAILABLE = "the path is not a folder under the configured INGEST_ROOTS"
 LINK_REFUSED = "a symbolic link that leaves INGEST_ROOTS: not followed"
+HARD_LINK_REFUSED = "a file with more than one hard link: not read"
 
 
 class PathUnavailable(Exception):
@@ -32,7 +35,7 @@ class PathUnavailable(Exception):
 
 
 class LinkRefused(PermissionError):
-    """A page's real location leaves INGEST_ROOTS: it is not read."""
+    """A page's real location leaves INGEST_ROOTS, or it has other hard links: it is not read."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def _visit(
         elif entry.is_dir(follow_symlinks=False):
             _visit(Path(entry.path), prefix / name, roots, visited, walk)
         elif entry.is_file(follow_symlinks=False) and name.lower().endswith(MARKDOWN_SUFFIXES):
-            walk.files.append(SourceFile(source, Path(entry.path)))
+            _add_file(walk, source, Path(entry.path))
 
 
 def _visit_link(
@@ -145,7 +148,20 @@ def _visit_link(
             visited.add(target)
             _visit(target, source, roots, visited, walk)
     elif target.is_file() and link.name.lower().endswith(MARKDOWN_SUFFIXES):
-        walk.files.append(SourceFile(source.as_posix(), target))
+        _add_file(walk, source.as_posix(), target)
+
+
+def _add_file(walk: Walk, source: str, path: Path) -> None:
+    try:
+        links = path.stat().st_nlink
+    except OSError as exc:
+        walk.refused[source] = f"could not read the file: {exc.strerror}"
+        return
+    if links > 1:
+        log.warning("not reading %s: it has %d hard links", path, links)
+        walk.refused[source] = HARD_LINK_REFUSED
+        return
+    walk.files.append(SourceFile(source, path))
 
 
 def read_source(path: Path, roots: Sequence[Path]) -> bytes:
@@ -155,6 +171,9 @@ def read_source(path: Path, roots: Sequence[Path]) -> bytes:
         raise LinkRefused(LINK_REFUSED)
     fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd, "rb") as handle:
+        if os.fstat(fd).st_nlink > 1:  # linked since the walk: checked on what was opened
+            log.warning("not reading %s: it has more than one hard link", real)
+            raise LinkRefused(HARD_LINK_REFUSED)
         return handle.read()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from flask_openapi3 import OpenAPI
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from cli.processes import worker_command
 from common.accounts import create_user
@@ -21,7 +22,7 @@ from common.db import session_scope
 from common.heartbeat import live_workers
 from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
 from common.migrate import upgrade_database
-from common.models import Role
+from common.models import ChatJob, JobStatus, Role
 from common.redis_client import make_redis
 from common.settings import Settings
 from web import create_app
@@ -67,6 +68,7 @@ def make_settings(
         "jwt_secret_key": JWT_TEST_SECRET,
         "textbook_path": SAMPLE_TEXTBOOK,
         "ingest_roots": [SAMPLE_TEXTBOOK, var_dir.parent],
+        "metrics_cache_seconds": 0,  # tests compare scrapes taken moments apart
         **GENEROUS_LIMITS,
         **overrides,
     }
@@ -135,6 +137,21 @@ class Stack:
             if job["status"] in ("completed", "incomplete", "failed", "cancelled"):
                 return dict(job)
         raise AssertionError(f"job {job_id} did not finish; worker log: {self.worker_log()}")
+
+    def unfinished_jobs(self) -> list[str]:
+        """Ids of the chat and chapter jobs still queued or running."""
+        active = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+        with session_scope(self.resources.sessions) as session:
+            ids = session.scalars(select(ChatJob.id).where(ChatJob.status.in_(active)))
+            return [str(job_id) for job_id in ids]
+
+    def wait_until_idle(self, timeout: float = 60) -> None:
+        """Wait until no job is queued or running, so none outlives the test that made it."""
+        deadline = time.monotonic() + timeout
+        while unfinished := self.unfinished_jobs():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"jobs left unfinished: {unfinished}; {self.worker_log()}")
+            time.sleep(0.05)
 
     def worker_log(self) -> str:
         """The tail of the worker's output, for assertion messages."""

@@ -13,7 +13,7 @@ def test_healthz_is_ok(idle_stack: Stack) -> None:
 
 
 def test_readyz_is_ready_with_a_live_chat_worker(stack: Stack) -> None:
-    response = stack.client.get("/readyz")
+    response = stack.client.get("/readyz?detail=true")
 
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
@@ -32,7 +32,7 @@ def test_readyz_is_ready_with_a_live_chat_worker(stack: Stack) -> None:
 
 
 def test_readyz_is_not_ready_without_a_chat_worker(idle_stack: Stack) -> None:
-    response = idle_stack.client.get("/readyz")
+    response = idle_stack.client.get("/readyz?detail=true")
 
     assert response.status_code == 503
     body = response.get_json()

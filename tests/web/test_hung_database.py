@@ -70,7 +70,7 @@ def test_every_route_answers_503_while_postgresql_is_hung(
         "conversations": ("get", "/v1/conversations", None, reader),
         "login": ("post", "/v1/auth/login", login, {}),
         "refresh": ("post", "/v1/auth/refresh", None, refresh),
-        "readyz": ("get", "/readyz", None, {}),
+        "readyz": ("get", "/readyz?detail=true", None, {}),
     }
 
     def call(method: str, path: str, body: Any, headers: dict[str, str]) -> TestResponse:

@@ -163,16 +163,17 @@ def test_body_over_the_limit_is_413(idle_stack: Stack, headers: dict[str, str]) 
     "path",
     [f"{JOBS}/not-a-uuid", f"{JOBS}/not-a-uuid/events", "/v1/conversations/12345"],
 )
-def test_bad_uuid_in_path_is_422(idle_stack: Stack, headers: dict[str, str], path: str) -> None:
+def test_bad_uuid_in_path_is_404(idle_stack: Stack, headers: dict[str, str], path: str) -> None:
+    # Ids are typed in the URL map (`<uuid:...>`): a value that is not one names no route.
     response = idle_stack.client.get(path, headers=headers)
 
-    assert_problem(response, 422, "validation_error")
+    assert_problem(response, 404, "not_found")
 
 
-def test_bad_uuid_in_cancel_path_is_422(idle_stack: Stack, headers: dict[str, str]) -> None:
+def test_bad_uuid_in_cancel_path_is_404(idle_stack: Stack, headers: dict[str, str]) -> None:
     response = idle_stack.client.post(f"{JOBS}/not-a-uuid/cancel", headers=headers)
 
-    assert_problem(response, 422, "validation_error")
+    assert_problem(response, 404, "not_found")
 
 
 @pytest.mark.parametrize(

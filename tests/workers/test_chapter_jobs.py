@@ -121,6 +121,10 @@ def test_a_rewrite_that_loses_markup_fails_and_is_not_cached(
     assert "missing" in job["error"]["message"]
     assert job["answer"] is None
     assert _model_calls(sim) == 1
-    # Nothing was cached: the next reader with the same profile gets a fresh job.
+    # Nothing was cached: the next reader with the same profile gets a fresh job, which calls
+    # the model again. Wait for it: left running, its call would land in the next test's log.
     again = _chapter_job(openai_stack, readers[1], "personalize", source=source)
     assert again.status_code == 202
+    retried = openai_stack.wait(readers[1], again.get_json()["id"])
+    assert retried["status"] == "failed" and retried["error"]["code"] == "chapter_markup_lost"
+    assert _model_calls(sim) == 2

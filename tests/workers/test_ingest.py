@@ -496,6 +496,21 @@ def test_links_leaving_the_roots_are_reported_and_never_indexed(
     assert search.search("quokkasecret", mode="sparse") == []
 
 
+def test_a_hard_link_to_an_outside_file_is_reported_and_never_indexed(
+    index: TextbookIndex, embedder: LocalMiniLM, search: TextbookSearch, book: Path, outside: Path
+) -> None:
+    (book / "leak.md").hardlink_to(outside / "secret.md")
+
+    report = ingest_tree(index, embedder, book, roots=[book])
+
+    assert report.failures == {"leak.md": "a file with more than one hard link: not read"}
+    assert set(index.document_hashes(report.collection, BOOK)) == set(SOURCES)
+    assert search.search("quokkasecret", mode="sparse") == []
+    one = reindex_document(index, embedder, book, "leak.md", roots=[book])
+    assert set(one.failures) == {"leak.md"} and count_source(index, "leak.md") == 0
+    assert search.search("quokkasecret", mode="sparse") == []
+
+
 def test_a_page_that_became_an_escaping_link_loses_its_points(
     index: TextbookIndex, embedder: LocalMiniLM, search: TextbookSearch, book: Path, outside: Path
 ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.ingest.sources import (
+    HARD_LINK_REFUSED,
     LINK_REFUSED,
     PATH_UNAVAILABLE,
     LinkRefused,
@@ -152,6 +153,37 @@ def test_a_page_swapped_for_a_link_after_the_walk_is_not_read(root: Path, outsid
     with pytest.raises(LinkRefused):
         read_source(intro.path, [root])
     assert read_source(book / "part" / "one.mdx", [root]) == PAGE.encode()
+
+
+def test_a_hard_link_to_an_outside_file_is_reported_and_never_read(
+    root: Path, outside: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    book = root / "book"
+    (book / "leak.md").hardlink_to(outside / "secret.md")
+    (book / "inside.md").symlink_to(root / "twin.md")
+    (root / "twin.md").hardlink_to(book / "intro.md")  # inside, but linked twice all the same
+
+    walk = find_markdown_files(book, [root])
+
+    assert [found.source for found in walk.files] == ["part/one.mdx"]
+    assert walk.refused == {
+        "inside.md": HARD_LINK_REFUSED,
+        "intro.md": HARD_LINK_REFUSED,
+        "leak.md": HARD_LINK_REFUSED,
+    }
+    assert "hard links" in caplog.text
+    with pytest.raises(LinkRefused, match="hard link"):
+        read_source(book / "leak.md", [root])
+
+
+def test_a_page_hard_linked_after_the_walk_is_not_read(root: Path, outside: Path) -> None:
+    book = root / "book"
+    [intro, _] = find_markdown_files(book, [root]).files
+    intro.path.unlink()
+    intro.path.hardlink_to(outside / "secret.md")
+
+    with pytest.raises(LinkRefused):
+        read_source(intro.path, [root])
 
 
 def test_one_document_is_located_inside_the_roots(root: Path, outside: Path) -> None:

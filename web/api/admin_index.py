@@ -73,7 +73,7 @@ def list_ingests(query: IngestListQuery) -> Response:
     return jsonify({"object": "list", "data": [ingest_job_body(row) for row in rows]})
 
 
-@bp.get("/ingest/<job_id>", responses={200: IngestJobOut, 404: Problem, **_ERRORS})
+@bp.get("/ingest/<uuid:job_id>", responses={200: IngestJobOut, 404: Problem, **_ERRORS})
 def read_ingest(path: JobPath) -> Response:
     """An ingest job: mode, status, progress counts, per-file failures and timings."""
     return jsonify(ingest_job_body(get_ingest_job(db(), path.job_id)))
@@ -86,7 +86,7 @@ def read_index() -> Response:
     return jsonify(IndexOut.model_validate(state).model_dump(mode="json"))
 
 
-@bp.post("/index/rebuild", responses={202: IngestJobOut, 409: Problem, **_ERRORS})
+@bp.post("/index/rebuild", responses={202: IngestJobOut, 404: Problem, 409: Problem, **_ERRORS})
 def rebuild(body: RebuildRequest) -> tuple[Response, int]:
     """Rebuild the index with zero downtime: a new collection, swapped in when complete.
 
@@ -111,7 +111,7 @@ def rebuild(body: RebuildRequest) -> tuple[Response, int]:
     return accepted(job)
 
 
-@bp.post("/index/documents", responses={202: IngestJobOut, 409: Problem, **_ERRORS})
+@bp.post("/index/documents", responses={202: IngestJobOut, 404: Problem, 409: Problem, **_ERRORS})
 def reindex_document(body: DocumentReindexRequest) -> tuple[Response, int]:
     """Re-parse and re-embed one page of a book (default: the last ingested) into the index.
 

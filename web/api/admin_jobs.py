@@ -64,7 +64,7 @@ def dead_letters(query: JobListQuery) -> Response:
     return jsonify(list_body([admin_job_body(f) for f in found], has_more))
 
 
-@bp.get("/jobs/<job_id>", responses={200: AdminObject, 404: Problem, **_ERRORS})
+@bp.get("/jobs/<uuid:job_id>", responses={200: AdminObject, 404: Problem, **_ERRORS})
 def job(path: AnyJobPath) -> Response:
     """One job of any kind with its attempts history (outcomes, errors, traceback summaries)."""
     found = find_job(db(), path.job_id)
@@ -72,7 +72,7 @@ def job(path: AnyJobPath) -> Response:
 
 
 @bp.post(
-    "/jobs/<job_id>/retry", responses={200: AdminObject, 404: Problem, 409: Problem, **_ERRORS}
+    "/jobs/<uuid:job_id>/retry", responses={200: AdminObject, 404: Problem, 409: Problem, **_ERRORS}
 )
 def retry(path: AnyJobPath) -> Response:
     """Run a failed, dead or cancelled job again as a new attempt; its history stays."""
@@ -86,7 +86,8 @@ def retry(path: AnyJobPath) -> Response:
 
 
 @bp.post(
-    "/jobs/<job_id>/cancel", responses={200: AdminObject, 404: Problem, 409: Problem, **_ERRORS}
+    "/jobs/<uuid:job_id>/cancel",
+    responses={200: AdminObject, 404: Problem, 409: Problem, **_ERRORS},
 )
 def cancel(path: AnyJobPath) -> Response:
     """Cancel a queued or running job; a running chat job stops streaming within a second."""
@@ -131,7 +132,7 @@ def audit(query: AuditQuery) -> Response:
     return jsonify(list_body([audit_body(e) for e in entries], has_more))
 
 
-@bp.post("/users/<user_id>/role", responses={200: AdminObject, 404: Problem, **_ERRORS})
+@bp.post("/users/<uuid:user_id>/role", responses={200: AdminObject, 404: Problem, **_ERRORS})
 def set_role(path: UserPath, body: RoleRequest) -> Response:
     """Make an account an admin, or a reader again (the new role applies to new tokens)."""
     with audited("user.role", "user", str(path.user_id), role=body.role) as note:

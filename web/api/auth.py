@@ -15,8 +15,16 @@ from common.accounts import (
     signup_role,
 )
 from common.conversations import forget_job_events
+from common.db import checkpoint_wal
 from common.models import Role, User
-from common.schemas import LoginRequest, Problem, SignupRequest, TokenResponse, UserOut
+from common.schemas import (
+    LoginRequest,
+    Problem,
+    SignupRequest,
+    SignupResponse,
+    TokenResponse,
+    UserOut,
+)
 from web.resources import db, resources
 from web.security import (
     BEARER,
@@ -48,7 +56,7 @@ def _adopt_presented_guest(user: User) -> None:
         revoke_current_token()
 
 
-@bp.post("/auth/signup", responses={201: TokenResponse, **_ERRORS}, security=_GUEST_OPTIONAL)
+@bp.post("/auth/signup", responses={201: SignupResponse, **_ERRORS}, security=_GUEST_OPTIONAL)
 def signup(body: SignupRequest) -> tuple[Response, int]:
     """Create an account and return its tokens; a guest's token hands over its conversations."""
     settings = resources().settings
@@ -111,4 +119,5 @@ def delete_me() -> tuple[str, int]:
     # After the commit: the rows are gone for good, so their streams and sessions go too.
     revoke_current_token()
     forget_job_events(resources().redis, job_ids)
+    checkpoint_wal(resources().engine)  # on SQLite, the deleted rows leave the -wal file too
     return "", 204

@@ -133,7 +133,7 @@ def submit(body: ChatJobCreate) -> tuple[Response, int]:
     return response, 202
 
 
-@bp.get("/<job_id>", responses={200: ChatJobOut, 429: Problem, **_ERRORS})
+@bp.get("/<uuid:job_id>", responses={200: ChatJobOut, 429: Problem, **_ERRORS})
 def read(path: JobPath, query: WaitQuery) -> Response:
     """The job; `?wait=N` holds the request until it finishes or N seconds pass."""
     session = db()
@@ -156,7 +156,7 @@ def read(path: JobPath, query: WaitQuery) -> Response:
     return jsonify(chat_job_body(job))
 
 
-@bp.get("/<job_id>/events", responses={400: Problem, 429: Problem, **_ERRORS})
+@bp.get("/<uuid:job_id>/events", responses={400: Problem, 429: Problem, **_ERRORS})
 def events(path: JobPath) -> Response:
     """Server-Sent Events for the job; send Last-Event-ID to resume."""
     after = resume_point(request.headers.get("Last-Event-ID"), request.args.get("starting_after"))
@@ -192,7 +192,7 @@ def events(path: JobPath) -> Response:
     return response
 
 
-@bp.post("/<job_id>/cancel", responses={200: ChatJobOut, 409: Problem, **_ERRORS})
+@bp.post("/<uuid:job_id>/cancel", responses={200: ChatJobOut, 409: Problem, **_ERRORS})
 def cancel(path: JobPath) -> Response:
     """Cancel a queued or running job."""
     session, res = db(), resources()

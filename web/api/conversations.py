@@ -55,7 +55,7 @@ def index(query: ListQuery) -> Response:
 
 
 @bp.get(
-    "/<conversation_id>",
+    "/<uuid:conversation_id>",
     responses={200: ConversationDetail, 401: Problem, 404: Problem, 503: Problem},
 )
 def show(path: ConversationPath) -> Response:
@@ -65,7 +65,7 @@ def show(path: ConversationPath) -> Response:
 
 
 @bp.patch(
-    "/<conversation_id>",
+    "/<uuid:conversation_id>",
     responses={200: ConversationOut, 401: Problem, 404: Problem, 422: Problem, 503: Problem},
 )
 def rename(path: ConversationPath, body: ConversationRename) -> Response:
@@ -74,7 +74,9 @@ def rename(path: ConversationPath, body: ConversationRename) -> Response:
     return jsonify(conversation_body(conversation))
 
 
-@bp.delete("/<conversation_id>", responses={204: None, 401: Problem, 404: Problem, 503: Problem})
+@bp.delete(
+    "/<uuid:conversation_id>", responses={204: None, 401: Problem, 404: Problem, 503: Problem}
+)
 def delete(path: ConversationPath) -> tuple[str, int]:
     """Delete a conversation with its messages."""
     job_ids = delete_conversation(db(), current_user_id(), path.conversation_id)

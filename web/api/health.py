@@ -1,4 +1,9 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes.
+
+`/readyz` tells anyone only whether the service is ready (200 or 503 and a status word); the
+report of each check, which names worker hosts and the ingested folder, is for the readers of
+web/private_probes.py (`/readyz?detail=true`). Checks run at most once per METRICS_CACHE_SECONDS.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,15 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from common.heartbeat import live_workers
 from common.index_operations import index_state
 from common.llm.circuit import CircuitBreaker
 from common.queue import ALL_QUEUES, CHAT_QUEUE
+from common.schemas import QueryBool
+from web.private_probes import probe_cache, require_private_reader
 from web.resources import resources
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health")])
@@ -70,9 +78,14 @@ def _check_index() -> dict[str, Any]:
     }
 
 
-@bp.get("/readyz")
-def readyz() -> tuple[Response, int]:
-    """Ready when a question would be answered: database, Redis, a chat worker and an index."""
+class ReadinessQuery(BaseModel):
+    """`detail=true`: every check's report (metrics token, admin, or loopback only)."""
+
+    detail: QueryBool = Field(default=False, description="include each check's report (private)")
+
+
+def readiness_report() -> dict[str, Any]:
+    """Run every check: `status` ready or not_ready, and `checks` by name."""
     redis_check, worker_check, circuit_check = _check_redis_and_workers()
     checks = {
         "database": _check_database(),
@@ -82,5 +95,14 @@ def readyz() -> tuple[Response, int]:
         "circuit": circuit_check,
     }
     ready = all(check["ok"] for check in checks.values())
-    body = {"status": "ready" if ready else "not_ready", "checks": checks}
-    return jsonify(body), 200 if ready else 503
+    return {"status": "ready" if ready else "not_ready", "checks": checks}
+
+
+@bp.get("/readyz")
+def readyz(query: ReadinessQuery) -> tuple[Response, int]:
+    """Ready when a question would be answered: database, Redis, a chat worker and an index."""
+    if query.detail:
+        require_private_reader()
+    report: dict[str, Any] = probe_cache("readiness").get(readiness_report)
+    code = 200 if report["status"] == "ready" else 503
+    return jsonify(report if query.detail else {"status": report["status"]}), code

@@ -5,6 +5,9 @@ worker processes that share PROMETHEUS_MULTIPROC_DIR). Jobs by kind and status a
 depth and oldest wait are read at scrape time: the job rows are the truth (a counter bumped at
 each transition would drift from them with every crash, watchdog rescue or operator retry), and
 the reads are three GROUP BYs on indexed status columns plus one LLEN per queue.
+
+The exposition is private (web/private_probes.py: a metrics token, an admin, or loopback) and
+cached per process for METRICS_CACHE_SECONDS: a burst of scrapes costs one set of reads.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from common.lifecycle import model_of
 from common.models import JobStatus, utcnow
 from common.observability import scrape_registry
 from common.queue_overview import QUEUE_KINDS
+from web.private_probes import probe_cache, require_private_reader
 from web.resources import db, resources
 
 bp = APIBlueprint("metrics", __name__, abp_tags=[Tag(name="health")])
@@ -83,11 +87,16 @@ def read_job_gauges(session: Session, client: redis.Redis) -> JobGauges:
     return JobGauges(jobs, depth, oldest)
 
 
-@bp.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text exposition (scrape it from inside your network)."""
+def _exposition() -> bytes:
     from prometheus_client import generate_latest
 
     gauges = read_job_gauges(db(), resources().redis)
-    body = generate_latest(scrape_registry(gauges))
-    return Response(body, content_type=TEXT_FORMAT)
+    return bytes(generate_latest(scrape_registry(gauges)))
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text exposition, for the metrics token, an admin, or this host's loopback."""
+    require_private_reader()
+    body: bytes = probe_cache("metrics").get(_exposition)
+    return Response(body, content_type=TEXT_FORMAT, headers={"Cache-Control": "no-store"})
