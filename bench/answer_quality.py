@@ -38,7 +38,7 @@ from common.retrieval.embeddings import LocalMiniLM
 from common.retrieval.passages import Passage
 from common.retrieval.search import TextbookSearch
 from common.retrieval.store import TextbookIndex
-from workers.chat import selection_passages
+from workers.chat_runner import selection_passages
 from workers.ingest import ingest_tree
 
 SELECTION_CASES = Path(__file__).with_name("answer_selection_cases.json")

@@ -127,10 +127,6 @@ class JobEvents:
         """Flag the job so its worker stops at the next delta."""
         self.client.set(cancel_key(job_id), "1", ex=self.retention_seconds)
 
-    def clear_cancel(self, job_id: uuid.UUID) -> None:
-        """Forget a cancellation (the job is retried: its new attempt must run)."""
-        self.client.delete(cancel_key(job_id))
-
     def cancel_requested(self, job_id: uuid.UUID) -> bool:
         """Whether someone asked to cancel the job."""
         return bool(self.client.exists(cancel_key(job_id)))

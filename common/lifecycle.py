@@ -36,7 +36,6 @@ MODELS: dict[JobKind, JobModel] = {
     JobKind.INGEST: IngestJob,
     JobKind.REPROCESS: ReprocessJob,
 }
-ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
 
 
 def model_of(kind: JobKind) -> JobModel:

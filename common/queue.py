@@ -56,7 +56,7 @@ def make_celery(settings: Settings) -> Celery:
         task_time_limit=settings.chat_job_time_limit_seconds + 30,
         task_soft_time_limit=settings.chat_job_time_limit_seconds,
         broker_transport_options={
-            # Above the longest task plus any retry countdown, or tasks run twice.
+            # Above the longest task, or a task still running is delivered again.
             "visibility_timeout": policy.visibility_timeout_s,
             # A hung broker fails a send (a 503 for the submit) instead of holding it.
             "socket_connect_timeout": settings.redis_connect_timeout_seconds,

@@ -9,22 +9,23 @@ From the inside out:
    instead). The SDK's own retries are off.
 2. **The circuit** (`common.llm.circuit`). After `circuit_threshold` consecutive retryable
    failures across all workers, calls stop for `circuit_cooldown_s`; then one probe call decides.
-3. **The job** (`workers.chat`, `workers.tasks`). When a call cannot happen soon (long limiter
-   wait, open circuit, attempts used up), the job goes back to `queued` and its task is
-   re-sent with a countdown of at least `requeue_delay_s` and at most `max_countdown_s`. A job
-   that has waited `max_job_wait_s` since it was submitted fails with `llm_unavailable`.
-   Waiting jobs sit in the database (`queued` with a `due_at`), not in the broker: the watchdog
-   sends each one when it is due.
+3. **The job** (`workers.chat`, `workers.outcomes`). When a call cannot happen soon (long
+   limiter wait, open circuit, attempts used up), the attempt ends and the job goes back to
+   `queued`, due again when the wait is over (the limiter's or the circuit's estimate; at
+   least `requeue_delay_s` after failed calls) and never more than `max_requeue_delay_s`
+   ahead. Waiting jobs sit in the database (`due_at`), not in the broker: the watchdog sends
+   each one when it is due, and no task retries itself. A job that has waited
+   `max_job_wait_s` since it was submitted fails with `llm_unavailable`.
 4. **Lost workers** (`workers.leases`, `common.watchdog`). A running job holds a lease of
    `job_lease_s`, renewed every third of it while its worker lives. The watchdog (one per
    deployment, elected every `watchdog_interval_s` through a Redis lock) takes back a job whose
    lease expired as a new attempt; after `max_lost_attempts` lost attempts the job is dead-lettered
    (`failed`, `worker_lost`). A job `queued` in the database but missing from the broker for
    `missing_grace_s` is sent again. A worker that shuts down hands its jobs back at once.
-5. **Infrastructure blips** (`workers.chat`, `common.db`). Redis or the database away for up
-   to `outage_bound_s` delays a job (writes are retried, events buffered) instead of failing
-   it; a longer outage leaves the job to the watchdog, which re-runs it.
-6. **The broker** (`common.queue`). Sending a task is retried `publish_max_retries` times
+5. **Infrastructure blips** (`workers.chat`, `workers.job_stream`, `common.db`). Redis or the
+   database away for up to `outage_bound_s` delays a job (writes are retried, events buffered)
+   instead of failing it; a longer outage leaves the job to the watchdog, which re-runs it.
+6. **The broker** (`common.queue`). Sending a task is retried `PUBLISH_MAX_RETRIES` times
    within about a second, so a submit fails fast (503) when Redis is down. A task that was
    delivered but never acknowledged is redelivered after `visibility_timeout_s` (a no-op by
    then: the claim is atomic and the watchdog has already re-sent the job).
@@ -37,33 +38,34 @@ from typing import Any
 
 from common.settings import Settings
 
+# A submit must fail fast (503) when the broker is down: a few quick tries within a second.
+PUBLISH_MAX_RETRIES = 2
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """The retry and re-queue knobs of every layer; the defaults are the settings' defaults."""
+    """The retry and re-queue knobs of every layer, as `retry_policy(settings)` reads them."""
 
     # 1. One model call.
-    max_wait_in_process_s: float = 2.0
-    max_attempts: int = 4
-    backoff_max_s: float = 8.0
+    max_wait_in_process_s: float
+    max_attempts: int
+    backoff_max_s: float
     # 2. The circuit.
-    circuit_threshold: int = 5
-    circuit_cooldown_s: float = 20.0
+    circuit_threshold: int
+    circuit_cooldown_s: float
     # 3. The job.
-    requeue_delay_s: float = 10.0
-    # Countdown tasks wait unacknowledged in worker memory: stay far below the visibility timeout.
-    max_countdown_s: float = 300.0
-    max_job_wait_s: float = 900.0
+    requeue_delay_s: float
+    max_requeue_delay_s: float
+    max_job_wait_s: float
     # 4. Lost workers.
-    job_lease_s: float = 15.0
-    max_lost_attempts: int = 3
-    watchdog_interval_s: float = 1.0
-    missing_grace_s: float = 30.0
+    job_lease_s: float
+    max_lost_attempts: int
+    watchdog_interval_s: float
+    missing_grace_s: float
     # 5. Infrastructure blips.
-    outage_bound_s: float = 20.0
+    outage_bound_s: float
     # 6. The broker.
-    publish_max_retries: int = 2
-    visibility_timeout_s: int = 3600
+    visibility_timeout_s: int
 
     @property
     def lease_renew_s(self) -> float:
@@ -73,7 +75,7 @@ class RetryPolicy:
     def publish_retry_policy(self) -> dict[str, Any]:
         """Celery's `task_publish_retry_policy`: a few quick tries, then give up."""
         return {
-            "max_retries": self.publish_max_retries,
+            "max_retries": PUBLISH_MAX_RETRIES,
             "interval_start": 0.1,
             "interval_step": 0.2,
             "interval_max": 0.5,
@@ -89,7 +91,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         circuit_threshold=settings.llm_circuit_threshold,
         circuit_cooldown_s=settings.llm_circuit_cooldown_seconds,
         requeue_delay_s=settings.llm_requeue_delay_seconds,
-        max_countdown_s=settings.job_max_countdown_seconds,
+        max_requeue_delay_s=settings.job_max_requeue_delay_seconds,
         max_job_wait_s=settings.llm_max_job_wait_seconds,
         job_lease_s=settings.job_lease_seconds,
         max_lost_attempts=settings.job_max_lost_attempts,

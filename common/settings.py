@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -69,7 +69,14 @@ class Settings(BaseSettings):
     llm_circuit_threshold: int = Field(default=5, ge=1)
     llm_circuit_cooldown_seconds: float = Field(default=20.0, gt=0)
     llm_requeue_delay_seconds: float = Field(default=10.0, gt=0)
-    job_max_countdown_seconds: float = Field(default=300.0, gt=0)
+    # A re-queued job is due again after at most this long, however long the wait it was told.
+    job_max_requeue_delay_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        # JOB_MAX_COUNTDOWN_SECONDS, its name while waits were broker countdowns, is still read
+        # for one release.
+        validation_alias=AliasChoices("job_max_requeue_delay_seconds", "job_max_countdown_seconds"),
+    )
     llm_max_job_wait_seconds: float = Field(default=900.0, gt=0)
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
     # Jobs whose worker died: leases, the watchdog, and how many lost attempts before giving up.

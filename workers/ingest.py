@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +26,7 @@ from common.ingest.chunking import chunk_document
 from common.ingest.documents import DocumentError, parse_markdown
 from common.ingest.sources import (
     LinkRefused,
+    SourceFile,
     find_markdown_files,
     locate_document,
     read_source,
@@ -95,6 +97,20 @@ def _embed(
     return [known[c.content_hash] for c in chunks]
 
 
+@dataclass
+class _TreeRun:
+    """One run of `ingest_tree`: where it writes and what it has done so far."""
+
+    index: TextbookIndex
+    embedder: Embedder
+    collection: str
+    book: str
+    base_url: str
+    allowed: list[Path]
+    indexed: dict[str, str]  # source -> document hash, as the index had them
+    report: IngestReport
+
+
 def ingest_tree(
     index: TextbookIndex,
     embedder: Embedder,
@@ -126,41 +142,11 @@ def ingest_tree(
     collection = index.create_version() if report.rebuilt else str(current)
     report.collection = collection
     indexed = {} if report.rebuilt else index.document_hashes(collection, book)
-    seen: set[str] = set()
+    run = _TreeRun(index, embedder, collection, book, base_url, allowed, indexed, report)
     try:
         if report.rebuilt and current is not None:
             _copy_other_books(index, embedder, current, collection, book, report)
-        for found in walk.files:
-            source = found.source
-            seen.add(source)
-            report.files_seen += 1
-            try:
-                raw = read_source(found.path, allowed)
-                document_hash = hashlib.sha256(raw).hexdigest()
-                if indexed.get(source) == document_hash:
-                    report.files_skipped += 1
-                else:
-                    chunks = _chunks(raw, book, source, base_url, document_hash)
-                    reuse = source in indexed
-                    vectors = _embed(
-                        index, embedder, collection, book, source, chunks, reuse, report
-                    )
-                    index.replace_document(collection, book, source, chunks, vectors)
-                    report.files_changed += 1
-                    report.chunks_written += len(chunks)
-            except (DocumentError, OSError) as exc:
-                log.warning("could not ingest %s: %s", source, exc)
-                report.failures[source] = str(exc)
-            report.seconds = time.monotonic() - started
-            if on_progress:
-                on_progress(report)
-        if report.files_changed + report.files_skipped == 0 and not allow_empty:
-            # Every page failed: nothing was written, and nothing may be deleted.
-            raise IngestRefused("empty_source", EMPTY_SOURCE, report)
-        # Links that now leave the roots lose their points too: they are not `seen`.
-        for source in sorted(set(indexed) - seen):
-            index.delete_document(collection, book, source)
-            report.files_deleted += 1
+        _sync_book(run, walk.files, allow_empty, lambda: _progress(report, started, on_progress))
     except BaseException:
         if report.rebuilt:
             index.drop(collection)  # readers still see the previous collection
@@ -171,6 +157,56 @@ def ingest_tree(
         index.publish(collection)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _progress(
+    report: IngestReport, started: float, on_progress: Callable[[IngestReport], None] | None
+) -> None:
+    report.seconds = time.monotonic() - started
+    if on_progress:
+        on_progress(report)
+
+
+def _sync_book(
+    run: _TreeRun, files: list[SourceFile], allow_empty: bool, progress: Callable[[], None]
+) -> None:
+    """Write the folder's changed pages, then delete the pages it no longer holds."""
+    report = run.report
+    seen: set[str] = set()
+    for found in files:
+        seen.add(found.source)
+        report.files_seen += 1
+        _ingest_file(run, found)
+        progress()
+    if report.files_changed + report.files_skipped == 0 and not allow_empty:
+        # Every page failed: nothing was written, and nothing may be deleted.
+        raise IngestRefused("empty_source", EMPTY_SOURCE, report)
+    # Links that now leave the roots lose their points too: they are not `seen`.
+    for source in sorted(set(run.indexed) - seen):
+        run.index.delete_document(run.collection, run.book, source)
+        report.files_deleted += 1
+
+
+def _ingest_file(run: _TreeRun, found: SourceFile) -> None:
+    """Re-embed one page if its hash changed; a page that cannot be read is a failure."""
+    source, report = found.source, run.report
+    try:
+        raw = read_source(found.path, run.allowed)
+        document_hash = hashlib.sha256(raw).hexdigest()
+        if run.indexed.get(source) == document_hash:
+            report.files_skipped += 1
+            return
+        chunks = _chunks(raw, run.book, source, run.base_url, document_hash)
+        reuse = source in run.indexed
+        vectors = _embed(
+            run.index, run.embedder, run.collection, run.book, source, chunks, reuse, report
+        )
+        run.index.replace_document(run.collection, run.book, source, chunks, vectors)
+        report.files_changed += 1
+        report.chunks_written += len(chunks)
+    except (DocumentError, OSError) as exc:
+        log.warning("could not ingest %s: %s", source, exc)
+        report.failures[source] = str(exc)
 
 
 def reindex_document(

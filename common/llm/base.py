@@ -31,7 +31,8 @@ class Answer:
     text: str
     model: str
     usage: dict[str, Any] | None = None
-    # Profile fields that shaped the text; None when the answerer does not say (see workers.chat).
+    # Profile fields that shaped the text; None when the answerer does not say
+    # (see workers.chat_runner).
     profile_applied: tuple[str, ...] | None = None
     # Why the text stops early ("max_output_tokens", "content_filter"); None for a whole answer.
     incomplete_reason: str | None = None

@@ -3,7 +3,7 @@
 While open, calls are not attempted (queued jobs wait instead of burning attempts). After the
 cool-down one caller is let through as a probe; its success closes the circuit, its failure
 opens it again. When a probe last ended is kept, so a job waiting on the circuit is not given up
-before the provider was tried again (see `workers.chat`).
+before the provider was tried again (see `workers.outcomes`).
 """
 
 from __future__ import annotations

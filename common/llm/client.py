@@ -1,9 +1,10 @@
 """The one way bookchat calls a model: rate-limited, retried and circuit-protected.
 
 The SDK's own retries are off; this layer owns them. Before each call the shared limiter
-reserves requests and tokens; a short wait is slept, a long one becomes `RetryLater` so the
-Celery task is re-queued with a countdown and its worker slot is freed. Retryable failures are
-retried with jittered backoff (tenacity); never-retryable ones raise `LLMError` at once.
+reserves requests and tokens; a short wait is slept, a long one becomes `RetryLater`: the
+attempt ends, its worker slot is freed, and the job waits in the database until it is due again.
+Retryable failures are retried with jittered backoff (tenacity); never-retryable ones raise
+`LLMError` at once.
 The knobs are in `common.retries.RetryPolicy`.
 """
 
@@ -55,14 +56,14 @@ class LLMClient:
         limiters: Callable[[str], RateLimiter],
         circuit: CircuitBreaker,
         counters: Counters,
-        policy: RetryPolicy | None = None,
+        policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.sdk = sdk
         self.limiters = limiters
         self.circuit = circuit
         self.counters = counters
-        self.policy = policy or RetryPolicy()
+        self.policy = policy
         self.sleep = sleep
 
     def stream_chat(

@@ -169,7 +169,7 @@ class RateLimiter:
         """Reserve a slot for a call of `tokens` if it can start within `max_wait` seconds.
 
         With a `ticket` name, a longer wait books the slot anyway and remembers it under that
-        name: the caller comes back when its countdown ends and finds its slot waiting.
+        name: the caller comes back when its job is due again and finds its slot waiting.
         """
         args = [
             self.limits.effective_rpm,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from common.retries import retry_policy
 from common.settings import Settings
 
 LONG_SECRET = "x" * 40
@@ -122,3 +123,15 @@ def test_database_time_outs_default_and_refuse_nonsense(
     assert build(var_dir=tmp_path).database_statement_timeout_seconds == 30.0
     with pytest.raises(ValidationError, match="database_statement_timeout_seconds"):
         build(var_dir=tmp_path, database_statement_timeout_seconds=0)
+
+
+def test_the_requeue_cap_is_also_read_under_its_old_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert build(var_dir=tmp_path).job_max_requeue_delay_seconds == 300.0
+
+    monkeypatch.setenv("JOB_MAX_COUNTDOWN_SECONDS", "120")
+    assert build(var_dir=tmp_path).job_max_requeue_delay_seconds == 120.0
+    monkeypatch.setenv("JOB_MAX_REQUEUE_DELAY_SECONDS", "60")
+    assert build(var_dir=tmp_path).job_max_requeue_delay_seconds == 60.0  # the new name wins
+    assert retry_policy(build(var_dir=tmp_path)).max_requeue_delay_s == 60.0

@@ -1,10 +1,11 @@
 """Offline answers about a selection ("Ask about this"): the selection is the subject.
 
 Passage 1 is the reader's selection; any further passages are the book around it (see
-`workers.chat.retrieve`). "Summarize this" keeps the selection's central sentences; "Explain
-this" adds what the book says around it; "What is this about?" names the section it comes from;
-"What is X?" finds the book's definition of a term in it. Other questions are answered from the
-selection and its surroundings, and only if they share a term with the selection.
+`workers.chat_runner.retrieve`). "Summarize this" keeps the selection's central sentences;
+"Explain this" adds what the book says around it; "What is this about?" names the section it
+comes from; "What is X?" finds the book's definition of a term in it. Other questions are
+answered from the selection and its surroundings, and only if they share a term with the
+selection.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import functools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import openai
@@ -17,7 +17,8 @@ from common.llm.circuit import CircuitBreaker
 from common.llm.client import Completion, LLMClient
 from common.llm.limiter import Limits, RateLimiter
 from common.llm.metrics import CallStats, Counters
-from common.retries import RetryPolicy
+from common.retries import RetryPolicy, retry_policy
+from common.settings import Settings
 
 ROOMY = Limits(rpm=6000, tpm=10**6, burst_seconds=10, headroom=1.0)
 MESSAGES = [
@@ -25,6 +26,12 @@ MESSAGES = [
     {"role": "user", "content": "What is a node?"},
 ]
 MAX_TOKENS = 600
+
+
+def policy_with(**overrides: Any) -> RetryPolicy:
+    """The default settings' retry policy with some knobs changed."""
+    defaults = retry_policy(Settings(_env_file=None))  # type: ignore[call-arg]
+    return replace(defaults, **overrides)
 
 
 class RecordingSleep:
@@ -100,6 +107,6 @@ def build(
     circuit = CircuitBreaker(redis_client, f"test-{uuid.uuid4().hex[:8]}")
     sleep = RecordingSleep()
     counters = Counters(redis_client)
-    client = LLMClient(sdk, limiters, circuit, counters, policy or RetryPolicy(), sleep)
+    client = LLMClient(sdk, limiters, circuit, counters, policy or policy_with(), sleep)
     model = f"{model_prefix}-{uuid.uuid4().hex[:6]}"
     return Harness(client, limiters(model), circuit, counters, sleep, model, sim)

@@ -11,8 +11,7 @@ from bench.openai_sim import SimulatorHandle
 from common.llm.errors import LLMError, RetryLater
 from common.llm.limiter import Limits
 from common.llm.metrics import CallStats
-from common.retries import RetryPolicy
-from tests.common.llm.harness import MAX_TOKENS, build, restart_forbidden
+from tests.common.llm.harness import MAX_TOKENS, build, policy_with, restart_forbidden
 
 
 def test_a_success_streams_and_accounts(sim: SimulatorHandle, redis_client: redis.Redis) -> None:
@@ -107,7 +106,7 @@ def test_a_long_pause_hands_the_job_back_without_calling(
 def test_never_retry_errors_fail_at_once(
     sim: SimulatorHandle, redis_client: redis.Redis, config: dict[str, Any], code: str
 ) -> None:
-    h = build(sim, redis_client, policy=RetryPolicy(max_attempts=4))
+    h = build(sim, redis_client, policy=policy_with(max_attempts=4))
     sim.update_config(**config)
     stats = CallStats()
     deltas: list[str] = []

@@ -10,8 +10,7 @@ import redis
 from bench.openai_sim import SimulatorHandle
 from common.llm.errors import RetryLater
 from common.llm.metrics import CallStats
-from common.retries import RetryPolicy
-from tests.common.llm.harness import build
+from tests.common.llm.harness import build, policy_with
 
 
 def test_server_errors_are_retried_until_success(
@@ -37,7 +36,7 @@ def test_server_errors_are_retried_until_success(
 
 
 def test_exhausted_retries_requeue_the_job(sim: SimulatorHandle, redis_client: redis.Redis) -> None:
-    h = build(sim, redis_client, policy=RetryPolicy(max_attempts=4, requeue_delay_s=10.0))
+    h = build(sim, redis_client, policy=policy_with(max_attempts=4, requeue_delay_s=10.0))
     sim.update_config(fail_next=[500] * 4)
     stats = CallStats()
 
@@ -55,7 +54,7 @@ def test_exhausted_retries_requeue_the_job(sim: SimulatorHandle, redis_client: r
 def test_timeouts_are_retried_then_requeued(
     sim: SimulatorHandle, redis_client: redis.Redis
 ) -> None:
-    h = build(sim, redis_client, policy=RetryPolicy(max_attempts=2), timeout=0.5)
+    h = build(sim, redis_client, policy=policy_with(max_attempts=2), timeout=0.5)
     sim.update_config(timeout_rate=1.0, timeout_sleep_s=5)
     stats = CallStats()
 
@@ -73,7 +72,7 @@ def test_an_unreachable_provider_is_retried_then_requeued(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    policy = RetryPolicy(max_attempts=2)
+    policy = policy_with(max_attempts=2)
     h = build(sim, redis_client, policy=policy, base_url=f"http://127.0.0.1:{port}/v1")
     stats = CallStats()
 
@@ -110,7 +109,7 @@ def test_a_stream_cut_short_is_restarted_from_scratch(
 def test_repeated_failures_open_the_circuit_and_stop_calls(
     sim: SimulatorHandle, redis_client: redis.Redis
 ) -> None:
-    h = build(sim, redis_client, policy=RetryPolicy(max_attempts=5))
+    h = build(sim, redis_client, policy=policy_with(max_attempts=5))
     sim.update_config(fail_next=[500] * 5)
 
     with pytest.raises(RetryLater):
@@ -130,7 +129,7 @@ def test_repeated_failures_open_the_circuit_and_stop_calls(
 def test_the_circuit_opening_mid_retries_stops_the_remaining_attempts(
     sim: SimulatorHandle, redis_client: redis.Redis
 ) -> None:
-    h = build(sim, redis_client, policy=RetryPolicy(max_attempts=8))
+    h = build(sim, redis_client, policy=policy_with(max_attempts=8))
     sim.update_config(fail_next=[500] * 8)
     stats = CallStats()
 

@@ -1,0 +1,189 @@
+"""How an attempt of a chat-queue job ends: answered, failed, cancelled or put back to wait."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC
+from typing import Any
+
+from redis import RedisError
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from common.admission import record_finished
+from common.chat_jobs import complete_chat_job, fail_chat_job
+from common.job_endings import ending_events
+from common.lifecycle import end_attempt, finish_attempt, release_attempt
+from common.llm.base import Answer
+from common.llm.citations import CitedAnswer
+from common.llm.errors import RetryLater
+from common.llm.metrics import CallStats
+from common.models import AttemptOutcome, ChatJob, JobKind, JobStatus, utcnow
+from common.quotas import usage_tokens
+from common.reservations import settle_tokens
+from workers.attempts import Attempt, JobInput, WaitForIndex
+from workers.resources import WorkerResources
+
+log = logging.getLogger(__name__)
+CANCELLED = AttemptOutcome.CANCELLED
+
+
+def finish(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> None:
+    """Record the answer with what it cites, settle its tokens, then end the stream.
+
+    The paid answer is written first; the settlement is best-effort, and until it lands the
+    job's quotas count its estimate, which errs high.
+    """
+    recorded = _record_answer(attempt, answer, cited)
+    # Spent whether or not the row is still this attempt's (a lost lease re-runs the job).
+    settle(attempt, max(usage_tokens(answer.usage), spent(attempt.stats)))
+    if not recorded:
+        return
+    count_finished(attempt.res)
+    if cited.text != answer.text:
+        # Markers that named no passage were dropped: readers replace the streamed text.
+        attempt.publish("reset", {"attempt": attempt.number, "reason": "citations were checked"})
+        attempt.publish("delta", {"text": cited.text, "attempt": attempt.number})
+    status = JobStatus.INCOMPLETE if answer.incomplete_reason else JobStatus.COMPLETED
+    extra = {"model": answer.model, "usage": answer.usage}
+    ending = ending_events(
+        status.value, cited.citations, cited.sources, answer.incomplete_reason, **extra
+    )
+    for event, data in ending:
+        attempt.publish(event, data)
+
+
+def _record_answer(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> bool:
+    metrics = attempt.metrics()
+    job_id = attempt.job.id
+    return attempt.record(
+        lambda s: (
+            complete_chat_job(
+                s,
+                job_id,
+                cited.text,
+                cited.citations,
+                answer.model,
+                answer.usage,
+                metrics,
+                attempt=attempt.number,
+                sources=cited.sources,
+                incomplete_reason=answer.incomplete_reason,
+            )
+            and _store_profile_applied(s, job_id, answer.profile_applied)
+        ),
+    )
+
+
+def _store_profile_applied(
+    session: Session, job_id: uuid.UUID, applied: tuple[str, ...] | None
+) -> bool:
+    """Record which profile fields shaped the answer, in the completing transaction."""
+    if applied is not None:
+        values = {"profile_applied": list(applied)}
+        session.execute(update(ChatJob).where(ChatJob.id == job_id).values(values))
+    return True
+
+
+def cancel(attempt: Attempt) -> None:
+    """End an attempt whose job was cancelled while it ran."""
+    # Cancelled before any model call: give the reservation back. A model stream cut off
+    # mid-way reports no usage, so that job keeps its estimate.
+    if attempt.stats.llm_calls == 0:
+        settle(attempt, 0)
+    job = attempt.job
+    attempt.record(lambda s: _end_cancelled(s, job))
+    count_finished(attempt.res)
+
+
+def _end_cancelled(session: Session, job: JobInput) -> None:
+    # The row is normally cancelled already; if only the flag was set, the flag still wins.
+    if not finish_attempt(session, JobKind.CHAT, job.id, job.attempt, JobStatus.CANCELLED):
+        end_attempt(session, JobKind.CHAT, job.id, job.attempt, CANCELLED)
+
+
+def requeue(attempt: Attempt, wait: RetryLater | WaitForIndex) -> None:
+    """Put the job back until it is due again, or fail it once it has waited too long.
+
+    A claim that called no model only waited: it counts in `waits`, not `attempts`. A job
+    waiting on an open circuit is not failed by the bound before the circuit has probed the
+    provider since the job was queued: the probe's answer is the one the job waits for.
+    """
+    policy = attempt.res.retry_policy
+    attempt.stats.requeues += 1
+    waited = (utcnow() - attempt.job.queued_at).total_seconds()
+    if waited + wait.delay > policy.max_job_wait_s and _bound_applies(wait, attempt.job):
+        code = "index_unavailable" if isinstance(wait, WaitForIndex) else "llm_unavailable"
+        message = f"gave up after waiting {waited:.0f}s ({wait.reason})"
+        fail(attempt, code, message, attempt.metrics())
+        return
+    due_in = min(wait.delay, policy.max_requeue_delay_s)
+    outcome, only_waited = AttemptOutcome.REQUEUED, attempt.stats.llm_calls == 0
+    release(attempt, outcome, due_in, wait.reason, wait=only_waited)
+
+
+def _bound_applies(wait: RetryLater | WaitForIndex, job: JobInput) -> bool:
+    if not isinstance(wait, RetryLater) or not wait.circuit_open:
+        return True
+    queued_at = job.queued_at
+    if queued_at.tzinfo is None:  # SQLite hands back naive UTC
+        queued_at = queued_at.replace(tzinfo=UTC)
+    return wait.probed_at is not None and wait.probed_at > queued_at.timestamp()
+
+
+def release(
+    attempt: Attempt, outcome: AttemptOutcome, due_in: float, reason: str, wait: bool = False
+) -> None:
+    """Give the job back to the queue, due in `due_in` seconds, and tell its stream."""
+    metrics = attempt.metrics()
+    job_id, number = attempt.job.id, attempt.number
+    released = attempt.record(
+        lambda s: release_attempt(
+            s, JobKind.CHAT, job_id, number, outcome, due_in, reason, wait, metrics=metrics
+        ),
+    )
+    if released:
+        status = {"status": JobStatus.QUEUED.value, "retry_in": round(due_in, 2), "reason": reason}
+        attempt.publish("status", status)
+
+
+def fail(
+    attempt: Attempt,
+    code: str,
+    message: str,
+    metrics: dict[str, Any] | None = None,
+    trace: str | None = None,
+) -> None:
+    """Mark the attempt's job failed and tell its stream."""
+    job_id, number = attempt.job.id, attempt.number
+    recorded = attempt.record(
+        lambda s: fail_chat_job(s, job_id, code, message, metrics, attempt=number, trace=trace),
+    )
+    if recorded:
+        count_finished(attempt.res)
+        attempt.publish("error", {"code": code, "message": message})
+
+
+def count_finished(res: WorkerResources) -> None:
+    """Count the job into the drain rate that admission control's Retry-After comes from."""
+    try:
+        record_finished(res.events.client)
+    except RedisError:
+        log.debug("could not count a finished chat job", exc_info=True)
+
+
+def spent(stats: CallStats) -> int:
+    """Tokens this attempt's finished model calls reported."""
+    return stats.prompt_tokens + stats.completion_tokens
+
+
+def settle(attempt: Attempt, tokens: int) -> None:
+    """Replace the job's token reservation with what it spent (0 gives it back), once."""
+    res, job = attempt.res, attempt.job
+    budget = res.settings.llm_daily_token_budget
+    try:
+        settle_tokens(res.redis, job.id, tokens, fallback=job.spender, budget=budget)
+    except RedisError:
+        # A lost settlement counts the estimate (or nothing) until midnight; never fail a job.
+        log.warning("could not settle chat job %s's tokens", job.id, exc_info=True)
