@@ -200,7 +200,7 @@ class Watchdog:
             candidates = long_enqueued_jobs(session, kind, utcnow(), self.policy.missing_grace_s)
             if not candidates:
                 return
-            waiting = waiting_job_ids(self.res.redis, QUEUES[kind])
+            waiting = waiting_job_ids(self.celery, QUEUES[kind])
             missing = [job_id for job_id in candidates if str(job_id) not in waiting]
             if missing:
                 log.warning("%d %s jobs missing from the broker; sending again", len(missing), kind)
