@@ -81,6 +81,8 @@ class BenchStack:
             RATE_LIMIT_SIGNUP="1000000/minute",
             RATE_LIMIT_LOGIN="1000000/minute",
             USER_DAILY_TOKENS="0",
+            # Nor the service's daily model budget: thousands of submits would exhaust it (503).
+            LLM_DAILY_TOKEN_BUDGET="0",
             **extra_env,
         )
         stack = cls(var_dir, env)

@@ -8,13 +8,17 @@ re-sends queued jobs whose message is no longer in the broker; every
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
 import threading
 import time
 import uuid
 
+import redis
 from celery import Celery
 from redis import RedisError
+from redis.exceptions import LockNotOwnedError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -52,6 +56,37 @@ QUEUES = {
 }
 
 
+class Leadership:
+    """Which process runs the watchdog: a redis-py lock, renewed by its holder each pass."""
+
+    def __init__(self, client: redis.Redis, name: str, ttl_s: float, key: str = LEADER_KEY) -> None:
+        # Taken and renewed in the watchdog's thread, released from the thread that stops it.
+        self._lock = client.lock(key, timeout=ttl_s, blocking=False, thread_local=False)
+        self._token = f"{name}:{secrets.token_hex(4)}"  # the key's value names the leader
+        self._held = False
+
+    def hold(self) -> bool:
+        """Renew the lock while this process holds it, else try to take it; True while leading."""
+        if self._held:
+            try:
+                self._lock.reacquire()  # atomic: extends the lock only if its token is ours
+                return True
+            except LockNotOwnedError:
+                self._held = False  # it lapsed (a pause longer than its TTL): start over
+        self._held = self._lock.acquire(blocking=False, token=self._token)
+        return self._held
+
+    def step_down(self) -> None:
+        """Release the lock if this process holds it, so another leads at its next pass."""
+        if not self._held:
+            return
+        self._held = False
+        # Atomic: deletes the key only if its token is ours. If it lapsed already (LockError)
+        # or Redis is away, the lock expires by itself.
+        with contextlib.suppress(RedisError):
+            self._lock.release()
+
+
 class Watchdog:
     """Runs watchdog passes in a daemon thread while this process leads."""
 
@@ -62,6 +97,9 @@ class Watchdog:
         self._stop = threading.Event()
         self._last_broker_check = 0.0
         self._last_guest_purge: float | None = None
+        # Held for a few intervals, so a slow pass or two does not hand the lead over.
+        ttl_s = self.policy.watchdog_interval_s * 5
+        self.leadership = Leadership(res.redis, res.worker_name, ttl_s)
         self._thread = threading.Thread(target=self._run, name="bookchat-watchdog", daemon=True)
 
     def start(self) -> None:
@@ -72,32 +110,17 @@ class Watchdog:
         """Stop after the current pass, and step down so another worker leads at once."""
         self._stop.set()
         self._thread.join(timeout=5)
-        try:
-            if self.res.redis.get(LEADER_KEY) == self.res.worker_name:
-                self.res.redis.delete(LEADER_KEY)
-        except RedisError:
-            pass
+        self.leadership.step_down()
 
     def _run(self) -> None:
         while not self._stop.wait(self.policy.watchdog_interval_s):
             try:
-                if self._lead():
+                if self.leadership.hold():
                     self.run_pass()
             except (RedisError, SQLAlchemyError) as exc:
                 log.warning("watchdog pass skipped: %s", exc)
             except Exception:
                 log.exception("watchdog pass failed")
-
-    def _lead(self) -> bool:
-        """Hold (or take) the leader lock for a few intervals."""
-        ttl_ms = int(self.policy.watchdog_interval_s * 5000)
-        redis, me = self.res.redis, self.res.worker_name
-        if redis.set(LEADER_KEY, me, nx=True, px=ttl_ms):
-            return True
-        if redis.get(LEADER_KEY) == me:
-            redis.pexpire(LEADER_KEY, ttl_ms)
-            return True
-        return False
 
     def run_pass(self) -> None:
         """One pass over both kinds of job."""
@@ -177,7 +200,7 @@ class Watchdog:
             candidates = long_enqueued_jobs(session, kind, utcnow(), self.policy.missing_grace_s)
             if not candidates:
                 return
-            waiting = waiting_job_ids(self.res.redis, QUEUES[kind])
+            waiting = waiting_job_ids(self.celery, QUEUES[kind])
             missing = [job_id for job_id in candidates if str(job_id) not in waiting]
             if missing:
                 log.warning("%d %s jobs missing from the broker; sending again", len(missing), kind)

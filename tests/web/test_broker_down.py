@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import redis
 from sqlalchemy import select
 
 from common.db import make_engine, make_session_factory
@@ -72,12 +71,12 @@ def test_a_submit_refused_while_redis_was_down_runs_when_retried_with_its_key(
         assert "Idempotent-Replayed" not in retried.headers
         job = retried.get_json()
         assert (job["status"], job["error"]) == ("queued", None)
-        queued = redis.Redis.from_url(broker.url, decode_responses=True)
-        assert waiting_job_ids(queued, CHAT_QUEUE) == {job["id"]}
+        celery = stack.resources.celery  # its broker is now `broker`
+        assert waiting_job_ids(celery, CHAT_QUEUE) == {job["id"]}
         again = stack.client.post("/v1/chat/jobs", json=body, headers=headers)
         assert again.headers["Idempotent-Replayed"] == "true"
         assert again.get_json()["id"] == job["id"]
-        assert waiting_job_ids(queued, CHAT_QUEUE) == {job["id"]}
+        assert waiting_job_ids(celery, CHAT_QUEUE) == {job["id"]}
     finally:
         stack.stop()
         broker.stop()

@@ -282,9 +282,8 @@ def test_a_worker_killed_mid_ingest_leaves_one_complete_index(faults: FaultStack
 def test_a_job_whose_message_vanished_from_the_broker_is_sent_again(faults: FaultStack) -> None:
     headers = faults.stack.signup()
     jobs = submit_many(faults, headers, 2)  # no worker yet: they wait in the broker
-    client = faults.stack.resources.redis
-    assert waiting_job_ids(client, CHAT_QUEUE) == set(jobs)
-    client.delete(CHAT_QUEUE)  # as if Redis lost them in a crash
+    assert waiting_job_ids(faults.stack.resources.celery, CHAT_QUEUE) == set(jobs)
+    faults.stack.resources.redis.delete(CHAT_QUEUE)  # as if Redis lost them in a crash
 
     faults.start_worker("finder", concurrency=2)
 
