@@ -99,6 +99,18 @@ def test_the_event_stream_documents_each_event(spec: dict[str, Any]) -> None:
         assert spec["components"]["schemas"][name]["type"] == "object"
 
 
+def test_the_event_stream_schema_describes_one_parsed_event(spec: dict[str, Any]) -> None:
+    # Schemathesis validates each event ({event, data, id}) against this schema (ST108).
+    media = spec["paths"][JOB_EVENTS]["get"]["responses"]["200"]["content"]["text/event-stream"]
+    schema = media["schema"]
+
+    assert schema["type"] == "object"
+    assert schema["required"] == ["event", "data"]
+    assert set(schema["properties"]["event"]["enum"]) == set(media["x-events"])
+    assert schema["properties"]["data"]["type"] == "string"
+    assert schema["properties"]["id"]["type"] == "string"
+
+
 def test_links_name_real_operations(spec: dict[str, Any]) -> None:
     operation_ids = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
     links = spec["paths"]["/v1/chat/jobs"]["post"]["responses"]["202"]["links"]
