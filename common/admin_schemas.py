@@ -20,11 +20,13 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:(\d\d)(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)$", re.ASCII
 )
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-# `since` as the document states it: a duration (at most ~273 years back) or an RFC 3339 time.
+# `since` as the document states it: a duration (at most ~273 years back) or an RFC 3339 time,
+# or null (no filter), which the model accepts like every other optional filter.
 SINCE_SCHEMA: JsonDict = {
     "anyOf": [
         {"type": "string", "pattern": r"^(?:\d{1,6}[smh]|\d{1,5}d)$"},
         {"type": "string", "format": "date-time"},
+        {"type": "null"},
     ]
 }
 StatusName = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]

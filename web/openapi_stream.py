@@ -1,9 +1,9 @@
 """The job event stream as the OpenAPI document describes it: an SSE body and its events.
 
-OpenAPI 3.1 has no way to give a `text/event-stream` body an item schema (3.2's `itemSchema`),
-so the body is declared as the string it is, and `x-events` names every event with the schema
-of its JSON `data` (components `Event*`). Schemathesis and other tools read no further than the
-media type, so they do not try to parse the stream as JSON.
+Before OpenAPI 3.2 (`itemSchema`), the `schema` of a `text/event-stream` body describes one
+event as the SSE parser yields it (`event`, `data`, `id`, `retry`), which is how Schemathesis
+checks a stream; `x-events` names every event with the schema of its JSON `data` (components
+`Event*`).
 """
 
 from __future__ import annotations
@@ -93,7 +93,21 @@ EVENT_STREAM_RESPONSE: dict[str, Any] = {
     ),
     "content": {
         "text/event-stream": {
-            "schema": {"type": "string", "description": "The SSE frames, as text"},
+            "schema": {
+                "type": "object",
+                "description": "One event, as an SSE parser yields it",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"enum": list(EVENTS)},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "description": "A JSON object: its schema is the event's in x-events",
+                    },
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer"},
+                },
+            },
             "x-events": {
                 name: {"data": {"$ref": f"#/components/schemas/{model.__name__}"}}
                 for name, model in EVENTS.items()

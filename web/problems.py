@@ -10,13 +10,14 @@ from typing import Any, cast
 
 import redis
 from flask import Flask, Response, g, json, request
+from gunicorn.http.errors import NoMoreData, ParseException
 from kombu.exceptions import OperationalError as BrokerConnectionError
 from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from common.db import is_unavailable
-from common.errors import BookchatError, PayloadTooLarge, UnsupportedMediaType
+from common.errors import BookchatError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from web.limits import answer_options, check_json_body, check_request_size
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.TimeoutError,
     BrokerConnectionError,
 )
+# gunicorn parses a chunked body only as the app reads it, so broken framing (a bad chunk size,
+# a missing CRLF, a connection closed mid-chunk) surfaces as these errors from the read.
+BODY_FRAMING_ERRORS: tuple[type[Exception], ...] = (ParseException, NoMoreData)
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,10 @@ def _reject_malformed_json() -> None:
     # Read the body even without a Content-Length: a chunked body must not skip the checks.
     if request.method not in ("POST", "PUT", "PATCH"):
         return
-    raw = request.get_data(cache=True)
+    try:
+        raw = request.get_data(cache=True)
+    except BODY_FRAMING_ERRORS as exc:
+        raise InvalidInput(f"the request body could not be read: {type(exc).__name__}") from exc
     if not raw:
         return
     if not request.is_json:

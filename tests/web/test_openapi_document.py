@@ -99,6 +99,26 @@ def test_the_event_stream_documents_each_event(spec: dict[str, Any]) -> None:
         assert spec["components"]["schemas"][name]["type"] == "object"
 
 
+def test_the_event_stream_schema_describes_one_parsed_event(spec: dict[str, Any]) -> None:
+    # Schemathesis validates each event ({event, data, id}) against this schema (ST108).
+    media = spec["paths"][JOB_EVENTS]["get"]["responses"]["200"]["content"]["text/event-stream"]
+    schema = media["schema"]
+
+    assert schema["type"] == "object"
+    assert schema["required"] == ["event", "data"]
+    assert set(schema["properties"]["event"]["enum"]) == set(media["x-events"])
+    assert schema["properties"]["data"]["type"] == "string"
+    assert schema["properties"]["id"]["type"] == "string"
+
+
+def test_null_filters_the_server_accepts_are_declared(spec: dict[str, Any]) -> None:
+    # `{"since": null}` is a bulk retry without that filter (202): the schema must allow it.
+    properties = spec["components"]["schemas"]["BulkRetryRequest"]["properties"]
+
+    for name in ("status", "kind", "user", "error_code", "since"):
+        assert {"type": "null"} in properties[name]["anyOf"], name
+
+
 def test_links_name_real_operations(spec: dict[str, Any]) -> None:
     operation_ids = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
     links = spec["paths"]["/v1/chat/jobs"]["post"]["responses"]["202"]["links"]
