@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.db import make_engine, make_session_factory
 from common.events import JobEvents
 from common.queue import make_celery
-from common.redis_client import make_redis, resolve_redis_url
+from common.redis_client import make_redis, redis_url
 from common.settings import Settings
 from web.problems import outage_problem
 from web.stream_hub import StreamHub
@@ -47,7 +47,7 @@ class WebResources:
             redis=client,
             events=JobEvents(client, settings.event_retention_seconds),
             hub=StreamHub.from_url(
-                resolve_redis_url(settings),
+                redis_url(settings),
                 client,
                 connect_timeout=settings.redis_connect_timeout_seconds,
                 read_timeout=settings.redis_socket_timeout_seconds,

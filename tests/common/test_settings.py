@@ -122,3 +122,13 @@ def test_database_time_outs_default_and_refuse_nonsense(
     assert build(var_dir=tmp_path).database_statement_timeout_seconds == 30.0
     with pytest.raises(ValidationError, match="database_statement_timeout_seconds"):
         build(var_dir=tmp_path, database_statement_timeout_seconds=0)
+
+
+def test_settings_are_never_written_after_load(tmp_path: Path) -> None:
+    settings = build(var_dir=tmp_path)
+
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.redis_url = "redis://127.0.0.1:6379/0"
+    # A command that finds a Redis passes a copy down; the loaded settings stay as read.
+    found = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/0"})
+    assert (settings.redis_url, found.redis_url) == (None, "redis://127.0.0.1:6379/0")
