@@ -31,6 +31,7 @@ from common.admin_jobs import (
     retry_job,
 )
 from common.admin_schemas import AuditQuery, BulkRetryRequest, JobListQuery
+from common.after_commit import commit
 from common.audit import audit_page
 from common.db import session_scope
 from common.errors import InvalidInput
@@ -162,6 +163,7 @@ def _bulk_retry(op: Operator, args: argparse.Namespace) -> int:
         job, replayed = queue_bulk_retry(
             action.session, celery, filters, dry_run=request.dry_run, requested_by=None
         )
+        commit(action.session)  # inside the audit: a refused send is audited as failed
         action.detail.update(reprocess_job=str(job.id), dry_run=request.dry_run, replayed=replayed)
     what = "dry run" if request.dry_run else "bulk retry"
     if not args.json:

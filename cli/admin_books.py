@@ -14,6 +14,7 @@ from cli.client import require_worker
 from cli.ingest import summary_line
 from cli.operator import Operator
 from cli.terminal import printable, safe_json
+from common.after_commit import commit
 from common.books import book_body, check_book_name, known_books
 from common.db import session_scope
 from common.index_operations import queue_book_removal
@@ -55,6 +56,7 @@ def remove_book(op: Operator, args: argparse.Namespace) -> int:
     celery = op.celery()
     with op.audited("book.remove", "book", name) as action:
         job = queue_book_removal(action.session, celery, name)
+        commit(action.session)  # inside the audit: a refused send is audited as failed
         action.detail.update(job_id=str(job.id), path=job.path)
         body = ingest_job_body(job)
     if not args.wait:
