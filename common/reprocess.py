@@ -117,8 +117,12 @@ def run_bulk_retry(
     attempt: int,
     on_requeued: Callable[[FoundJob], None],
     still_ours: Callable[[], bool],
+    checkpoint: Callable[[], None],
 ) -> None:
-    """Retry every job the filters match (or only count them in a dry run), with progress."""
+    """Retry every job the filters match (or only count them in a dry run), with progress.
+
+    After each batch's progress is written, `checkpoint` is called: the task commits there.
+    """
     filters = JobFilters.from_dict(job.filters)
     matched = requeued = skipped = 0
     for found in iter_matching(session, filters):
@@ -135,7 +139,7 @@ def run_bulk_retry(
                 session.rollback()
                 return
             _progress(session, job.id, attempt, matched, requeued, skipped)
-            session.commit()
+            checkpoint()
     finish_attempt(
         session,
         JobKind.REPROCESS,
