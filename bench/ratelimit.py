@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.ratelimit_run import StrategyRun, summarize
 from bench.ratelimit_worker import STRATEGIES
-from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+from cli.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 
 KEYS = (
     "goodput_pct",

@@ -29,11 +29,11 @@ import httpx
 from pydantic import SecretStr
 
 from bench.support import REPO_ROOT, free_port, percentile
+from cli.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from cli.processes import web_command
 from common.accounts import create_user
 from common.chat_jobs import submit_chat_job
 from common.db import make_engine, make_session_factory, session_scope
-from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from common.events import JobEvents
 from common.migrate import upgrade_database
 from common.redis_client import make_redis

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
+from cli.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from cli.processes import BOOKCHAT, worker_args
-from common.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,11 +31,12 @@ from common.admin_jobs import (
     retry_job,
 )
 from common.admin_schemas import AuditQuery, BulkRetryRequest, JobListQuery
+from common.after_commit import commit
 from common.audit import audit_page
 from common.db import session_scope
 from common.errors import InvalidInput
 from common.models import FINISHED_STATUSES, JobKind, JobStatus
-from common.queue import REPROCESS_QUEUE, make_celery
+from common.queue import REPROCESS_QUEUE
 from common.queue_overview import queue_overview
 from common.reprocess import get_reprocess_job, queue_bulk_retry, reprocess_body
 from common.settings import get_settings
@@ -157,11 +158,12 @@ def _bulk_retry(op: Operator, args: argparse.Namespace) -> int:
     request = BulkRetryRequest.model_validate({**_filters(args), "dry_run": args.dry_run})
     filters = request.to_filters()
     require_worker(op.redis(), REPROCESS_QUEUE)
-    celery = make_celery(op.settings)  # the Redis just found: never an embedded one of its own
+    celery = op.celery()
     with op.audited("jobs.bulk_retry", "reprocess_job", None, filters=filters.as_dict()) as action:
         job, replayed = queue_bulk_retry(
             action.session, celery, filters, dry_run=request.dry_run, requested_by=None
         )
+        commit(action.session)  # inside the audit: a refused send is audited as failed
         action.detail.update(reprocess_job=str(job.id), dry_run=request.dry_run, replayed=replayed)
     what = "dry run" if request.dry_run else "bulk retry"
     if not args.json:

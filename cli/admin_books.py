@@ -14,12 +14,13 @@ from cli.client import require_worker
 from cli.ingest import summary_line
 from cli.operator import Operator
 from cli.terminal import printable, safe_json
+from common.after_commit import commit
 from common.books import book_body, check_book_name, known_books
 from common.db import session_scope
 from common.index_operations import queue_book_removal
 from common.ingest_jobs import wait_for_ingest_job
 from common.models import JobStatus
-from common.queue import INGEST_QUEUE, make_celery
+from common.queue import INGEST_QUEUE
 from web.serializers import ingest_job_body
 
 WAIT_EXIT = 2  # --wait ran out of time
@@ -52,9 +53,10 @@ def remove_book(op: Operator, args: argparse.Namespace) -> int:
     """Queue the removal of one book's pages from the index (audited); --wait follows it."""
     name = check_book_name(args.name)
     require_worker(op.redis(), INGEST_QUEUE)
-    celery = make_celery(op.settings)  # the Redis just found: never an embedded one of its own
+    celery = op.celery()
     with op.audited("book.remove", "book", name) as action:
         job = queue_book_removal(action.session, celery, name)
+        commit(action.session)  # inside the audit: a refused send is audited as failed
         action.detail.update(job_id=str(job.id), path=job.path)
         body = ingest_job_body(job)
     if not args.wait:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import redis
 from kombu.utils.url import maybe_sanitize_url
 
+from cli.embedded_redis import find_embedded_redis
 from common.heartbeat import live_workers
-from common.redis_client import RedisNotRunning, make_redis, resolve_redis_url
+from common.redis_client import make_redis
 from common.settings import Settings
 
 NOT_RUNNING_EXIT = 2
@@ -20,19 +21,28 @@ class NotRunning(Exception):
     """bookchat, or a worker for the needed queue, is not running: exit 2 with this message."""
 
 
+def running_settings(settings: Settings) -> Settings:
+    """`settings` naming the running bookchat's Redis: REDIS_URL, or the embedded one under var/."""
+    if settings.redis_url:
+        return settings
+    url = find_embedded_redis(settings.var_dir)
+    if url is None:
+        raise NotRunning(
+            f"bookchat is not running (no embedded Redis is running under {settings.var_dir}): "
+            "start it with `make dev` (or set REDIS_URL)"
+        )
+    return settings.model_copy(update={"redis_url": url})
+
+
 def connect(settings: Settings) -> redis.Redis:
     """Redis of the running bookchat (REDIS_URL, or the embedded one under var/)."""
-    try:
-        url = resolve_redis_url(settings, start=False)
-    except RedisNotRunning as exc:
-        raise NotRunning(
-            f"bookchat is not running ({exc.detail}): start it with `make dev` (or set REDIS_URL)"
-        ) from exc
+    settings = running_settings(settings)
     client = make_redis(settings)
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise NotRunning(f"cannot reach Redis at {maybe_sanitize_url(url)}: {exc}") from exc
+        url = maybe_sanitize_url(settings.redis_url)
+        raise NotRunning(f"cannot reach Redis at {url}: {exc}") from exc
     return client
 
 

@@ -19,6 +19,7 @@ from typing import TextIO
 
 import httpx
 
+from cli.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from cli.ingest import summary_line
 from cli.lifeline import Lifeline
 from cli.ownership import claim_var_dir, leftovers_refusal, port_refusal
@@ -34,7 +35,6 @@ from cli.processes import (
 )
 from cli.redis_keeper import RedisKeeper, RedisLost
 from common.db import make_engine, make_session_factory, session_scope
-from common.embedded_redis import stop_embedded_redis
 from common.errors import ServiceUnavailable
 from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
 from common.migrate import upgrade_database
@@ -128,10 +128,12 @@ class DevSupervisor:
         var_dir = self.settings.var_dir
         # First: whatever starts from here on is stopped by the lifeline should we die.
         self.lifeline = Lifeline.start(var_dir, self.lock, self.owns_redis)
-        env = child_env(self.settings)  # starts the embedded Redis if REDIS_URL is unset
         if self.owns_redis:
-            # The children were given this URL: a restart must come back on the same port.
-            self.redis = RedisKeeper(var_dir, env["REDIS_URL"])
+            url = ensure_embedded_redis(var_dir)
+            # The children are given this URL: a restart must come back on the same port.
+            self.redis = RedisKeeper(var_dir, url)
+            self.settings = self.settings.model_copy(update={"redis_url": url})
+        env = child_env(self.settings)
         reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # no samples of earlier runs
         upgrade_database(self.settings)
         self.check()

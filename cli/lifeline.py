@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     stopped = stop_recorded(var_dir, _say)
     if OWNS_REDIS in argv[1:]:
         # One started or restarted just before the supervisor died, before it was recorded.
-        from common.embedded_redis import find_embedded_redis, stop_embedded_redis
+        from cli.embedded_redis import find_embedded_redis, stop_embedded_redis
 
         if find_embedded_redis(var_dir) is not None:
             _say(f"stopping the embedded Redis under {var_dir / 'redis'}")

@@ -7,18 +7,38 @@ import os
 import sys
 from pathlib import Path
 
-from cli.client import NOT_RUNNING_EXIT, NotRunning, connect, connect_to_worker
+from cli.client import NOT_RUNNING_EXIT, NotRunning, connect, connect_to_worker, running_settings
 from cli.terminal import printable, safe_json
 from common.errors import BookchatError
 from common.queue import ALL_QUEUES, CHAT_QUEUE, INGEST_QUEUE
-from common.settings import get_settings
+from common.settings import Settings, get_settings
+
+
+def _serving_settings(command: str) -> Settings:
+    """The settings of a server process, naming its Redis: REDIS_URL, else the embedded one.
+
+    Started here, before the app exists: the web's and the worker's client factories connect
+    to the URL they are given and never start a server.
+    """
+    from cli.embedded_redis import with_embedded_redis
+
+    settings = get_settings()
+    if settings.redis_url:
+        return settings
+    settings = with_embedded_redis(settings)
+    print(
+        f"bookchat {command}: REDIS_URL is unset; using the embedded Redis at "
+        f"{settings.redis_url} (under {settings.var_dir / 'redis'}; `bookchat stop` stops it)",
+        file=sys.stderr,
+    )
+    return settings
 
 
 def _worker(args: argparse.Namespace) -> int:
     from cli.processes import celery_worker_argv
     from common.observability import MULTIPROC_ENV, default_metrics_dir
 
-    settings = get_settings()
+    settings = _serving_settings("worker")
     if settings.worker_nice:
         # Before any thread starts (threads inherit it): on a host shared with the API, the
         # API's requests win the CPU and a spike waits in the queue, not in the API.
@@ -43,7 +63,7 @@ def _web(args: argparse.Namespace) -> int:
     from cli.processes import child_env, web_command
     from common.observability import MULTIPROC_ENV, reset_metrics_dir
 
-    settings = get_settings()
+    settings = _serving_settings("web")
     command = web_command(settings, host=args.host, connections=args.connections)
     env = child_env(settings)
     reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # this server's processes start from zero
@@ -73,7 +93,7 @@ def _migrate(_args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from cli.ingest import run_ingest_via_queue
 
-    settings = get_settings()
+    settings = running_settings(get_settings())
     connect_to_worker(settings, INGEST_QUEUE)
     return run_ingest_via_queue(
         settings,
@@ -88,7 +108,7 @@ def _ingest(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     from cli.ask import ask_via_queue
 
-    settings = get_settings()
+    settings = running_settings(get_settings())
     connect_to_worker(settings, CHAT_QUEUE)
     return ask_via_queue(settings, args.question, timeout=args.timeout, as_json=args.json)
 
@@ -98,7 +118,7 @@ def _search(args: argparse.Namespace) -> int:
     from common.queue import make_celery
     from common.search_rpc import request_search
 
-    settings = get_settings()
+    settings = running_settings(get_settings())
     client = connect_to_worker(settings, CHAT_QUEUE)
     results = request_search(
         make_celery(settings),

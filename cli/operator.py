@@ -15,19 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from celery import Celery
 from pydantic import ValidationError
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.client import NotRunning, connect
+from cli.client import NotRunning, connect, running_settings
 from common.audit import Actor, AuditNote, cli_actor
 from common.audit import audited as record_audited
 from common.db import is_unavailable, make_engine, make_session_factory, session_scope
 from common.errors import InvalidInput, ServiceUnavailable
 from common.events import JobEvents
 from common.models import User
+from common.queue import make_celery
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,10 @@ class Operator:
         if self._redis is None:
             self._redis = connect(self.settings)
         return self._redis
+
+    def celery(self) -> Celery:
+        """A Celery client sending to the running bookchat's broker (never one of its own)."""
+        return make_celery(running_settings(self.settings))
 
     def events(self) -> JobEvents:
         """Job event streams, as the API and the workers write them."""

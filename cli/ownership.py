@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from cli.embedded_redis import find_embedded_redis
 from cli.pidfiles import LIFELINE, REDIS, SUPERVISOR, record, recorded, recorded_groups
 from cli.processes import port_problem
 from cli.redis_keeper import redis_pid
 from cli.stack import describe_pid, lock_path, port_holder, stop_hint, var_dir_of, wait_for_lock
-from common.embedded_redis import find_embedded_redis
 
 # A lifeline stops a dead supervisor's processes within about 10 s; a new dev waits for it.
 LIFELINE_WAIT = 30.0

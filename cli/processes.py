@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.observability import MULTIPROC_ENV, default_metrics_dir
-from common.redis_client import resolve_redis_url
+from common.redis_client import redis_url
 from common.settings import Settings
 
 BOOKCHAT = [sys.executable, "-m", "cli"]
@@ -92,9 +92,9 @@ def celery_worker_argv(
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    """Environment for children: they share the resolved Redis and the var/ folder."""
+    """Environment for children: they share the Redis the settings name and the var/ folder."""
     env = dict(os.environ)
-    env["REDIS_URL"] = resolve_redis_url(settings)
+    env["REDIS_URL"] = redis_url(settings)
     env["VAR_DIR"] = str(settings.var_dir.resolve())
     env["PORT"] = str(settings.port)
     # One Prometheus folder for the web and worker processes of this var/ (cleaned at start).

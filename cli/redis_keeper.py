@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
+from cli.embedded_redis import ensure_embedded_redis
 from cli.pidfiles import REDIS, alive, record
-from common.embedded_redis import ensure_embedded_redis
 from common.errors import ServiceUnavailable
 
 # More deaths than this within the window is not a blip: `bookchat dev` stops instead.

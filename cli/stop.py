@@ -7,9 +7,9 @@ import os
 import signal
 from pathlib import Path
 
+from cli.embedded_redis import find_embedded_redis, stop_embedded_redis
 from cli.pidfiles import LIFELINE, SUPERVISOR, forget, recorded
 from cli.stack import lock_free, stop_recorded, wait_for_lock
-from common.embedded_redis import find_embedded_redis, stop_embedded_redis
 
 # `bookchat dev` stops in about 10 s (6.5 s for its children, then Redis); this is its bound.
 DEV_STOP_TIMEOUT = 30.0

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from common.chapter_schemas import ChapterRequest, ChapterTranslateRequest
 from common.chapters import cache_key, content_hash
-from common.chat_jobs import send_committed_job
+from common.chat_jobs import send_after_commit
 from common.errors import (
     ChapterNotFound,
     IdempotencyKeyReused,
@@ -239,13 +239,12 @@ def queue_chapter_job(
     request: ChapterRequest,
     idempotency_key: str | None = None,
 ) -> ChatJob:
-    """Submit and commit; a job not answered from the cache is then sent to the chat queue."""
+    """Submit; a job not answered from the cache is sent to the chat queue once committed."""
     job, needs_queue = submit_chapter_job(
         session, settings, user_id, task, request, idempotency_key
     )
-    session.commit()
     if needs_queue:
-        send_committed_job(session, celery, events, job.id)
+        send_after_commit(session, celery, events, job.id)
     return job
 
 

@@ -12,10 +12,11 @@ from typing import Any, cast
 
 from celery import Celery
 from redis import RedisError
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from common.after_commit import enqueue_after_commit
 from common.errors import IdempotencyKeyReused, JobNotCancellable, NotFound, ServiceUnavailable
 from common.events import JobEvents
 from common.lifecycle import claim_job, finish_attempt
@@ -194,18 +195,18 @@ def queue_chat_job(
     idempotency_key: str | None = None,
     reservation: Reservation | None = None,
 ) -> tuple[ChatJob, bool]:
-    """Reserve its tokens, submit, commit, then send the job to the chat queue; True: a replay.
+    """Reserve its tokens and submit; once the caller commits, send it. True: a replay.
 
-    The reservation comes first (429 or 503 when it does not fit, nothing written); a replay
-    or a submit that fails gives it back. If the broker cannot take the job, the row is
-    marked failed and ServiceUnavailable is raised.
+    The reservation comes first (429 or 503 when it does not fit, nothing written); a replay,
+    a submit that fails or a unit of work rolled back gives it back. If the broker cannot
+    take the job, the row is marked failed and `common.after_commit.commit` raises
+    ServiceUnavailable.
     """
     job_id = uuid.uuid4()
     if reservation is not None:
         reservation.take(job_id)
     try:
         job, replayed = submit_chat_job(session, user_id, request, idempotency_key, job_id)
-        session.commit()
     except BaseException:
         if reservation is not None:
             reservation.give_back(job_id)
@@ -216,28 +217,53 @@ def queue_chat_job(
         return job, True
     if reservation is not None and job.id != job_id:
         reservation.move(job_id, job.id)  # a retried submit runs the job its key first made
-    try:
-        send_committed_job(session, celery, events, job.id)
-    except ServiceUnavailable:
-        if reservation is not None:
-            reservation.give_back(job.id)
-        raise
+    send_after_commit(session, celery, events, job.id, reservation)
     return job, False
 
 
+def send_after_commit(
+    session: Session,
+    celery: Celery,
+    events: JobEvents,
+    job_id: uuid.UUID,
+    reservation: Reservation | None = None,
+) -> None:
+    """Send a job (chat or chapter) to the chat queue once `session` commits, never before.
+
+    A refused send marks the row failed (the watchdog leaves it) and gives the reservation
+    back; so does a unit of work that never commits, which sends nothing.
+    """
+    bind = session.get_bind()
+
+    def give_back() -> None:
+        if reservation is not None:
+            reservation.give_back(job_id)
+
+    def send() -> None:
+        try:
+            send_committed_job(bind, celery, events, job_id)
+        except ServiceUnavailable:
+            give_back()
+            raise
+
+    enqueue_after_commit(session, send, give_back)
+
+
 def send_committed_job(
-    session: Session, celery: Celery, events: JobEvents, job_id: uuid.UUID
+    bind: Engine | Connection, celery: Celery, events: JobEvents, job_id: uuid.UUID
 ) -> None:
     """Enqueue a committed job (chat or chapter) and announce it; on failure mark it failed.
 
-    If the broker cannot take it, the row is marked failed and ServiceUnavailable is raised.
+    If the broker cannot take it, the row is marked failed (in a unit of work of its own) and
+    ServiceUnavailable is raised.
     """
     try:
         enqueue_chat_job(celery, job_id)
     except Exception as exc:
         log.exception("could not enqueue job %s", job_id)
-        fail_queued_chat_job(session, job_id, QUEUE_UNAVAILABLE, "the job could not be queued")
-        session.commit()
+        with Session(bind) as session:
+            fail_queued_chat_job(session, job_id, QUEUE_UNAVAILABLE, "the job could not be queued")
+            session.commit()
         raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
     try:
         events.publish(job_id, "status", {"status": JobStatus.QUEUED.value})

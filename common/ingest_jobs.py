@@ -23,6 +23,7 @@ from celery import Celery
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from common.after_commit import enqueue_after_commit
 from common.books import book_for_folder
 from common.db import session_scope
 from common.errors import InvalidInput, NotFound, ServiceUnavailable
@@ -155,9 +156,10 @@ def queue_ingest_job(
     base_url: str | None = None,
     remove: bool = False,
 ) -> IngestJob:
-    """Record a queued ingest job, commit, then send it to the ingest queue.
+    """Record a queued ingest job; it is sent to the ingest queue once the caller commits.
 
-    If the broker cannot take it, the row is marked failed and ServiceUnavailable is raised.
+    If the broker cannot take it, the row is marked failed and `common.after_commit.commit`
+    raises ServiceUnavailable.
     """
     job = create_ingest_job(
         session,
@@ -170,14 +172,19 @@ def queue_ingest_job(
         base_url=base_url,
         remove=remove,
     )
-    session.commit()
-    try:
-        enqueue_ingest(celery, job.path, full=job.full, run_id=str(job.id))
-    except Exception as exc:
-        log.exception("could not enqueue ingest job %s", job.id)
-        fail_queued_ingest_job(session, job.id, "the job could not be queued")
-        session.commit()
-        raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+    bind, job_id, job_path, full_ingest = session.get_bind(), job.id, job.path, job.full
+
+    def send() -> None:
+        try:
+            enqueue_ingest(celery, job_path, full=full_ingest, run_id=str(job_id))
+        except Exception as exc:
+            log.exception("could not enqueue ingest job %s", job_id)
+            with Session(bind) as fresh:
+                fail_queued_ingest_job(fresh, job_id, "the job could not be queued")
+                fresh.commit()
+            raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+
+    enqueue_after_commit(session, send)
     return job
 
 

@@ -17,7 +17,7 @@ from kombu import Exchange, Queue
 from kombu.utils import json as kombu_json
 
 from common.logging_setup import REQUEST_ID_HEADER, current_request_id
-from common.redis_client import resolve_redis_url
+from common.redis_client import redis_url
 from common.retries import retry_policy
 from common.settings import Settings
 
@@ -34,7 +34,7 @@ REPROCESS_TASK = "reprocess.run"
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app configured for at-least-once delivery of idempotent, id-only tasks."""
-    broker = resolve_redis_url(settings)
+    broker = redis_url(settings)
     policy = retry_policy(settings)
     app = Celery("bookchat", broker=broker, set_as_current=False)
     app.conf.update(

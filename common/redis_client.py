@@ -1,4 +1,4 @@
-"""Redis connections, resolving the embedded default when REDIS_URL is unset."""
+"""Redis connections to the URL the settings name; they connect, and never start a server."""
 
 from __future__ import annotations
 
@@ -6,29 +6,24 @@ from typing import Any
 
 import redis
 
-from common.embedded_redis import ensure_embedded_redis, find_embedded_redis
 from common.errors import ServiceUnavailable
 from common.settings import Settings
 
 
-class RedisNotRunning(ServiceUnavailable):
-    """REDIS_URL is unset and no embedded redis-server runs under var/."""
+class RedisNotConfigured(ServiceUnavailable):
+    """REDIS_URL is unset: the command line passes it down (it may start the embedded Redis)."""
 
-    code, title = "redis_not_running", "bookchat is not running"
+    code, title = "redis_not_configured", "Redis is not configured"
 
 
-def resolve_redis_url(settings: Settings, start: bool = True) -> str:
-    """REDIS_URL, or the URL of the private redis-server (started only if `start`)."""
+def redis_url(settings: Settings) -> str:
+    """The Redis URL of these settings (RedisNotConfigured when there is none)."""
     if settings.redis_url:
         return settings.redis_url
-    if start:
-        settings.redis_url = ensure_embedded_redis(settings.var_dir)
-        return settings.redis_url
-    url = find_embedded_redis(settings.var_dir)
-    if url is None:
-        raise RedisNotRunning(f"no embedded Redis is running under {settings.var_dir}")
-    settings.redis_url = url
-    return url
+    raise RedisNotConfigured(
+        "REDIS_URL is not set: start bookchat with `bookchat dev` (or `bookchat web` / "
+        "`bookchat worker`, which use the embedded Redis under var/), or set REDIS_URL"
+    )
 
 
 def make_redis(settings: Settings, pool_wait_seconds: float | None = None) -> redis.Redis:
@@ -47,7 +42,7 @@ def make_redis(settings: Settings, pool_wait_seconds: float | None = None) -> re
         "socket_timeout": settings.redis_socket_timeout_seconds,
         "max_connections": settings.redis_pool_size,
     }
-    url = resolve_redis_url(settings)
+    url = redis_url(settings)
     if pool_wait_seconds is None:
         return redis.Redis.from_url(url, **options)
     pool = redis.BlockingConnectionPool.from_url(url, timeout=pool_wait_seconds, **options)

@@ -17,11 +17,12 @@ from typing import Any
 
 from celery import Celery
 from redis import RedisError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.admin_jobs import RETRYABLE, FoundJob, JobFilters, iter_matching, retry_job
+from common.after_commit import enqueue_after_commit
 from common.errors import IdempotencyKeyReused, NotFound, ServiceUnavailable
 from common.lifecycle import fenced_update, finish_attempt
 from common.models import JobKind, JobStatus, ReprocessJob, utcnow
@@ -76,15 +77,29 @@ def queue_bulk_retry(
             session, celery, filters, dry_run=dry_run, requested_by=requested_by,
             idempotency_key=idempotency_key,
         )  # fmt: skip
-    session.commit()
-    try:
-        enqueue_reprocess(celery, job.id)
-    except Exception as exc:
-        log.exception("could not enqueue reprocess job %s", job.id)
-        job.status, job.error_code = JobStatus.FAILED.value, "queue_unavailable"
-        job.completed_at, job.enqueued_at = utcnow(), None
-        session.commit()
-        raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+    session.flush()
+    bind, job_id = session.get_bind(), job.id
+
+    def send() -> None:
+        try:
+            enqueue_reprocess(celery, job_id)
+        except Exception as exc:
+            log.exception("could not enqueue reprocess job %s", job_id)
+            with Session(bind) as fresh:
+                fresh.execute(
+                    update(ReprocessJob)
+                    .where(ReprocessJob.id == job_id)
+                    .values(
+                        status=JobStatus.FAILED.value,
+                        error_code="queue_unavailable",
+                        completed_at=utcnow(),
+                        enqueued_at=None,
+                    )
+                )
+                fresh.commit()
+            raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+
+    enqueue_after_commit(session, send)
     return job, False
 
 
@@ -102,8 +117,12 @@ def run_bulk_retry(
     attempt: int,
     on_requeued: Callable[[FoundJob], None],
     still_ours: Callable[[], bool],
+    checkpoint: Callable[[], None],
 ) -> None:
-    """Retry every job the filters match (or only count them in a dry run), with progress."""
+    """Retry every job the filters match (or only count them in a dry run), with progress.
+
+    After each batch's progress is written, `checkpoint` is called: the task commits there.
+    """
     filters = JobFilters.from_dict(job.filters)
     matched = requeued = skipped = 0
     for found in iter_matching(session, filters):
@@ -120,7 +139,7 @@ def run_bulk_retry(
                 session.rollback()
                 return
             _progress(session, job.id, attempt, matched, requeued, skipped)
-            session.commit()
+            checkpoint()
     finish_attempt(
         session,
         JobKind.REPROCESS,

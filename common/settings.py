@@ -8,7 +8,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -19,8 +26,11 @@ _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?", re.IGNORECASE)
 class Settings(BaseSettings):
     """All configuration; each unset service falls back to an embedded default."""
 
-    # The project's .env, then one in the current folder (which wins), from any folder.
-    model_config = SettingsConfigDict(env_file=(PROJECT_ROOT / ".env", ".env"), extra="ignore")
+    # The project's .env, then one in the current folder (which wins), from any folder. Frozen:
+    # read once, never written afterwards (the command line passes changes down as new copies).
+    model_config = SettingsConfigDict(
+        env_file=(PROJECT_ROOT / ".env", ".env"), extra="ignore", frozen=True
+    )
 
     environment: Environment = "development"
     var_dir: Path = PROJECT_ROOT / "var"  # the same from any folder
@@ -91,7 +101,7 @@ class Settings(BaseSettings):
     textbook_base_url: str = "/"
     # Ingest jobs read only under these folders (symlinks leaving them are never followed);
     # unset or `[]`: the textbook folder alone.
-    ingest_roots: list[Path] = Field(default_factory=list)
+    ingest_roots: list[Path] = Field(default_factory=list, validate_default=True)
     retrieval_k: int = Field(default=5, ge=1, le=20)
     embeddings: Literal["local", "openai"] = "local"
     search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
@@ -207,11 +217,11 @@ class Settings(BaseSettings):
             raise ValueError(f"CORS_ORIGINS takes origins like https://book.example.com: {bad}")
         return [o.lower() for o in origins]
 
-    @model_validator(mode="after")
-    def _default_ingest_roots(self) -> Settings:
-        if not self.ingest_roots:
-            self.ingest_roots = [self.textbook_path]
-        return self
+    @field_validator("ingest_roots")
+    @classmethod
+    def _default_ingest_roots(cls, roots: list[Path], info: ValidationInfo) -> list[Path]:
+        textbook = info.data.get("textbook_path")
+        return roots or ([textbook] if textbook else [])
 
     @model_validator(mode="after")
     def _slots_outlive_pings(self) -> Settings:

@@ -70,3 +70,60 @@ def test_no_two_way_ties_between_folders_of_common() -> None:
                 edges[folder].add(parts[1])
     ties = [f"{a} <-> {b}" for a in edges for b in edges[a] if a < b and a in edges.get(b, ())]
     assert ties == []
+
+
+# Only cli/ starts processes (tests/ and bench/ start their own): client factories connect.
+SPAWNING_MODULES = {"subprocess", "multiprocessing", "pty", "cli.embedded_redis"}
+SPAWNING_NAMES = {
+    "Popen",
+    "create_subprocess_exec",
+    "create_subprocess_shell",
+    "ensure_embedded_redis",
+    "with_embedded_redis",
+    "fork",
+    "forkpty",
+    "posix_spawn",
+    "posix_spawnp",
+    "system",
+    "popen",
+}
+SPAWNING_PREFIXES = ("spawn", "exec")  # os.spawnv, os.execve and the like
+
+
+def spawning_uses(path: Path) -> list[str]:
+    """What in a source file could start a process: imports of spawning modules, such calls."""
+    found = [f"imports {name}" for name in imported_modules(path) if name in SPAWNING_MODULES]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id not in {"os", "asyncio", "subprocess"}:
+                continue
+            names = [node.attr]
+        elif isinstance(node, ast.Name):
+            names = [node.id] if node.id in {"Popen", "ensure_embedded_redis"} else []
+        else:
+            continue
+        found += [
+            f"uses {name} (line {getattr(node, 'lineno', '?')})"
+            for name in names
+            if name in SPAWNING_NAMES or name.startswith(SPAWNING_PREFIXES)
+        ]
+    return found
+
+
+def test_only_cli_starts_processes() -> None:
+    wrong = [
+        f"{path.relative_to(REPO_ROOT)} {use}"
+        for package in ("web", "workers", "common")
+        for path in source_files(package)
+        for use in spawning_uses(path)
+    ]
+    assert wrong == []
+
+
+def test_the_spawn_scan_sees_what_cli_does() -> None:
+    # The scan must recognise the ways cli/ starts processes, or the test above proves nothing.
+    assert "imports subprocess" in spawning_uses(REPO_ROOT / "cli" / "embedded_redis.py")
+    assert any("Popen" in use for use in spawning_uses(REPO_ROOT / "cli" / "processes.py"))
+    assert any("execve" in use for use in spawning_uses(REPO_ROOT / "cli" / "main.py"))

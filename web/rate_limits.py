@@ -38,7 +38,7 @@ from redis import RedisError
 
 from common.errors import GuestLimitReached, RateLimited
 from common.models import Role
-from common.redis_client import resolve_redis_url
+from common.redis_client import redis_url
 from common.settings import Settings
 from web.login_throttle import LoginThrottle, guard_login
 from web.problems import error_problem
@@ -150,7 +150,7 @@ def make_limiter(settings: Settings) -> Limiter:
     """A limiter counting in our Redis, with rate-limit headers and no default limits."""
     return Limiter(
         client_address,
-        storage_uri=resolve_redis_url(settings),
+        storage_uri=redis_url(settings),
         # The limiter's own Redis connections: a hung Redis must not hang every request.
         storage_options={
             "socket_connect_timeout": math.ceil(settings.redis_connect_timeout_seconds),

@@ -12,12 +12,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.after_commit import commit
 from common.db import make_engine, make_session_factory
+from common.errors import BookchatError
 from common.events import JobEvents
 from common.queue import make_celery
-from common.redis_client import make_redis, resolve_redis_url
+from common.redis_client import make_redis, redis_url
 from common.settings import Settings
-from web.problems import outage_problem
+from web.problems import error_problem, outage_problem
 from web.stream_hub import StreamHub
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ class WebResources:
             redis=client,
             events=JobEvents(client, settings.event_retention_seconds),
             hub=StreamHub.from_url(
-                resolve_redis_url(settings),
+                redis_url(settings),
                 client,
                 connect_timeout=settings.redis_connect_timeout_seconds,
                 read_timeout=settings.redis_socket_timeout_seconds,
@@ -82,12 +84,14 @@ def _commit_session(response: Response) -> Response:
     session: Session | None = g.get("db")
     if session is not None and response.status_code < 400:
         try:
-            session.commit()
+            commit(session)  # then send what waited for the commit (a job's id)
         except SQLAlchemyError as exc:
             unavailable = outage_problem(exc)
             if unavailable is None:
                 raise
             return unavailable
+        except BookchatError as exc:
+            return error_problem(exc)
     return response
 
 

@@ -35,6 +35,7 @@ def run_reprocess_job(res: WorkerResources, job_id: uuid.UUID) -> None:
                 attempt,
                 on_requeued=lambda found: _tell_reader(res, found),
                 still_ours=lambda: not res.leases.lost(JobKind.REPROCESS, job_id),
+                checkpoint=session.commit,  # a batch's retries and progress, one unit each
             )
     finally:
         res.leases.release(JobKind.REPROCESS, job_id)

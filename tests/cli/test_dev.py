@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.embedded_redis import find_embedded_redis
 from cli.processes import port_problem
-from common.embedded_redis import find_embedded_redis
 from tests.support.cli import DevRun, free_port
 
 pytestmark = pytest.mark.slow  # real-process fault runs: left out of `make test-fast`

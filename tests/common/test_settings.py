@@ -135,3 +135,13 @@ def test_the_requeue_cap_is_also_read_under_its_old_name(
     monkeypatch.setenv("JOB_MAX_REQUEUE_DELAY_SECONDS", "60")
     assert build(var_dir=tmp_path).job_max_requeue_delay_seconds == 60.0  # the new name wins
     assert retry_policy(build(var_dir=tmp_path)).max_requeue_delay_s == 60.0
+
+
+def test_settings_are_never_written_after_load(tmp_path: Path) -> None:
+    settings = build(var_dir=tmp_path)
+
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.redis_url = "redis://127.0.0.1:6379/0"
+    # A command that finds a Redis passes a copy down; the loaded settings stay as read.
+    found = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/0"})
+    assert (settings.redis_url, found.redis_url) == (None, "redis://127.0.0.1:6379/0")

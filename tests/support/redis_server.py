@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from common.embedded_redis import find_redis_server
+from cli.embedded_redis import find_redis_server
 
 
 def _free_port() -> int:

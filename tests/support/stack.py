@@ -50,7 +50,7 @@ GENEROUS_LIMITS: dict[str, Any] = {
 
 
 def make_settings(
-    var_dir: Path, redis_url: str, database_url: str | None = None, **overrides: Any
+    var_dir: Path, redis_url: str | None, database_url: str | None = None, **overrides: Any
 ) -> Settings:
     """Explicit settings that ignore the developer's environment and .env.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3.types import ResponseDict
 
+from common.after_commit import commit
 from common.book_schemas import BookList, BookPath
 from common.books import book_body, known_books
 from common.index_operations import queue_book_removal
@@ -37,5 +38,6 @@ def remove_book(path: BookPath) -> tuple[Response, int]:
         job = queue_book_removal(
             db(), resources().celery, path.name, requested_by=current_user_id()
         )
+        commit(db())  # inside the audit: a refused send is audited as failed
         note.detail.update(job_id=str(job.id), path=job.path)
     return accepted(job)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3.types import ResponseDict
 
+from common.after_commit import commit
 from common.index_operations import index_state, queue_document_reindex, queue_rebuild
 from common.ingest_jobs import get_ingest_job, list_ingest_jobs, queue_ingest_job
 from common.models import IngestJob
@@ -62,6 +63,7 @@ def ingest(body: IngestRequest) -> tuple[Response, int]:
             book=body.book,
             base_url=body.base_url,
         )
+        commit(db())  # inside the audit: a refused send is audited as failed
         note.detail.update(job_id=str(job.id), book=job.book)
     return accepted(job)
 

@@ -29,6 +29,7 @@ from common.admin_schemas import (
     RoleRequest,
     UserPath,
 )
+from common.after_commit import commit
 from common.audit import audit_page
 from common.models import JobKind, JobStatus
 from common.queue_overview import queue_overview
@@ -116,6 +117,7 @@ def bulk_retry(body: BulkRetryRequest, header: IdempotencyHeader) -> tuple[Respo
             requested_by=current_user_id(),
             idempotency_key=header.idempotency_key,
         )
+        commit(db())  # inside the audit: a refused send is audited as failed
         note.detail.update(reprocess_job=str(job.id), dry_run=body.dry_run, replayed=replayed)
     response = jsonify(reprocess_body(job))
     response.headers["Location"] = f"/v1/admin/jobs/{job.id}"

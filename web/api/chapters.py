@@ -10,6 +10,7 @@ from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
+from common.after_commit import commit
 from common.chapter_jobs import PERSONALIZE, TRANSLATE, queue_chapter_job
 from common.chapter_schemas import ChapterRequest, ChapterTranslateRequest
 from common.models import JobStatus
@@ -49,6 +50,7 @@ def _submit(task: str, body: ChapterRequest) -> tuple[Response, int]:
     user_id = current_user_id()
     check_spend(res.redis, current_spender(res.settings), res.settings)
     job = queue_chapter_job(session, res.settings, res.celery, res.events, user_id, task, body, key)
+    commit(session)  # the job's id is sent now, or the job is failed and this is a 503
     response = jsonify(chat_job_body(job))
     response.headers["Location"] = f"/v1/chat/jobs/{job.id}"
     if job.status == JobStatus.COMPLETED.value:

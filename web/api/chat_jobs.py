@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from redis import Redis, RedisError
 
 from common.admission import Admission
+from common.after_commit import commit
 from common.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
 from common.db import session_scope
 from common.models import JobStatus
@@ -125,6 +126,7 @@ def submit(body: ChatJobCreate) -> tuple[Response, int]:
     job, replayed = queue_chat_job(
         session, res.celery, res.events, current_user_id(), body, key, reservation
     )
+    commit(session)  # the job's id is sent now, or the job is failed and this is a 503
     response = jsonify(chat_job_body(job))
     response.headers["Location"] = f"/v1/chat/jobs/{job.id}"
     response.headers["Retry-After"] = "1"

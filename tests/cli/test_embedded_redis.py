@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 import redis
 
-from common.embedded_redis import ensure_embedded_redis, find_embedded_redis, stop_embedded_redis
+from cli.embedded_redis import ensure_embedded_redis, find_embedded_redis, stop_embedded_redis
 from common.errors import ServiceUnavailable
 from tests.support.redis_server import RedisServer
 

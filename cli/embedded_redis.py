@@ -1,4 +1,8 @@
-"""A private redis-server under var/ for when REDIS_URL is unset: real Redis, append-only."""
+"""A private redis-server under var/ for when REDIS_URL is unset: real Redis, append-only.
+
+Only the command line starts it (`bookchat dev`, `web`, `worker`), then passes its URL down as
+REDIS_URL: client factories in common/ connect to the URL they are given and start nothing.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Any
 import redis
 
 from common.errors import ServiceUnavailable
+from common.settings import Settings
 
 
 def find_redis_server() -> str:
@@ -146,6 +151,13 @@ def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0, port: int | None
             time.sleep(0.05)
         port_file.write_text(str(port))
         return url
+
+
+def with_embedded_redis(settings: Settings) -> Settings:
+    """`settings` naming a Redis: REDIS_URL, else the embedded one (started unless it runs)."""
+    if settings.redis_url:
+        return settings
+    return settings.model_copy(update={"redis_url": ensure_embedded_redis(settings.var_dir)})
 
 
 def stop_embedded_redis(var_dir: Path, timeout: float = 10.0) -> None:
