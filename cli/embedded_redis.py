@@ -107,7 +107,9 @@ def find_embedded_redis(var_dir: Path) -> str | None:
     return url if _serves(url, _port_file(var_dir).parent) else None
 
 
-def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0, port: int | None = None) -> str:
+def ensure_embedded_redis(
+    var_dir: Path, timeout: float = 10.0, port: int | None = None, databases: int = 16
+) -> str:
     """Start the private redis-server unless it already runs; return its URL.
 
     It keeps its port from one start to the next (recorded in var/redis/redis.port) while that
@@ -130,6 +132,8 @@ def ensure_embedded_redis(var_dir: Path, timeout: float = 10.0, port: int | None
                 str(port),
                 "--dir",
                 str(run_dir),
+                "--databases",
+                str(databases),
                 "--appendonly",
                 "yes",
                 "--save",

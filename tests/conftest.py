@@ -24,6 +24,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _redis_databases = itertools.count(1)
+REDIS_DATABASES = 64  # one per stack: the suite starts more than the default 16
 # Prometheus multiprocess mode for the session: the app in this process and every worker
 # process share one folder, as under `bookchat dev`. Set before anything imports
 # prometheus_client (bookchat imports it lazily, on first use).
@@ -52,7 +53,7 @@ def _metrics_dir() -> Iterator[str]:
 def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server private to this test session (the embedded default's own binary)."""
     var_dir = tmp_path_factory.mktemp("redis")
-    url = ensure_embedded_redis(var_dir)
+    url = ensure_embedded_redis(var_dir, databases=REDIS_DATABASES)
     yield url.rsplit("/", 1)[0]
     stop_embedded_redis(var_dir)
 
@@ -66,7 +67,7 @@ def redis_url(redis_base_url: str) -> str:
 def _new_redis_db(base: str) -> str:
     # Each stack gets its own database so their Celery queues never mix.
     number = next(_redis_databases)
-    assert number < 16, "too many stacks for Redis' 16 databases"
+    assert number < REDIS_DATABASES, f"too many stacks for Redis' {REDIS_DATABASES} databases"
     return f"{base}/{number}"
 
 

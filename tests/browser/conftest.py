@@ -18,7 +18,8 @@ from tests.support.stack import SAMPLE_TEXTBOOK, Stack, make_settings, start_sta
 
 CHROMIUM = Path("/usr/bin/chromium")
 LIMITED_SUBMITS = "2/minute"  # chat submits per guest on the `limited` API
-LIMITED_DAILY_TOKENS = 1000
+# Room for a question's and a follow-up's reservations (~3,300 and ~11,200 tokens).
+LIMITED_DAILY_TOKENS = 40_000
 FEW_GUESTS = "1/hour"  # guest tokens per address on the `few_guests` API
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # A page whose title and prose carry markup: the widget must show it as text.

@@ -17,8 +17,10 @@ def read_events(
     response = stack.client.get(f"/v1/chat/jobs/{job_id}/events", headers=headers)
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
+    body = response.get_data(as_text=True)
+    response.close()  # as a server would once the stream ends: gives back its stream slot
     events = []
-    for frame in response.get_data(as_text=True).split("\n\n"):
+    for frame in body.split("\n\n"):
         fields = dict(
             line.split(": ", 1) for line in frame.splitlines() if ": " in line and line[0] != ":"
         )

@@ -63,7 +63,7 @@ def test_http_histogram_is_labelled_by_route_not_path(stack: Stack) -> None:
 
     samples = scrape(stack)
 
-    route = "/v1/chat/jobs/<job_id>"
+    route = "/v1/chat/jobs/<uuid:job_id>"
     count = value(
         samples,
         "bookchat_http_request_duration_seconds_count",
