@@ -30,16 +30,16 @@ from qdrant_client import QdrantClient
 from bench import answer_checks as check
 from bench.retrieval import DEFAULT_CORPUS, QUESTIONS, is_hit
 from bench.support import REPO_ROOT
-from common.ingest.documents import parse_document
+from common.book.ingest.documents import parse_document
+from common.book.retrieval.embeddings import LocalMiniLM
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.search import TextbookSearch
+from common.book.retrieval.store import TextbookIndex
 from common.llm.base import AnswerRequest
 from common.llm.extractive import ExtractiveAnswerer
 from common.llm.extractive.units import passage_units
-from common.retrieval.embeddings import LocalMiniLM
-from common.retrieval.passages import Passage
-from common.retrieval.search import TextbookSearch
-from common.retrieval.store import TextbookIndex
 from workers.chat_runner import selection_passages
-from workers.ingest import ingest_tree
+from workers.indexing import ingest_tree
 
 SELECTION_CASES = Path(__file__).with_name("answer_selection_cases.json")
 BASELINE_REF = "2e8af04"  # main before issue 18: the answerer the issue describes

@@ -25,16 +25,16 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from bench.retrieval import DEFAULT_CORPUS, QUESTIONS, is_hit
-from common.books import DEFAULT_BOOK
-from common.retrieval.embeddings import LocalMiniLM
-from common.retrieval.followups import standalone_question
-from common.retrieval.guardrail import Guardrail, Vocabulary
-from common.retrieval.pages import CHAPTER_WEIGHT, PAGE_WEIGHT, PageMap, Preference
-from common.retrieval.passages import Passage
-from common.retrieval.retriever import Retriever
-from common.retrieval.search import TextbookSearch
-from common.retrieval.store import TextbookIndex
-from workers.ingest import ingest_tree
+from common.book.books import DEFAULT_BOOK
+from common.book.retrieval.embeddings import LocalMiniLM
+from common.book.retrieval.followups import standalone_question
+from common.book.retrieval.guardrail import Guardrail, Vocabulary
+from common.book.retrieval.pages import CHAPTER_WEIGHT, PAGE_WEIGHT, PageMap, Preference
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.retriever import Retriever
+from common.book.retrieval.search import TextbookSearch
+from common.book.retrieval.store import TextbookIndex
+from workers.indexing import ingest_tree
 
 CASES = Path(__file__).with_name("conversation_cases.json")
 BASE_URL = "/docs/"

@@ -22,13 +22,13 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from bench.retrieval import DEFAULT_CORPUS, QUESTIONS
-from common.retrieval.embeddings import LocalMiniLM
-from common.retrieval.guardrail import Guardrail, Vocabulary
-from common.retrieval.passages import Passage
-from common.retrieval.retriever import Retriever
-from common.retrieval.search import TextbookSearch
-from common.retrieval.store import TextbookIndex
-from workers.ingest import ingest_tree
+from common.book.retrieval.embeddings import LocalMiniLM
+from common.book.retrieval.guardrail import Guardrail, Vocabulary
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.retriever import Retriever
+from common.book.retrieval.search import TextbookSearch
+from common.book.retrieval.store import TextbookIndex
+from workers.indexing import ingest_tree
 
 MAX_FALSE_REFUSALS = 0.02
 TARGET_REFUSALS = 0.90

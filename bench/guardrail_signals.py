@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.guardrail import Case, Rates, split_folds
+from common.book.retrieval.guardrail import Guardrail, Vocabulary
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.sparse import tokenize
 from common.llm.extractive.units import passage_units
-from common.retrieval.guardrail import Guardrail, Vocabulary
-from common.retrieval.passages import Passage
-from common.retrieval.sparse import tokenize
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
 SENTENCE_GRID = tuple(round(0.30 + 0.02 * i, 2) for i in range(16))  # 0.30 .. 0.60

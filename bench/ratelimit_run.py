@@ -18,18 +18,18 @@ from sqlalchemy import select
 from bench.openai_sim import estimate_tokens
 from bench.support import REPO_ROOT, free_port, percentile, stop_processes
 from cli.processes import BOOKCHAT
-from common.accounts import create_user
-from common.chat_jobs import queue_chat_job
-from common.db import make_engine, make_session_factory, session_scope
-from common.events import JobEvents
+from common.accounts.users import create_user
+from common.book.retrieval.passages import Passage
+from common.jobs.chat_jobs import queue_chat_job
+from common.jobs.events import JobEvents
+from common.jobs.queue import make_celery
+from common.jobs.schemas import ChatJobCreate
 from common.llm.base import AnswerRequest
 from common.llm.prompts import build_messages
-from common.models import ChatJob
-from common.queue import make_celery
-from common.redis_client import make_redis
-from common.retrieval.passages import Passage
-from common.schemas import ChatJobCreate
-from common.settings import Settings
+from common.platform.db import make_engine, make_session_factory, session_scope
+from common.platform.models import ChatJob
+from common.platform.redis_client import make_redis
+from common.platform.settings import Settings
 
 _PASSAGE_SENTENCE = (
     "A humanoid robot balances by keeping its centre of mass above the support polygon formed "

@@ -10,10 +10,10 @@ from functools import cached_property
 
 from bench.ratelimit_baselines import SDKRetriesAnswerer, SleepRecordingOpenAI, TenacityAnswerer
 from cli.processes import celery_worker_argv
+from common.jobs.queue import CHAT_ANSWER_TASK
 from common.llm.base import Answerer
 from common.llm.openai_answerer import make_openai_sdk
-from common.queue import CHAT_ANSWER_TASK
-from common.settings import Settings, get_settings
+from common.platform.settings import Settings, get_settings
 from workers.app import create_worker_app
 from workers.resources import WorkerResources
 

@@ -24,11 +24,11 @@ from qdrant_client import QdrantClient
 from bench.ranking_candidates import E5_PACKAGE, E5Small, package_megabytes
 from bench.retrieval import DEFAULT_CORPUS, QUESTIONS, evaluate
 from bench.support import percentile
-from common.retrieval.embeddings import Embedder, LocalMiniLM
-from common.retrieval.rerank import DenseReranker
-from common.retrieval.search import TextbookSearch
-from common.retrieval.store import TextbookIndex
-from workers.ingest import ingest_tree
+from common.book.retrieval.embeddings import Embedder, LocalMiniLM
+from common.book.retrieval.rerank import DenseReranker
+from common.book.retrieval.search import TextbookSearch
+from common.book.retrieval.store import TextbookIndex
+from workers.indexing import ingest_tree
 
 # Budgets from issue 18 on this 2-core machine, and the project's targets.
 P95_BUDGET_MS = 150.0

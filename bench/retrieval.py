@@ -20,13 +20,13 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from bench.support import REPO_ROOT, percentile
-from common.retrieval.embeddings import LocalMiniLM
-from common.retrieval.guardrail import Guardrail
-from common.retrieval.passages import Passage
-from common.retrieval.retriever import Retriever
-from common.retrieval.search import SEARCH_MODES, SearchMode, TextbookSearch
-from common.retrieval.store import TextbookIndex
-from workers.ingest import ingest_tree
+from common.book.retrieval.embeddings import LocalMiniLM
+from common.book.retrieval.guardrail import Guardrail
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.retriever import Retriever
+from common.book.retrieval.search import SEARCH_MODES, SearchMode, TextbookSearch
+from common.book.retrieval.store import TextbookIndex
+from workers.indexing import ingest_tree
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "physical-ai-textbook"
 QUESTIONS = Path(__file__).with_name("retrieval_questions.json")

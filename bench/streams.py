@@ -31,14 +31,14 @@ from pydantic import SecretStr
 from bench.support import REPO_ROOT, free_port, percentile
 from cli.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from cli.processes import web_command
-from common.accounts import create_user
-from common.chat_jobs import submit_chat_job
-from common.db import make_engine, make_session_factory, session_scope
-from common.events import JobEvents
-from common.migrate import upgrade_database
-from common.redis_client import make_redis
-from common.schemas import ChatJobCreate
-from common.settings import Settings
+from common.accounts.users import create_user
+from common.jobs.chat_jobs import submit_chat_job
+from common.jobs.events import JobEvents
+from common.jobs.schemas import ChatJobCreate
+from common.platform.db import make_engine, make_session_factory, session_scope
+from common.platform.migrate import upgrade_database
+from common.platform.redis_client import make_redis
+from common.platform.settings import Settings
 
 PASSWORD = "bench-password-1"
 SECRET = "bench-secret-" + "x" * 40

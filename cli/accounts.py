@@ -7,12 +7,12 @@ import uuid
 from typing import TextIO
 
 from cli.operator import Operator, plain_errors
-from common.accounts import create_user, find_user, get_user, normalize_email
-from common.db import session_scope
-from common.errors import InvalidInput
-from common.models import Role
-from common.schemas import SignupRequest
-from common.settings import Settings
+from common.accounts.schemas import SignupRequest
+from common.accounts.users import create_user, find_user, get_user, normalize_email
+from common.platform.db import session_scope
+from common.platform.errors import InvalidInput
+from common.platform.models import Role
+from common.platform.settings import Settings
 
 FIELD_NAMES = {"email": "EMAIL", "password": "password", "name": "--name"}
 

@@ -22,7 +22,8 @@ from cli.admin_views import audit_table, job_detail, jobs_table, queues_table
 from cli.client import require_worker
 from cli.operator import Operator, plain_errors
 from cli.terminal import safe_json
-from common.admin_jobs import (
+from common.admin.audit import audit_page
+from common.admin.operator_jobs import (
     attempts_of,
     cancel_job,
     find_job,
@@ -30,16 +31,15 @@ from common.admin_jobs import (
     restart_stream,
     retry_job,
 )
-from common.admin_schemas import AuditQuery, BulkRetryRequest, JobListQuery
-from common.after_commit import commit
-from common.audit import audit_page
-from common.db import session_scope
-from common.errors import InvalidInput
-from common.models import FINISHED_STATUSES, JobKind, JobStatus
-from common.queue import REPROCESS_QUEUE
-from common.queue_overview import queue_overview
-from common.reprocess import get_reprocess_job, queue_bulk_retry, reprocess_body
-from common.settings import get_settings
+from common.admin.queue_overview import queue_overview
+from common.admin.reprocess import get_reprocess_job, queue_bulk_retry, reprocess_body
+from common.admin.schemas import AuditQuery, BulkRetryRequest, JobListQuery
+from common.jobs.queue import REPROCESS_QUEUE
+from common.platform.after_commit import commit
+from common.platform.db import session_scope
+from common.platform.errors import InvalidInput
+from common.platform.models import FINISHED_STATUSES, JobKind, JobStatus
+from common.platform.settings import get_settings
 from web.admin_serializers import admin_job_body, admin_job_detail, audit_body, list_body
 
 # What the operator typed, for fields whose option is not simply --field-name.

@@ -14,13 +14,13 @@ from cli.client import require_worker
 from cli.ingest import summary_line
 from cli.operator import Operator
 from cli.terminal import printable, safe_json
-from common.after_commit import commit
-from common.books import book_body, check_book_name, known_books
-from common.db import session_scope
-from common.index_operations import queue_book_removal
-from common.ingest_jobs import wait_for_ingest_job
-from common.models import JobStatus
-from common.queue import INGEST_QUEUE
+from common.admin.index_operations import queue_book_removal
+from common.book.books import book_body, check_book_name, known_books
+from common.jobs.ingest_jobs import wait_for_ingest_job
+from common.jobs.queue import INGEST_QUEUE
+from common.platform.after_commit import commit
+from common.platform.db import session_scope
+from common.platform.models import JobStatus
 from web.serializers import ingest_job_body
 
 WAIT_EXIT = 2  # --wait ran out of time

@@ -10,17 +10,17 @@ from typing import TextIO
 from sqlalchemy import select
 
 from cli.terminal import printable, safe_json
-from common.accounts import create_user
-from common.chat_jobs import queue_chat_job
-from common.db import make_engine, make_session_factory, session_scope
-from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
-from common.job_endings import incomplete_details
-from common.migrate import upgrade_database
-from common.models import ChatJob, JobStatus, User
-from common.queue import make_celery
-from common.redis_client import make_redis
-from common.schemas import ChatJobCreate
-from common.settings import Settings
+from common.accounts.users import create_user
+from common.jobs.chat_jobs import queue_chat_job
+from common.jobs.events import TERMINAL_EVENTS, JobEvent, JobEvents
+from common.jobs.job_endings import incomplete_details
+from common.jobs.queue import make_celery
+from common.jobs.schemas import ChatJobCreate
+from common.platform.db import make_engine, make_session_factory, session_scope
+from common.platform.migrate import upgrade_database
+from common.platform.models import ChatJob, JobStatus, User
+from common.platform.redis_client import make_redis
+from common.platform.settings import Settings
 
 CLI_USER_EMAIL = "cli@bookchat.local"
 ANSWERED = (JobStatus.COMPLETED.value, JobStatus.INCOMPLETE.value)

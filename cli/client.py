@@ -10,9 +10,9 @@ import redis
 from kombu.utils.url import maybe_sanitize_url
 
 from cli.embedded_redis import find_embedded_redis
-from common.heartbeat import live_workers
-from common.redis_client import make_redis
-from common.settings import Settings
+from common.jobs.worker_heartbeats import live_workers
+from common.platform.redis_client import make_redis
+from common.platform.settings import Settings
 
 NOT_RUNNING_EXIT = 2
 

@@ -34,14 +34,14 @@ from cli.processes import (
     worker_command,
 )
 from cli.redis_keeper import RedisKeeper, RedisLost
-from common.db import make_engine, make_session_factory, session_scope
-from common.errors import ServiceUnavailable
-from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
-from common.migrate import upgrade_database
-from common.models import IngestJob, JobStatus
-from common.observability import MULTIPROC_ENV, reset_metrics_dir
-from common.queue import ALL_QUEUES, make_celery
-from common.settings import Settings
+from common.jobs.ingest_jobs import queue_ingest_job, wait_for_ingest_job
+from common.jobs.queue import ALL_QUEUES, make_celery
+from common.platform.db import make_engine, make_session_factory, session_scope
+from common.platform.errors import ServiceUnavailable
+from common.platform.migrate import upgrade_database
+from common.platform.models import IngestJob, JobStatus
+from common.platform.observability import MULTIPROC_ENV, reset_metrics_dir
+from common.platform.settings import Settings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # gunicorn's own bound on finishing requests: long-polls and event streams would take 30 s.

@@ -22,8 +22,8 @@ from typing import Any
 
 import redis
 
-from common.errors import ServiceUnavailable
-from common.settings import Settings
+from common.platform.errors import ServiceUnavailable
+from common.platform.settings import Settings
 
 
 def find_redis_server() -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cli.terminal import printable
-from common.db import make_engine, make_session_factory, session_scope
-from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
-from common.migrate import upgrade_database
-from common.models import IngestJob, JobStatus
-from common.queue import make_celery
-from common.settings import Settings
+from common.jobs.ingest_jobs import queue_ingest_job, wait_for_ingest_job
+from common.jobs.queue import make_celery
+from common.platform.db import make_engine, make_session_factory, session_scope
+from common.platform.migrate import upgrade_database
+from common.platform.models import IngestJob, JobStatus
+from common.platform.settings import Settings
 
 
 def run_ingest_via_queue(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from cli.client import NOT_RUNNING_EXIT, NotRunning, connect, connect_to_worker, running_settings
 from cli.terminal import printable, safe_json
-from common.errors import BookchatError
-from common.queue import ALL_QUEUES, CHAT_QUEUE, INGEST_QUEUE
-from common.settings import Settings, get_settings
+from common.jobs.queue import ALL_QUEUES, CHAT_QUEUE, INGEST_QUEUE
+from common.platform.errors import BookchatError
+from common.platform.settings import Settings, get_settings
 
 
 def _serving_settings(command: str) -> Settings:
@@ -36,7 +36,7 @@ def _serving_settings(command: str) -> Settings:
 
 def _worker(args: argparse.Namespace) -> int:
     from cli.processes import celery_worker_argv
-    from common.observability import MULTIPROC_ENV, default_metrics_dir
+    from common.platform.observability import MULTIPROC_ENV, default_metrics_dir
 
     settings = _serving_settings("worker")
     if settings.worker_nice:
@@ -61,7 +61,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _web(args: argparse.Namespace) -> int:
     from cli.processes import child_env, web_command
-    from common.observability import MULTIPROC_ENV, reset_metrics_dir
+    from common.platform.observability import MULTIPROC_ENV, reset_metrics_dir
 
     settings = _serving_settings("web")
     command = web_command(settings, host=args.host, connections=args.connections)
@@ -83,7 +83,7 @@ def _stop(_args: argparse.Namespace) -> int:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from common.migrate import upgrade_database
+    from common.platform.migrate import upgrade_database
 
     upgrade_database(get_settings())
     print("database is up to date")
@@ -115,8 +115,8 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
 
-    from common.queue import make_celery
-    from common.search_rpc import request_search
+    from common.jobs.queue import make_celery
+    from common.jobs.search_rpc import request_search
 
     settings = running_settings(get_settings())
     client = connect_to_worker(settings, CHAT_QUEUE)
@@ -139,7 +139,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _worker_alive(args: argparse.Namespace) -> int:
-    from common.heartbeat import live_workers
+    from common.jobs.worker_heartbeats import live_workers
 
     names = {worker["name"] for worker in live_workers(connect(get_settings()))}
     return 0 if args.name in names else 1

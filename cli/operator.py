@@ -23,14 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.client import NotRunning, connect, running_settings
-from common.audit import Actor, AuditNote, cli_actor
-from common.audit import audited as record_audited
-from common.db import is_unavailable, make_engine, make_session_factory, session_scope
-from common.errors import InvalidInput, ServiceUnavailable
-from common.events import JobEvents
-from common.models import User
-from common.queue import make_celery
-from common.settings import Settings
+from common.admin.audit import Actor, AuditNote, cli_actor
+from common.admin.audit import audited as record_audited
+from common.jobs.events import JobEvents
+from common.jobs.queue import make_celery
+from common.platform.db import is_unavailable, make_engine, make_session_factory, session_scope
+from common.platform.errors import InvalidInput, ServiceUnavailable
+from common.platform.models import User
+from common.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.observability import MULTIPROC_ENV, default_metrics_dir
-from common.redis_client import redis_url
-from common.settings import Settings
+from common.platform.observability import MULTIPROC_ENV, default_metrics_dir
+from common.platform.redis_client import redis_url
+from common.platform.settings import Settings
 
 BOOKCHAT = [sys.executable, "-m", "cli"]
 # Read by path: importing it as `web.gunicorn_conf` would import the app before gevent patches.

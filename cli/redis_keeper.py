@@ -12,7 +12,7 @@ import redis
 
 from cli.embedded_redis import ensure_embedded_redis
 from cli.pidfiles import REDIS, alive, record
-from common.errors import ServiceUnavailable
+from common.platform.errors import ServiceUnavailable
 
 # More deaths than this within the window is not a blip: `bookchat dev` stops instead.
 RESTARTS_ALLOWED = 3

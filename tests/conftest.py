@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 
 from bench.openai_sim import SimConfig, SimulatorHandle, start_simulator
 from cli.embedded_redis import ensure_embedded_redis, stop_embedded_redis
-from common.observability import MULTIPROC_ENV
-from common.settings import Settings
+from common.platform.observability import MULTIPROC_ENV
+from common.platform.settings import Settings
 from tests.support.stack import Stack, make_settings, start_stack
 from tests.support.tcp_proxy import TcpProxy
 

@@ -26,7 +26,7 @@ SPAWNS = ("subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.exe
           "os.spawn", "os.system", "os.startfile")
 spawned = []
 sys.addaudithook(lambda event, args: spawned.append(event) if event in SPAWNS else None)
-from common.settings import Settings
+from common.platform.settings import Settings
 settings = Settings(_env_file=None)
 try:
     if sys.argv[1] == "web":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_openapi3 import Info
 
-from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
-from common.settings import Settings, get_settings
+from common.platform.api_types import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
+from common.platform.settings import Settings, get_settings
 from web import cors, observability, problems, rate_limits, resources, security, widget
 from web.api import (
     admin_books,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.admin_jobs import FoundJob, is_dead_letter, owner_of
-from common.models import AuditEntry, ChatJob, IngestJob, JobAttempt, ReprocessJob
-from common.reprocess import reprocess_body
+from common.admin.operator_jobs import FoundJob, is_dead_letter, owner_of
+from common.admin.reprocess import reprocess_body
+from common.platform.models import AuditEntry, ChatJob, IngestJob, JobAttempt, ReprocessJob
 from web.serializers import chat_job_body, ingest_job_body
 
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from common.audit import Actor, AuditNote
-from common.audit import audited as record_audited
-from common.errors import Unauthorized
-from common.models import User
+from common.admin.audit import Actor, AuditNote
+from common.admin.audit import audited as record_audited
+from common.platform.errors import Unauthorized
+from common.platform.models import User
 from web.problems import request_id
 from web.resources import db, resources
 from web.security import current_user_id
@@ -27,7 +27,7 @@ def current_actor() -> Actor:
 def audited(
     action: str, target_kind: str, target_id: str | None, **detail: Any
 ) -> Iterator[AuditNote]:
-    """Run an admin action and record it (see common.audit.audited); the view fills the note."""
+    """Run an admin action and record it (common.admin.audit.audited); the view fills the note."""
     note = AuditNote(target_id, detail)
     with record_audited(
         db(), resources().sessions, current_actor(), action, target_kind, note, request_id()

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request
 from flask_cors import CORS
 
-from common.errors import OriginNotAllowed
-from common.settings import Settings
+from common.platform.errors import OriginNotAllowed
+from common.platform.settings import Settings
 
 # What the widget sends and must read; credentials mode stays off (tokens travel in headers,
 # so no origin can ride on a reader's cookies).

@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from common.errors import InvalidInput
-from common.events import TERMINAL_EVENTS, JobEvent, JobEvents
-from common.job_endings import citations_data, done_data
-from common.models import JobStatus
+from common.jobs.events import TERMINAL_EVENTS, JobEvent, JobEvents
+from common.jobs.job_endings import citations_data, done_data
+from common.platform.errors import InvalidInput
+from common.platform.models import JobStatus
 from web.hangup import HangUpWatch
 from web.problems import REDIS_ERRORS, REDIS_OUTAGE, RETRY_AFTER_SECONDS
 from web.stream_hub import EVENT_ID, StreamHub, parse_event_id

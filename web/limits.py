@@ -14,7 +14,7 @@ from typing import Any
 from flask import Response, current_app, request
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
 
-from common.errors import InvalidInput, MalformedJSON, UnsupportedMediaType
+from common.platform.errors import InvalidInput, MalformedJSON, UnsupportedMediaType
 
 # gunicorn's defaults, made explicit: the request line (method, target, version), the number of
 # header fields, and the size of one "Name: value" line.

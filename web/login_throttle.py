@@ -30,9 +30,9 @@ from flask import Response, make_response, request
 from limits import RateLimitItem, parse_many
 from limits.strategies import RateLimiter
 
-from common.accounts import login_key
-from common.errors import InvalidCredentials, RateLimited
-from common.settings import Settings
+from common.accounts.users import login_key
+from common.platform.errors import InvalidCredentials, RateLimited
+from common.platform.settings import Settings
 
 PAIR_SCOPE = "login-failures"
 ACCOUNT_SCOPE = "login-account-failures"

@@ -12,9 +12,9 @@ import time
 
 from flask import Flask, Response, g, request
 
-from common.logging_setup import bind_request_id, configure_logging
-from common.observability import instruments
-from common.settings import Settings
+from common.platform.logging_setup import bind_request_id, configure_logging
+from common.platform.observability import instruments
+from common.platform.settings import Settings
 from web.problems import request_id
 
 access_log = logging.getLogger("bookchat.access")

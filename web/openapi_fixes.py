@@ -18,7 +18,7 @@ from flask_limiter.util import get_qualified_name
 from flask_openapi3 import OpenAPI
 from werkzeug.routing import Rule, UnicodeConverter
 
-from common.schemas import Problem
+from common.platform.api_types import Problem
 from web.openapi_links import add_links
 from web.openapi_stream import EVENT_STREAM_RESPONSE, event_schemas
 from web.problems import PROBLEM_JSON
@@ -38,7 +38,7 @@ _BODY_ERRORS = {
     "413": "The body is larger than the server accepts (`payload_too_large`)",
     "415": "The body is not application/json in UTF-8 (`unsupported_media_type`)",
 }
-# Every 429 and every 503 problem says when to try again (common/errors.py, web/problems.py).
+# Every 429 and every 503 problem says when to try again (platform/errors.py, problems.py).
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before trying again",

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.schemas import Citation, IncompleteDetails
+from common.jobs.schemas import Citation, IncompleteDetails
 
 _STATUS = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]
 

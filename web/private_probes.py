@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from flask import current_app, request
 
-from common.errors import NotFound, Unauthorized
+from common.platform.errors import NotFound, Unauthorized
 from web.resources import resources
 from web.security import require_admin
 

@@ -16,8 +16,13 @@ from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from common.db import is_unavailable
-from common.errors import BookchatError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from common.platform.db import is_unavailable
+from common.platform.errors import (
+    BookchatError,
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from web.limits import answer_options, check_json_body, check_request_size
 
 log = logging.getLogger(__name__)

@@ -36,10 +36,10 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from redis import RedisError
 
-from common.errors import GuestLimitReached, RateLimited
-from common.models import Role
-from common.redis_client import redis_url
-from common.settings import Settings
+from common.platform.errors import GuestLimitReached, RateLimited
+from common.platform.models import Role
+from common.platform.redis_client import redis_url
+from common.platform.settings import Settings
 from web.login_throttle import LoginThrottle, guard_login
 from web.problems import error_problem
 from web.security import current_user, current_user_id

@@ -12,13 +12,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.after_commit import commit
-from common.db import make_engine, make_session_factory
-from common.errors import BookchatError
-from common.events import JobEvents
-from common.queue import make_celery
-from common.redis_client import make_redis, redis_url
-from common.settings import Settings
+from common.jobs.events import JobEvents
+from common.jobs.queue import make_celery
+from common.platform.after_commit import commit
+from common.platform.db import make_engine, make_session_factory
+from common.platform.errors import BookchatError
+from common.platform.redis_client import make_redis, redis_url
+from common.platform.settings import Settings
 from web.problems import error_problem, outage_problem
 from web.stream_hub import StreamHub
 

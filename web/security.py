@@ -18,11 +18,16 @@ from flask_jwt_extended import (
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import SecuritySchemesDict
 
-from common import token_store
-from common.better_auth import JwksKeys, better_auth_enabled, check_claims, find_or_provision
-from common.errors import Forbidden, InvalidToken, TokenExpired, Unauthorized
-from common.models import Role, User
-from common.settings import Settings
+from common.accounts import refresh_tokens
+from common.accounts.better_auth import (
+    JwksKeys,
+    better_auth_enabled,
+    check_claims,
+    find_or_provision,
+)
+from common.platform.errors import Forbidden, InvalidToken, TokenExpired, Unauthorized
+from common.platform.models import Role, User
+from common.platform.settings import Settings
 from web.problems import error_problem
 from web.resources import db, resources
 
@@ -70,10 +75,10 @@ def issue_tokens(user: User) -> dict[str, Any]:
     family = uuid.uuid4().hex
     if user.role == Role.GUEST.value:
         ttl = resources().settings.guest_token_minutes * 60
-        token_store.start_family(resources().redis, family, token_store.NO_REFRESH, ttl)
+        refresh_tokens.start_family(resources().redis, family, refresh_tokens.NO_REFRESH, ttl)
         return _token_body(user, family, None)
     refresh_jti = uuid.uuid4().hex
-    token_store.start_family(resources().redis, family, refresh_jti, _refresh_seconds())
+    refresh_tokens.start_family(resources().redis, family, refresh_jti, _refresh_seconds())
     return _token_body(user, family, refresh_jti)
 
 
@@ -84,12 +89,12 @@ def rotate_tokens(user: User) -> dict[str, Any]:
     if not isinstance(family, str) or not isinstance(presented, str):
         raise _refused("the refresh token belongs to no session")
     new_jti = uuid.uuid4().hex
-    outcome = token_store.rotate_family(
+    outcome = refresh_tokens.rotate_family(
         resources().redis, family, presented, new_jti, _refresh_seconds()
     )
-    if outcome is token_store.Rotation.REUSED:
+    if outcome is refresh_tokens.Rotation.REUSED:
         raise _refused("the refresh token was already used; the session is revoked")
-    if outcome is token_store.Rotation.UNKNOWN:
+    if outcome is refresh_tokens.Rotation.UNKNOWN:
         raise _refused("the session has ended; sign in again")
     return _token_body(user, family, new_jti)
 
@@ -99,9 +104,9 @@ def revoke_current_token() -> None:
     claims = get_jwt()
     client = resources().redis
     if isinstance(jti := claims.get("jti"), str) and isinstance(exp := claims.get("exp"), int):
-        token_store.block_token(client, jti, exp)
+        refresh_tokens.block_token(client, jti, exp)
     if isinstance(family := claims.get("fam"), str):
-        token_store.revoke_family(client, family)
+        refresh_tokens.revoke_family(client, family)
 
 
 def current_user() -> User:
@@ -168,7 +173,7 @@ def _decode_key(header: dict[str, Any], _claims: dict[str, Any]) -> Any:
 def _is_revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
     jti = payload.get("jti")
     family = payload.get("fam") if "kid" not in header else None
-    return token_store.is_revoked(
+    return refresh_tokens.is_revoked(
         resources().redis,
         jti if isinstance(jti, str) else None,
         family if isinstance(family, str) else None,

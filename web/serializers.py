@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from common.job_endings import incomplete_details
-from common.models import ChatJob, Conversation, IngestJob
-from common.schemas import (
+from common.jobs.job_endings import incomplete_details
+from common.jobs.schemas import (
     ChatJobOut,
     ConversationDetail,
     ConversationOut,
@@ -14,6 +13,7 @@ from common.schemas import (
     JobError,
     MessageOut,
 )
+from common.platform.models import ChatJob, Conversation, IngestJob
 
 
 def chat_job_body(job: ChatJob) -> dict[str, Any]:

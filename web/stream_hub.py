@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from common.events import JobEvent, stream_key
+from common.jobs.events import JobEvent, stream_key
 
 log = logging.getLogger(__name__)
 # A Redis stream id as clients may send it back: `<ms>-<seq>`, or `0` for "from the start".

@@ -23,9 +23,9 @@ from typing import Any
 
 import redis
 
-from common.errors import TooManyRequests
-from common.models import Role
-from common.settings import Settings
+from common.platform.errors import TooManyRequests
+from common.platform.models import Role
+from common.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 # Streams end when their job does, or their reader leaves: a few seconds is a fair next try.

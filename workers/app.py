@@ -9,9 +9,9 @@ from typing import Any
 
 from celery import Celery, bootsteps, signals
 
-from common.heartbeat import start_heartbeat
-from common.queue import make_celery
-from common.settings import Settings, get_settings
+from common.jobs.queue import make_celery
+from common.jobs.worker_heartbeats import start_heartbeat
+from common.platform.settings import Settings, get_settings
 from workers.observability import connect_observability, serve_worker_metrics
 from workers.resources import WorkerResources
 from workers.tasks import register_tasks

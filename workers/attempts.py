@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from common.chat_jobs import claim_chat_job, conversation_history
-from common.db import run_unit
+from common.accounts.profiles import ReaderProfileIn, get_profile
+from common.accounts.quotas import Spender, spender_of
+from common.jobs.chat_jobs import claim_chat_job, conversation_history
 from common.llm.base import GenerationStopped
 from common.llm.metrics import CallStats
-from common.models import JobKind, User
-from common.profiles import ReaderProfileIn, get_profile
-from common.quotas import Spender, spender_of
+from common.platform.db import run_unit
+from common.platform.models import JobKind, User
 from workers.job_stream import JobStream
 from workers.resources import WorkerResources
 

@@ -8,22 +8,22 @@ piece survived.
 
 from __future__ import annotations
 
-from common.chapter_jobs import (
+from common.accounts.profiles import get_profile, profile_hash
+from common.book.chapters import MarkupLost, Protected, StreamRestorer, protect, restore
+from common.book.token_estimates import admission_tokens
+from common.jobs.chapter_jobs import (
     PERSONALIZE,
     Chapter,
     chapter_cache_key,
     find_chapter,
     record_chapter_variant,
 )
-from common.chapters import MarkupLost, Protected, StreamRestorer, protect, restore
-from common.errors import ChapterNotFound
 from common.llm.base import Answer, incomplete_reason
 from common.llm.chapter_prompts import personalize_messages, translate_messages
 from common.llm.client import Completion, LLMClient
 from common.llm.errors import LLMError
 from common.llm.personalize import profile_guidance
-from common.profiles import get_profile, profile_hash
-from common.tokens import admission_tokens
+from common.platform.errors import ChapterNotFound
 from workers.attempts import Attempt
 
 # Room for the rewrite: Urdu takes more tokens than English; gpt-4o-mini stops at 16k.

@@ -14,15 +14,15 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from redis import RedisError
 
-from common.db import is_unavailable
-from common.lifecycle import trace_summary
+from common.accounts.quotas import BUDGET_EXHAUSTED, budget_refusal
+from common.accounts.token_reservations import budget_allows
+from common.book.retrieval.passages import Passage
+from common.jobs.lifecycle import trace_summary
 from common.llm.base import Answer, GenerationStopped
 from common.llm.citations import CitedAnswer, resolve_citations
 from common.llm.errors import LLMError, RetryLater
-from common.models import AttemptOutcome, JobKind, JobStatus
-from common.quotas import BUDGET_EXHAUSTED, budget_refusal
-from common.reservations import budget_allows
-from common.retrieval.passages import Passage
+from common.platform.db import is_unavailable
+from common.platform.models import AttemptOutcome, JobKind, JobStatus
 from workers.attempts import Attempt, AttemptLost, HandBack, WaitForIndex, claim
 from workers.chapter_runner import rewrite_chapter
 from workers.chat_runner import answer_question

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from common.book.retrieval.passages import Passage
 from common.llm.base import Answer, AnswerRequest
 from common.llm.personalize import profile_guidance
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
-from common.retrieval.passages import Passage
 from workers.attempts import Attempt, WaitForIndex
 from workers.followups import SearchQuery, search_query, with_rewrite_usage
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import redis
 
+from common.book.retrieval.followups import is_follow_up, standalone_question
+from common.book.retrieval.guardrail import Vocabulary
 from common.llm.client import LLMClient
 from common.llm.metrics import CallStats
 from common.llm.rewrite import rewrite_with_model, standalone_text
-from common.retrieval.followups import is_follow_up, standalone_question
-from common.retrieval.guardrail import Vocabulary
 
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 86_400  # a turn is re-run within minutes (re-queues, the watchdog), not days

@@ -12,13 +12,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from common.books import book_for_folder, last_folder_book
-from common.db import is_unavailable, run_unit, session_scope
-from common.ingest.sources import (
+from common.book.books import book_for_folder, last_folder_book
+from common.book.ingest.sources import (
     PathUnavailable,
     resolve_folder,
 )
-from common.ingest_jobs import (
+from common.jobs.ingest_jobs import (
     IngestMode,
     IngestReport,
     IngestRun,
@@ -27,9 +26,10 @@ from common.ingest_jobs import (
     record_progress,
     start_ingest_job,
 )
-from common.lifecycle import release_attempt
-from common.models import AttemptOutcome, JobKind
-from workers.ingest import IngestRefused, ingest_tree, reindex_document, remove_book
+from common.jobs.lifecycle import release_attempt
+from common.platform.db import is_unavailable, run_unit, session_scope
+from common.platform.models import AttemptOutcome, JobKind
+from workers.indexing import IngestRefused, ingest_tree, reindex_document, remove_book
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 
 from redis import RedisError
 
-from common.events import JobEvents
+from common.jobs.events import JobEvents
 
 log = logging.getLogger(__name__)
 FIRST_BACKOFF_S = 0.5

@@ -14,9 +14,9 @@ import uuid
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.db import session_scope
-from common.lifecycle import renew_lease
-from common.models import JobKind
+from common.jobs.lifecycle import renew_lease
+from common.platform.db import session_scope
+from common.platform.models import JobKind
 
 log = logging.getLogger(__name__)
 Held = tuple[JobKind, uuid.UUID]

@@ -17,13 +17,13 @@ from typing import Any, cast
 from celery import Task, signals
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.db import session_scope
-from common.lifecycle import Job, model_of
-from common.logging_setup import REQUEST_ID_HEADER, bind_request_id, configure_logging
-from common.models import JobKind, JobStatus
-from common.observability import instruments, metrics_dir, observe_job, scrape_registry
-from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK, REPROCESS_TASK, job_id_of
-from common.settings import Settings
+from common.jobs.lifecycle import Job, model_of
+from common.jobs.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK, REPROCESS_TASK, job_id_of
+from common.platform.db import session_scope
+from common.platform.logging_setup import REQUEST_ID_HEADER, bind_request_id, configure_logging
+from common.platform.models import JobKind, JobStatus
+from common.platform.observability import instruments, metrics_dir, observe_job, scrape_registry
+from common.platform.settings import Settings
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)

@@ -11,17 +11,17 @@ from redis import RedisError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from common.admission import record_finished
-from common.chat_jobs import complete_chat_job, fail_chat_job
-from common.job_endings import ending_events
-from common.lifecycle import end_attempt, finish_attempt, release_attempt
+from common.accounts.quotas import usage_tokens
+from common.accounts.token_reservations import settle_tokens
+from common.jobs.admission import record_finished
+from common.jobs.chat_jobs import complete_chat_job, fail_chat_job
+from common.jobs.job_endings import ending_events
+from common.jobs.lifecycle import end_attempt, finish_attempt, release_attempt
 from common.llm.base import Answer
 from common.llm.citations import CitedAnswer
 from common.llm.errors import RetryLater
 from common.llm.metrics import CallStats
-from common.models import AttemptOutcome, ChatJob, JobKind, JobStatus, utcnow
-from common.quotas import usage_tokens
-from common.reservations import settle_tokens
+from common.platform.models import AttemptOutcome, ChatJob, JobKind, JobStatus, utcnow
 from workers.attempts import Attempt, JobInput, WaitForIndex
 from workers.resources import WorkerResources
 

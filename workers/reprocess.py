@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 
-from common.admin_jobs import FoundJob, restart_stream
-from common.db import session_scope
-from common.lifecycle import claim_job
-from common.models import JobKind, ReprocessJob
-from common.reprocess import run_bulk_retry
+from common.admin.operator_jobs import FoundJob, restart_stream
+from common.admin.reprocess import run_bulk_retry
+from common.jobs.lifecycle import claim_job
+from common.platform.db import session_scope
+from common.platform.models import JobKind, ReprocessJob
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)

@@ -10,21 +10,21 @@ from functools import cached_property
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.db import make_engine, make_session_factory
-from common.events import JobEvents
+from common.book.retrieval.embeddings import Embedder
+from common.book.retrieval.guardrail import Guardrail
+from common.book.retrieval.retriever import Retriever
+from common.book.retrieval.search import TextbookSearch
+from common.book.retrieval.store import TextbookIndex, make_qdrant
+from common.jobs.events import JobEvents
 from common.llm.base import Answerer
 from common.llm.client import LLMClient
 from common.llm.extractive import ExtractiveAnswerer
 from common.llm.factory import make_embedder, make_llm_client
 from common.llm.openai_answerer import OpenAIAnswerer
-from common.redis_client import make_redis
-from common.retries import RetryPolicy, retry_policy
-from common.retrieval.embeddings import Embedder
-from common.retrieval.guardrail import Guardrail
-from common.retrieval.retriever import Retriever
-from common.retrieval.search import TextbookSearch
-from common.retrieval.store import TextbookIndex, make_qdrant
-from common.settings import Settings
+from common.platform.db import make_engine, make_session_factory
+from common.platform.redis_client import make_redis
+from common.platform.retry_policy import RetryPolicy, retry_policy
+from common.platform.settings import Settings
 from workers.leases import LeaseKeeper
 
 

@@ -11,9 +11,9 @@ import uuid
 
 from celery import Celery
 
-from common.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK, REPROCESS_TASK, SEARCH_TASK
-from common.retrieval.passages import search_result
-from common.search_rpc import send_reply
+from common.book.retrieval.passages import search_result
+from common.jobs.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK, REPROCESS_TASK, SEARCH_TASK
+from common.jobs.search_rpc import send_reply
 from workers.chat import answer_chat_job
 from workers.ingest_job import run_ingest_job
 from workers.reprocess import run_reprocess_job

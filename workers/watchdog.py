@@ -3,7 +3,8 @@
 Each pass (every `watchdog_interval_s`) it takes back jobs whose lease expired (a new attempt,
 or a dead letter after too many losses), sends queued jobs that are due, and now and then
 re-sends queued jobs whose message is no longer in the broker; every
-`guest_purge_interval_seconds` it deletes guests past their retention (common/guest_retention.py).
+`guest_purge_interval_seconds` it deletes guests past their retention
+(common/accounts/guest_retention.py).
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from redis.exceptions import LockNotOwnedError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from common.db import session_scope
-from common.guest_retention import BATCH as GUEST_BATCH
-from common.guest_retention import purge_old_guests
-from common.lifecycle import mark_enqueued
-from common.models import IngestJob, JobKind, JobStatus, utcnow
-from common.queue import (
+from common.accounts.guest_retention import BATCH as GUEST_BATCH
+from common.accounts.guest_retention import purge_old_guests
+from common.jobs.lifecycle import mark_enqueued
+from common.jobs.queue import (
     CHAT_QUEUE,
     INGEST_QUEUE,
     REPROCESS_QUEUE,
@@ -36,7 +35,7 @@ from common.queue import (
     enqueue_reprocess,
     waiting_job_ids,
 )
-from common.watchdog import (
+from common.jobs.watchdog import (
     WORKER_LOST,
     TakenBack,
     due_jobs,
@@ -44,6 +43,8 @@ from common.watchdog import (
     long_enqueued_jobs,
     take_back_lost_jobs,
 )
+from common.platform.db import session_scope
+from common.platform.models import IngestJob, JobKind, JobStatus, utcnow
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)

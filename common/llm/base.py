@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from common.accounts.profiles import ReaderProfileIn
+from common.book.retrieval.passages import Passage
 from common.llm.metrics import CallStats
-from common.profiles import ReaderProfileIn
-from common.retrieval.passages import Passage
 
 DeltaSink = Callable[[str], None]
 # A model's finish_reason that cut the answer short, as OpenAI's `incomplete_details.reason`.

@@ -1,6 +1,6 @@
 """Prompts that rewrite a chapter for a reader's profile or translate it to Urdu.
 
-The chapter arrives with its markup masked as placeholders (`common/chapters.py`); both
+The chapter arrives with its markup masked as placeholders (`common/book/chapters.py`); both
 prompts say to keep every placeholder exactly once, verbatim, since restoring them is how code,
 commands, links and heading anchors survive. Bump PROMPT_VERSION when a prompt changes: it is
 part of the cache key, so readers stop getting results of the old prompt.

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.retrieval.passages import Passage
+from common.book.retrieval.passages import Passage
 
 # `[3]`, `[2, 3]` or `[2][3]`; not `x[0]` (an index), not `[1](url)` (a link).
 _MARKER = re.compile(r"(?<![\w)])\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\](?!\()")

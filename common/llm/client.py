@@ -5,7 +5,7 @@ reserves requests and tokens; a short wait is slept, a long one becomes `RetryLa
 attempt ends, its worker slot is freed, and the job waits in the database until it is due again.
 Retryable failures are retried with jittered backoff (tenacity); never-retryable ones raise
 `LLMError` at once.
-The knobs are in `common.retries.RetryPolicy`.
+The knobs are in `common.platform.retry_policy.RetryPolicy`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import openai
 import redis
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from common.book.token_estimates import admission_tokens
 from common.llm.base import DeltaSink
 from common.llm.circuit import CircuitBreaker, CircuitOpen
 from common.llm.errors import LLMError, RetryLater, classify
 from common.llm.limiter import Mark, RateLimiter, RequestTooLarge
 from common.llm.metrics import CallStats, Counters, estimate_cost_usd
 from common.llm.provider_headers import rate_limit_state
-from common.retries import RetryPolicy
-from common.tokens import admission_tokens
+from common.platform.retry_policy import RetryPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -6,15 +6,15 @@ from functools import cache
 
 import redis
 
+from common.book.retrieval.embeddings import Embedder, LocalMiniLM
 from common.llm.circuit import CircuitBreaker
 from common.llm.client import LLMClient
 from common.llm.embeddings import OpenAIEmbedder
 from common.llm.limiter import Limits, RateLimiter
 from common.llm.metrics import Counters
 from common.llm.openai_answerer import make_openai_sdk
-from common.retries import retry_policy
-from common.retrieval.embeddings import Embedder, LocalMiniLM
-from common.settings import Settings
+from common.platform.retry_policy import retry_policy
+from common.platform.settings import Settings
 
 
 def model_limits(settings: Settings, model: str) -> Limits:

@@ -1,6 +1,6 @@
 """Counters of the LLM layer (requests, 429s, retries, waits, tokens).
 
-Each is counted twice: in Prometheus (`common.observability`, what /metrics shows) and in a
+Each is counted twice: in Prometheus (`common.platform.observability`, what /metrics shows) and in a
 Redis hash that adds up every worker on every host (`Counters.snapshot`, for tests and tools).
 The Redis half is best-effort: a model call already paid for must never fail because Redis is
 away, so a failed write is logged and dropped, and the hash is left alone for a few seconds
@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from common.observability import count_llm
+from common.platform.observability import count_llm
 
 log = logging.getLogger(__name__)
 COUNTERS_KEY = "bookchat:metrics:llm"

@@ -10,7 +10,7 @@ from common.llm.base import Answer, AnswerRequest, DeltaSink, incomplete_reason
 from common.llm.client import LLMClient
 from common.llm.metrics import CallStats
 from common.llm.prompts import build_messages
-from common.settings import Settings
+from common.platform.settings import Settings
 
 
 def make_openai_sdk(settings: Settings) -> openai.OpenAI:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.profiles import ReaderProfileIn
+from common.accounts.profiles import ReaderProfileIn
 
 _LEVELS = {
     "beginner": (

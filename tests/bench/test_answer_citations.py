@@ -18,16 +18,16 @@ from qdrant_client import QdrantClient
 
 from bench.openai_sim.content import embed_text
 from bench.retrieval import DEFAULT_CORPUS, QUESTIONS
+from common.book.retrieval.embeddings import Embedder, LocalMiniLM
+from common.book.retrieval.guardrail import Guardrail
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.retriever import Retriever
+from common.book.retrieval.search import TextbookSearch
+from common.book.retrieval.store import TextbookIndex
 from common.llm.base import AnswerRequest
 from common.llm.citations import cited_numbers, resolve_citations, unresolved_markers
 from common.llm.extractive import ExtractiveAnswerer
-from common.retrieval.embeddings import Embedder, LocalMiniLM
-from common.retrieval.guardrail import Guardrail
-from common.retrieval.passages import Passage
-from common.retrieval.retriever import Retriever
-from common.retrieval.search import TextbookSearch
-from common.retrieval.store import TextbookIndex
-from workers.ingest import ingest_tree
+from workers.indexing import ingest_tree
 
 pytestmark = [
     pytest.mark.skipif(not DEFAULT_CORPUS.is_dir(), reason="no shared corpus here"),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.guardrail_signals import Signals, cross_validate_rule, rule_rates, top_coverage
-from common.retrieval.guardrail import Vocabulary
-from common.retrieval.passages import Passage
+from common.book.retrieval.guardrail import Vocabulary
+from common.book.retrieval.passages import Passage
 
 VOCABULARY = Vocabulary(["A ROS 2 node publishes messages on topics. Harmonic drives reduce."])
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.guardrail import MAX_FALSE_REFUSALS, Case, cross_validate, rates, split_folds, tune
-from common.retrieval.guardrail import Guardrail, Vocabulary
-from common.retrieval.passages import Passage
+from common.book.retrieval.guardrail import Guardrail, Vocabulary
+from common.book.retrieval.passages import Passage
 
 VOCABULARY = Vocabulary(["A ROS 2 node publishes messages on topics."])
 

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from cli.processes import web_command
-from common.settings import Settings
+from common.platform.settings import Settings
 from tests.support.stack import REPO_ROOT, settings_env
 from tests.support.tcp_proxy import TcpProxy
 

@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from common.ingest.documents import parse_document
-from common.ingest.sources import find_markdown_files
+from common.book.ingest.documents import parse_document
+from common.book.ingest.sources import find_markdown_files
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.servers import Gunicorn
 from tests.browser.widget_page import ANSWERED, ask, guest_count, open_panel

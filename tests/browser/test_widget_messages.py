@@ -8,8 +8,8 @@ import uuid
 import jwt
 from playwright.sync_api import Page, expect
 
-from common.quotas import charge_tokens, spender_of
-from common.redis_client import make_redis
+from common.accounts.quotas import charge_tokens, spender_of
+from common.platform.redis_client import make_redis
 from tests.browser.conftest import LIMITED_DAILY_TOKENS, Book
 from tests.browser.servers import Gunicorn
 from tests.browser.widget_page import ANSWERED, ask, open_panel

@@ -9,7 +9,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from common.models import Role, User
+from common.platform.models import Role, User
 from tests.support.stack import Stack
 
 ANSWERED = '.bc-assistant[data-status="completed"]'

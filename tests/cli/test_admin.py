@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from cli.processes import BOOKCHAT, worker_command
-from common.chat_jobs import submit_chat_job
-from common.db import session_scope
-from common.heartbeat import live_workers
-from common.models import ChatJob, JobStatus, utcnow
-from common.redis_client import make_redis
-from common.schemas import ChatJobCreate
+from common.jobs.chat_jobs import submit_chat_job
+from common.jobs.schemas import ChatJobCreate
+from common.jobs.worker_heartbeats import live_workers
+from common.platform.db import session_scope
+from common.platform.models import ChatJob, JobStatus, utcnow
+from common.platform.redis_client import make_redis
 from tests.support.cli import clean_env
 from tests.support.stack import REPO_ROOT, TEST_PASSWORD, Stack, settings_env
 

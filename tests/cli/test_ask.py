@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 from cli.ask import AnswerPrinter
-from common.events import JobEvent
+from common.jobs.events import JobEvent
 
 
 def _event(n: int, event: str, **data: Any) -> JobEvent:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.embedded_redis import find_embedded_redis
-from common.settings import Settings
+from common.platform.settings import Settings
 from tests.support.cli import clean_env, redis_servers_in, run_bookchat
 from tests.support.stack import REPO_ROOT, SAMPLE_TEXTBOOK
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from cli.embedded_redis import ensure_embedded_redis, find_embedded_redis, stop_embedded_redis
-from common.errors import ServiceUnavailable
+from common.platform.errors import ServiceUnavailable
 from tests.support.redis_server import RedisServer
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from cli.embedded_redis import find_embedded_redis, stop_embedded_redis
 from cli.main import _serving_settings
-from common.settings import get_settings
+from common.platform.settings import get_settings
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import uuid
 
 from cli.admin_views import clip, table
 from cli.terminal import printable, safe_json
-from common.chat_jobs import submit_chat_job
-from common.db import session_scope
-from common.models import ChatJob, JobStatus, utcnow
-from common.schemas import ChatJobCreate
+from common.jobs.chat_jobs import submit_chat_job
+from common.jobs.schemas import ChatJobCreate
+from common.platform.db import session_scope
+from common.platform.models import ChatJob, JobStatus, utcnow
 from tests.cli.test_admin import ok, reader, run_cli
 from tests.support.stack import Stack
 

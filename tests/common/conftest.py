@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.db import make_engine, make_session_factory
-from common.migrate import upgrade_database
+from common.platform.db import make_engine, make_session_factory
+from common.platform.migrate import upgrade_database
 from tests.support.stack import make_settings
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from bench.openai_sim import SimConfig, SimulatorHandle, start_simulator
 from cli.processes import worker_command
-from common.db import session_scope
-from common.heartbeat import live_workers
-from common.lifecycle import job_attempts
-from common.migrate import upgrade_database
-from common.models import ChatJob, JobKind
-from common.redis_client import make_redis
+from common.jobs.lifecycle import job_attempts
+from common.jobs.worker_heartbeats import live_workers
+from common.platform.db import session_scope
+from common.platform.migrate import upgrade_database
+from common.platform.models import ChatJob, JobKind
+from common.platform.redis_client import make_redis
 from tests.support.redis_server import RedisServer
 from tests.support.sse import join_answer, read_events
 from tests.support.stack import REPO_ROOT, Stack, make_settings, settings_env

@@ -22,7 +22,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 
-from common.db import is_unavailable, make_engine  # noqa: E402
+from common.platform.db import is_unavailable, make_engine  # noqa: E402
 from tests.support.stack import make_settings  # noqa: E402
 from tests.support.tcp_proxy import TcpProxy  # noqa: E402
 

@@ -17,14 +17,14 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from cli.processes import worker_command
-from common.accounts import create_user
-from common.db import session_scope
-from common.heartbeat import live_workers
-from common.ingest_jobs import queue_ingest_job, wait_for_ingest_job
-from common.migrate import upgrade_database
-from common.models import ChatJob, JobStatus, Role
-from common.redis_client import make_redis
-from common.settings import Settings
+from common.accounts.users import create_user
+from common.jobs.ingest_jobs import queue_ingest_job, wait_for_ingest_job
+from common.jobs.worker_heartbeats import live_workers
+from common.platform.db import session_scope
+from common.platform.migrate import upgrade_database
+from common.platform.models import ChatJob, JobStatus, Role
+from common.platform.redis_client import make_redis
+from common.platform.settings import Settings
 from web import create_app
 from web.resources import WebResources
 from web.serializers import ingest_job_body

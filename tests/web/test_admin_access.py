@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from common.db import session_scope
-from common.migrate import upgrade_database
-from common.models import ChatJob, JobStatus
+from common.platform.db import session_scope
+from common.platform.migrate import upgrade_database
+from common.platform.models import ChatJob, JobStatus
 from tests.support.stack import SAMPLE_TEXTBOOK, TEST_PASSWORD, Stack, make_settings
 from tests.web.assertions import assert_problem
 from web import create_app
@@ -174,7 +174,7 @@ def test_admin_emails_make_no_admin_outside_development(
     upgrade_database(settings)
     app = create_app(settings)
     try:
-        with caplog.at_level(logging.WARNING, logger="common.accounts"):
+        with caplog.at_level(logging.WARNING, logger="common.accounts.users"):
             body = {"email": email, "password": TEST_PASSWORD}
             response = app.test_client().post("/v1/auth/signup", json=body)
 
@@ -195,7 +195,7 @@ def test_admin_emails_make_an_admin_in_development_with_a_warning(
     upgrade_database(settings)
     app = create_app(settings)
     try:
-        with caplog.at_level(logging.WARNING, logger="common.accounts"):
+        with caplog.at_level(logging.WARNING, logger="common.accounts.users"):
             body = {"email": email, "password": TEST_PASSWORD}
             response = app.test_client().post("/v1/auth/signup", json=body)
 

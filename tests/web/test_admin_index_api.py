@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from common.books import DEFAULT_BOOK
-from common.models import AuditEntry
-from common.queue import INGEST_QUEUE
-from common.redis_client import make_redis
+from common.book.books import DEFAULT_BOOK
+from common.jobs.queue import INGEST_QUEUE
+from common.platform.models import AuditEntry
+from common.platform.redis_client import make_redis
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 from tests.web.assertions import assert_problem
 

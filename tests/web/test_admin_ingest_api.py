@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from common.models import AuditEntry, IngestJob
-from common.queue import INGEST_QUEUE
-from common.redis_client import make_redis
+from common.jobs.queue import INGEST_QUEUE
+from common.platform.models import AuditEntry, IngestJob
+from common.platform.redis_client import make_redis
 from tests.support.redis_server import RedisServer
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack, make_settings, start_stack
 from tests.web.assertions import assert_problem

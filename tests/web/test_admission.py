@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common.admission import (
+from common.jobs.admission import (
     Admission,
     Backlog,
     Overloaded,

@@ -12,7 +12,7 @@ import pytest
 from flask_jwt_extended import create_access_token
 from werkzeug.test import TestResponse
 
-from common import token_store
+from common.accounts import refresh_tokens
 from tests.support.stack import Stack
 from tests.web.assertions import assert_problem
 
@@ -253,7 +253,7 @@ def test_deleting_the_account_removes_it_and_its_tokens(idle_stack: Stack) -> No
     login = {"email": email, "password": PASSWORD}
     assert_problem(idle_stack.client.post("/v1/auth/login", json=login), 401)
     family = uuid.uuid4().hex  # a token the deletion missed, of a session still alive
-    token_store.start_family(idle_stack.resources.redis, family, "unused", 600)
+    refresh_tokens.start_family(idle_stack.resources.redis, family, "unused", 600)
     with idle_stack.app.app_context():
         token = create_access_token(signed_up["user"]["id"], additional_claims={"fam": family})
     other = idle_stack.signup()

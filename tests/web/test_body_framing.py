@@ -11,7 +11,7 @@ import pytest
 
 from bench.streams import WebProcess, start_web
 from bench.support import free_port
-from common.migrate import upgrade_database
+from common.platform.migrate import upgrade_database
 from tests.support.stack import make_settings, settings_env
 
 HEAD = (

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from common.db import make_engine, make_session_factory
-from common.models import ChatJob
-from common.queue import CHAT_QUEUE, waiting_job_ids
+from common.jobs.queue import CHAT_QUEUE, waiting_job_ids
+from common.platform.db import make_engine, make_session_factory
+from common.platform.models import ChatJob
 from tests.support.redis_server import RedisServer
 from tests.support.stack import Stack, make_settings, start_stack
 from tests.web.assertions import assert_problem

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from common.models import Role, User
+from common.platform.models import Role, User
 from tests.support.stack import Stack, make_settings
 from tests.web.assertions import assert_problem
 from web import create_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from common.events import stream_key
+from common.jobs.events import stream_key
 from tests.support.sse import join_answer, read_events
 from tests.support.stack import Stack
 

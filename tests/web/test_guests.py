@@ -10,10 +10,10 @@ import jwt
 from flask import Flask
 from sqlalchemy import update
 
-from common.db import session_scope
-from common.guest_retention import purge_old_guests
-from common.models import ChatJob, Conversation, User, utcnow
-from common.settings import Settings
+from common.accounts.guest_retention import purge_old_guests
+from common.platform.db import session_scope
+from common.platform.models import ChatJob, Conversation, User, utcnow
+from common.platform.settings import Settings
 from tests.support.stack import TEST_PASSWORD, Stack
 from tests.web.assertions import assert_problem
 from web import create_app

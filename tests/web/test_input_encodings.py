@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from common.models import ChatJob
+from common.platform.models import ChatJob
 from tests.conftest import _new_redis_db
 from tests.support.stack import Stack, make_settings, start_stack
 from tests.web.assertions import assert_problem

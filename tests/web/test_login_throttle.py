@@ -21,10 +21,10 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
-from common.accounts import create_user
-from common.db import session_scope
-from common.migrate import upgrade_database
-from common.models import Role
+from common.accounts.users import create_user
+from common.platform.db import session_scope
+from common.platform.migrate import upgrade_database
+from common.platform.models import Role
 from tests.support.redis_server import RedisServer
 from tests.support.stack import TEST_PASSWORD, Stack, make_settings
 from tests.web.assertions import assert_problem, assert_unavailable

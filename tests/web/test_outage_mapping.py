@@ -14,7 +14,7 @@ from flask import Response
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from common.db import is_unavailable
+from common.platform.db import is_unavailable
 from tests.support.stack import Stack
 from web.problems import DATABASE_OUTAGE, REDIS_OUTAGE, outage_of
 from web.resources import db
@@ -103,8 +103,8 @@ def test_postgresql_errors_the_server_reports_are_not_outages(
 
 
 def test_a_statement_the_server_cancelled_at_its_time_out_is_an_outage(postgres_url: str) -> None:
-    # bookchat sets statement_timeout on every connection (common/db_deadline.py): a statement
-    # that outlives it means the server is too slow to answer now, like one that never answers.
+    # bookchat sets statement_timeout on every connection (common/platform/db_deadline.py):
+    # a statement that outlives it means the server is too slow to answer now, like a hung one.
     engine = create_engine(postgres_url)
     try:
         exc = _error_of(_execute(engine, "SET statement_timeout = 1; SELECT pg_sleep(1)"))

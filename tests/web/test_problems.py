@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from common.schemas import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
+from common.platform.api_types import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
 from tests.support.stack import Stack
 from tests.web.assertions import assert_problem
 from web import MAX_BODY_BYTES

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from common.db import session_scope
-from common.models import ReaderProfile
+from common.platform.db import session_scope
+from common.platform.models import ReaderProfile
 from tests.support.stack import Stack
 from tests.web.assertions import assert_problem
 

@@ -15,9 +15,9 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from bench.openai_sim import SimulatorHandle
-from common.quotas import budget_key, next_reset, spender_of, tokens_used
-from common.settings import Settings
-from common.tokens import estimate_answer_tokens
+from common.accounts.quotas import budget_key, next_reset, spender_of, tokens_used
+from common.book.token_estimates import estimate_answer_tokens
+from common.platform.settings import Settings
 from tests.support.stack import TEST_PASSWORD, Stack
 from tests.web.assertions import assert_problem
 from web import create_app

@@ -23,10 +23,10 @@ from bench.streams import (
 )
 from bench.support import free_port
 from cli.processes import web_command
-from common.events import JobEvents
-from common.migrate import upgrade_database
-from common.redis_client import make_redis
-from common.settings import Settings
+from common.jobs.events import JobEvents
+from common.platform.migrate import upgrade_database
+from common.platform.redis_client import make_redis
+from common.platform.settings import Settings
 from tests.support.stack import make_settings, settings_env
 
 STREAMS = 2000  # the demo-day target: one web process holds 2,000 open streams

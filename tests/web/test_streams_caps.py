@@ -19,8 +19,8 @@ import pytest
 
 from bench.streams import WebProcess, raise_fd_limit, start_web
 from bench.support import free_port
-from common.migrate import upgrade_database
-from common.settings import Settings
+from common.platform.migrate import upgrade_database
+from common.platform.settings import Settings
 from tests.support.stack import make_settings, settings_env
 
 ATTEMPTS = 1000

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.events import JobEvents
+from common.jobs.events import JobEvents
 from tests.support.redis_server import RedisServer
 from tests.support.stack import Stack
 from tests.web.assertions import assert_problem
@@ -20,17 +20,17 @@ LONG = 30.0  # seconds a read may wait: only a broken hub would ever wait this l
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    """A pooled client, as the web process's shared one."""
+def redis_db(redis_url: str) -> Iterator[redis.Redis]:
+    """A pooled redis_db, as the web process's shared one."""
     pooled = redis.Redis.from_url(redis_url, decode_responses=True)
     yield pooled
     pooled.close()
 
 
 @pytest.fixture
-def hub(redis_url: str, client: redis.Redis) -> Iterator[StreamHub]:
+def hub(redis_url: str, redis_db: redis.Redis) -> Iterator[StreamHub]:
     """A hub whose XREAD blocks for a minute: new waiters must wake it, not wait it out."""
-    running = StreamHub.from_url(redis_url, client, block_ms=60_000)
+    running = StreamHub.from_url(redis_url, redis_db, block_ms=60_000)
     yield running
     running.close()
 
@@ -47,8 +47,10 @@ def _wait_for_waiters(hub: StreamHub, count: int) -> None:
         threading.Event().wait(0.01)
 
 
-def test_a_waiter_gets_events_published_after_it_began(hub: StreamHub, client: redis.Redis) -> None:
-    events = JobEvents(client)
+def test_a_waiter_gets_events_published_after_it_began(
+    hub: StreamHub, redis_db: redis.Redis
+) -> None:
+    events = JobEvents(redis_db)
     first, second = uuid.uuid4(), uuid.uuid4()
     waiting_first, got_first = _read_in_thread(hub, first, "0-0")
     _wait_for_waiters(hub, 1)
@@ -67,9 +69,9 @@ def test_a_waiter_gets_events_published_after_it_began(hub: StreamHub, client: r
 
 
 def test_waiters_on_one_stream_each_get_what_follows_their_own_id(
-    hub: StreamHub, client: redis.Redis
+    hub: StreamHub, redis_db: redis.Redis
 ) -> None:
-    events, job_id = JobEvents(client), uuid.uuid4()
+    events, job_id = JobEvents(redis_db), uuid.uuid4()
     ids = [events.publish(job_id, "delta", {"n": n}) for n in range(3)]
 
     assert [e.data["n"] for e in hub.read(job_id, "0", LONG)] == [0, 1, 2]
@@ -86,8 +88,8 @@ def test_a_read_with_nothing_new_times_out_and_leaves(hub: StreamHub) -> None:
     assert hub.watched() == 0
 
 
-def test_many_waiters_share_the_reader(hub: StreamHub, client: redis.Redis) -> None:
-    events = JobEvents(client)
+def test_many_waiters_share_the_reader(hub: StreamHub, redis_db: redis.Redis) -> None:
+    events = JobEvents(redis_db)
     jobs = [uuid.uuid4() for _ in range(50)]
     readers = [_read_in_thread(hub, job_id, "0-0") for job_id in jobs]
     _wait_for_waiters(hub, len(jobs))
@@ -100,8 +102,8 @@ def test_many_waiters_share_the_reader(hub: StreamHub, client: redis.Redis) -> N
 
 def test_waiters_learn_of_a_redis_outage_and_the_hub_recovers(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis").start()
-    client = redis.Redis.from_url(server.url, decode_responses=True)
-    hub = StreamHub.from_url(server.url, client, block_ms=60_000)
+    redis_db = redis.Redis.from_url(server.url, decode_responses=True)
+    hub = StreamHub.from_url(server.url, redis_db, block_ms=60_000)
     try:
         errors: list[BaseException] = []
 
@@ -124,11 +126,11 @@ def test_waiters_learn_of_a_redis_outage_and_the_hub_recovers(tmp_path: Path) ->
 
         server.start()
         job_id = uuid.uuid4()
-        JobEvents(client).publish(job_id, "status", {"status": "queued"})
+        JobEvents(redis_db).publish(job_id, "status", {"status": "queued"})
         assert [e.event for e in hub.read(job_id, "0-0", LONG)] == ["status"]
     finally:
         hub.close()
-        client.close()
+        redis_db.close()
         server.stop()
 
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from bench.support import free_port
-from common.redis_client import make_redis
+from common.platform.redis_client import make_redis
 from tests.support.stack import Stack, make_settings
 from tests.web.assertions import assert_problem
 from web.stream_slots import Scope, StreamSlots, TooManyStreams
@@ -27,13 +27,13 @@ def scopes(limit: int) -> tuple[Scope, ...]:
 
 
 @pytest.fixture
-def client(redis_url: str) -> redis.Redis:
-    """A plain client of the session's Redis."""
+def redis_db(redis_url: str) -> redis.Redis:
+    """A plain redis_db of the session's Redis."""
     return redis.Redis.from_url(redis_url, decode_responses=True)
 
 
-def test_slots_are_shared_by_processes_and_given_back(client: redis.Redis) -> None:
-    here, there = StreamSlots(client, 60), StreamSlots(client, 60)  # two web processes
+def test_slots_are_shared_by_processes_and_given_back(redis_db: redis.Redis) -> None:
+    here, there = StreamSlots(redis_db, 60), StreamSlots(redis_db, 60)  # two web processes
     shared = scopes(2)
     first = here.acquire(shared)
     there.acquire(shared)
@@ -49,8 +49,12 @@ def test_slots_are_shared_by_processes_and_given_back(client: redis.Redis) -> No
         here.acquire(shared)
 
 
-def test_the_slots_of_a_dead_process_lapse_unless_renewed(client: redis.Redis) -> None:
-    dead, alive, other = StreamSlots(client, 1), StreamSlots(client, 1), StreamSlots(client, 1)
+def test_the_slots_of_a_dead_process_lapse_unless_renewed(redis_db: redis.Redis) -> None:
+    dead, alive, other = (
+        StreamSlots(redis_db, 1),
+        StreamSlots(redis_db, 1),
+        StreamSlots(redis_db, 1),
+    )
     crashed, renewed = scopes(1), scopes(1)
     dead.acquire(crashed)  # never released: its process died
     kept = alive.acquire(renewed)
@@ -83,29 +87,29 @@ def test_without_redis_this_process_still_counts() -> None:
 
 def test_the_web_pool_waits_for_a_free_connection(tmp_path: Path, redis_url: str) -> None:
     settings = make_settings(tmp_path, redis_url, redis_pool_size=2)
-    client = make_redis(settings, pool_wait_seconds=settings.redis_pool_wait_seconds)
-    pool = client.connection_pool
+    redis_db = make_redis(settings, pool_wait_seconds=settings.redis_pool_wait_seconds)
+    pool = redis_db.connection_pool
     busy = [pool.get_connection(), pool.get_connection()]  # every connection in use
     threading.Timer(0.3, pool.release, args=(busy[0],)).start()
     try:
-        assert client.ping()  # waited for the released connection instead of failing
+        assert redis_db.ping()  # waited for the released connection instead of failing
     finally:
         pool.release(busy[1])
-        client.close()
+        redis_db.close()
 
 
 def test_the_web_pool_gives_up_after_its_wait(tmp_path: Path, redis_url: str) -> None:
     settings = make_settings(tmp_path, redis_url, redis_pool_size=2, redis_pool_wait_seconds=0.2)
-    client = make_redis(settings, pool_wait_seconds=settings.redis_pool_wait_seconds)
-    pool = client.connection_pool
+    redis_db = make_redis(settings, pool_wait_seconds=settings.redis_pool_wait_seconds)
+    pool = redis_db.connection_pool
     busy = [pool.get_connection(), pool.get_connection()]
     try:
         with pytest.raises(redis.ConnectionError):
-            client.ping()  # a 503 for the request, after a bounded wait
+            redis_db.ping()  # a 503 for the request, after a bounded wait
     finally:
         for connection in busy:
             pool.release(connection)
-        client.close()
+        redis_db.close()
 
 
 def test_a_closed_stream_gives_its_slot_back_even_unread(idle_stack: Stack) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from qdrant_client import models
 
-from common.retrieval.embeddings import LocalMiniLM
-from common.retrieval.search import TextbookSearch
-from common.retrieval.store import TextbookIndex
+from common.book.retrieval.embeddings import LocalMiniLM
+from common.book.retrieval.search import TextbookSearch
+from common.book.retrieval.store import TextbookIndex
 from tests.support.stack import SAMPLE_TEXTBOOK
-from tests.workers.test_ingest import NODE_QUESTION, NODES, TinyEmbedder, open_index
-from workers.ingest import ingest_tree, reindex_document, remove_book
+from tests.workers.test_indexing import NODE_QUESTION, NODES, TinyEmbedder, open_index
+from workers.indexing import ingest_tree, reindex_document, remove_book
 
 SAMPLE, SECOND = "textbook", "robotics"
 SECOND_URL = "https://robotics.example.org/docs/"

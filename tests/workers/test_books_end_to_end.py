@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from cli.dev import DevSupervisor, StopRequest
 from cli.processes import BOOKCHAT
-from common.models import AuditEntry
+from common.platform.models import AuditEntry
 from tests.support.stack import REPO_ROOT, SAMPLE_TEXTBOOK, Stack, settings_env
 
 QUESTION = "What is a ROS 2 node?"

@@ -8,9 +8,9 @@ from typing import Any
 
 from bench.openai_sim import SimulatorHandle
 from bench.openai_sim.content import DROP_PLACEHOLDER_MARK, PERSONALIZED_NOTE, URDU_PREFIX
-from common.events import JobEvents
-from common.ingest.documents import parse_markdown
-from common.redis_client import make_redis
+from common.book.ingest.documents import parse_markdown
+from common.jobs.events import JobEvents
+from common.platform.redis_client import make_redis
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 
 FENCE = re.compile(r"^[ \t>]*(`{3,}|~{3,}).*?^[ \t>]*\1[ \t]*$", re.M | re.S)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from common.events import JobEvents
+from common.jobs.events import JobEvents
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
-from common.redis_client import make_redis
+from common.platform.redis_client import make_redis
 from tests.support.stack import Stack
 from workers.chat import answer_chat_job
 from workers.resources import WorkerResources

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.events import JobEvents, cancel_key
-from common.redis_client import make_redis
+from common.jobs.events import JobEvents, cancel_key
+from common.platform.redis_client import make_redis
 from tests.support.redis_server import RedisServer
 from tests.support.sse import join_answer
 from tests.support.stack import make_settings

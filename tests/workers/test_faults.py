@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from common.ingest.chunking import chunk_document
-from common.ingest.documents import parse_markdown
-from common.models import JobKind
-from common.queue import CHAT_QUEUE, waiting_job_ids
-from common.retrieval.store import TextbookIndex, make_qdrant
+from common.book.ingest.chunking import chunk_document
+from common.book.ingest.documents import parse_markdown
+from common.book.retrieval.store import TextbookIndex, make_qdrant
+from common.jobs.queue import CHAT_QUEUE, waiting_job_ids
+from common.platform.models import JobKind
 from tests.support.faults import FaultStack, start_fault_stack, wait_until
 from tests.support.sse import read_events
 from tests.support.stack import SAMPLE_TEXTBOOK

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.openai_sim import SimulatorHandle
+from common.book.retrieval.guardrail import Vocabulary
 from common.llm.factory import make_llm_client
 from common.llm.metrics import CallStats
 from common.llm.rewrite import REWRITE_PROMPT
-from common.redis_client import make_redis
-from common.retrieval.guardrail import Vocabulary
+from common.platform.redis_client import make_redis
 from tests.support.stack import make_settings
 from workers.followups import SearchQuery, cache_key, search_query, with_rewrite_usage
 

@@ -9,9 +9,9 @@ import pytest
 
 from bench.openai_sim import SimulatorHandle
 from cli.ask import CUT_OFF_EXIT
-from common.events import JobEvents, stream_key
+from common.jobs.events import JobEvents, stream_key
 from common.llm.citations import unresolved_markers
-from common.redis_client import make_redis
+from common.platform.redis_client import make_redis
 from tests.cli.test_main import BOOKCHAT
 from tests.support.stack import REPO_ROOT, Stack, settings_env
 

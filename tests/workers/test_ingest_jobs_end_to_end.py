@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from common.books import DEFAULT_BOOK
+from common.book.books import DEFAULT_BOOK
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 
 INGEST = "/v1/admin/ingest"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from common.ingest.sources import (
+from common.book.ingest.sources import (
     HARD_LINK_REFUSED,
     LINK_REFUSED,
     PATH_UNAVAILABLE,
@@ -19,7 +19,7 @@ from common.ingest.sources import (
     read_source,
     resolve_folder,
 )
-from common.settings import Settings
+from common.platform.settings import Settings
 
 PAGE = "# Page\n\nText.\n"
 

@@ -6,8 +6,8 @@ import time
 import uuid
 
 from bench.openai_sim import SimulatorHandle
-from common.events import JobEvents
-from common.redis_client import make_redis
+from common.jobs.events import JobEvents
+from common.platform.redis_client import make_redis
 from tests.support.stack import Stack
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from common.models import JobKind
+from common.platform.models import JobKind
 from tests.support.faults import FaultStack, start_fault_stack, wait_until
 from tests.support.sse import read_events
 from tests.workers.test_faults import PROVIDER_RETRIES, submit_many

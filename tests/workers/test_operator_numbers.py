@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from common.heartbeat import TTL_SECONDS
+from common.jobs.worker_heartbeats import TTL_SECONDS
 from common.llm.circuit import CircuitBreaker
-from common.models import JobKind
+from common.platform.models import JobKind
 from tests.support.faults import start_fault_stack, wait_until
 from tests.workers.test_faults import submit_many
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from common.models import JobKind
+from common.platform.models import JobKind
 from tests.support.faults import FaultStack, start_fault_stack, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.openai_sim import SimulatorHandle
+from common.accounts.profiles import ReaderProfileIn
 from common.llm.personalize import profile_guidance
-from common.profiles import ReaderProfileIn
 from tests.support.stack import Stack
 
 QUESTION = "What is a ROS 2 node?"

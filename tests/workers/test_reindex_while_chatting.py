@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from common.ingest_jobs import wait_for_ingest_job
+from common.jobs.ingest_jobs import wait_for_ingest_job
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 
 INGEST = "/v1/admin/ingest"

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from common.db import session_scope
-from common.models import Conversation, Role, User, utcnow
-from common.quotas import budget_key, budget_used
-from common.tokens import estimate_answer_tokens
+from common.accounts.quotas import budget_key, budget_used
+from common.book.token_estimates import estimate_answer_tokens
+from common.platform.db import session_scope
+from common.platform.models import Conversation, Role, User, utcnow
 from tests.support.faults import FaultStack, start_fault_stack, wait_until
 from tests.web.assertions import assert_problem
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3.types import ResponseDict
 
-from common.after_commit import commit
-from common.book_schemas import BookList, BookPath
-from common.books import book_body, known_books
-from common.index_operations import queue_book_removal
-from common.schemas import IngestJobOut, Problem
+from common.admin.index_operations import queue_book_removal
+from common.book.books import book_body, known_books
+from common.book.schemas import BookList, BookPath
+from common.jobs.schemas import IngestJobOut
+from common.platform.after_commit import commit
+from common.platform.api_types import Problem
 from web.api.admin_index import accepted
 from web.audit import audited
 from web.resources import db, resources

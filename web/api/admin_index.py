@@ -12,21 +12,18 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3.types import ResponseDict
 
-from common.after_commit import commit
-from common.index_operations import index_state, queue_document_reindex, queue_rebuild
-from common.ingest_jobs import get_ingest_job, list_ingest_jobs, queue_ingest_job
-from common.models import IngestJob
-from common.schemas import (
+from common.admin.index_operations import index_state, queue_document_reindex, queue_rebuild
+from common.book.index_schemas import (
     DocumentReindexRequest,
     IndexOut,
-    IngestJobList,
-    IngestJobOut,
-    IngestListQuery,
     IngestRequest,
-    JobPath,
-    Problem,
     RebuildRequest,
 )
+from common.jobs.ingest_jobs import get_ingest_job, list_ingest_jobs, queue_ingest_job
+from common.jobs.schemas import IngestJobList, IngestJobOut, IngestListQuery, JobPath
+from common.platform.after_commit import commit
+from common.platform.api_types import Problem
+from common.platform.models import IngestJob
 from web.audit import audited
 from web.resources import db, resources
 from web.security import admin_blueprint, current_user_id

@@ -10,8 +10,9 @@ from flask import Response, jsonify
 from flask_openapi3.types import ResponseDict
 from redis import RedisError
 
-from common.accounts import get_user
-from common.admin_jobs import (
+from common.accounts.users import get_user
+from common.admin.audit import audit_page
+from common.admin.operator_jobs import (
     attempts_of,
     cancel_job,
     find_job,
@@ -19,7 +20,9 @@ from common.admin_jobs import (
     restart_stream,
     retry_job,
 )
-from common.admin_schemas import (
+from common.admin.queue_overview import queue_overview
+from common.admin.reprocess import queue_bulk_retry, reprocess_body
+from common.admin.schemas import (
     AdminList,
     AdminObject,
     AnyJobPath,
@@ -29,12 +32,9 @@ from common.admin_schemas import (
     RoleRequest,
     UserPath,
 )
-from common.after_commit import commit
-from common.audit import audit_page
-from common.models import JobKind, JobStatus
-from common.queue_overview import queue_overview
-from common.reprocess import queue_bulk_retry, reprocess_body
-from common.schemas import IdempotencyHeader, Problem
+from common.platform.after_commit import commit
+from common.platform.api_types import IdempotencyHeader, Problem
+from common.platform.models import JobKind, JobStatus
 from web.admin_serializers import admin_job_body, admin_job_detail, audit_body, list_body
 from web.audit import audited
 from web.resources import db, resources

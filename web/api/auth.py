@@ -6,7 +6,14 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
-from common.accounts import (
+from common.accounts.schemas import (
+    LoginRequest,
+    SignupRequest,
+    SignupResponse,
+    TokenResponse,
+    UserOut,
+)
+from common.accounts.users import (
     adopt_guest,
     authenticate,
     create_guest,
@@ -14,17 +21,10 @@ from common.accounts import (
     delete_account,
     signup_role,
 )
-from common.conversations import forget_job_events
-from common.db import checkpoint_wal
-from common.models import Role, User
-from common.schemas import (
-    LoginRequest,
-    Problem,
-    SignupRequest,
-    SignupResponse,
-    TokenResponse,
-    UserOut,
-)
+from common.jobs.conversations import forget_job_events
+from common.platform.api_types import Problem
+from common.platform.db import checkpoint_wal
+from common.platform.models import Role, User
 from web.resources import db, resources
 from web.security import (
     BEARER,

@@ -10,12 +10,13 @@ from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
-from common.after_commit import commit
-from common.chapter_jobs import PERSONALIZE, TRANSLATE, queue_chapter_job
-from common.chapter_schemas import ChapterRequest, ChapterTranslateRequest
-from common.models import JobStatus
-from common.quotas import check_spend
-from common.schemas import ChatJobOut, Problem
+from common.accounts.quotas import check_spend
+from common.jobs.chapter_jobs import PERSONALIZE, TRANSLATE, queue_chapter_job
+from common.jobs.chapter_schemas import ChapterRequest, ChapterTranslateRequest
+from common.jobs.schemas import ChatJobOut
+from common.platform.after_commit import commit
+from common.platform.api_types import Problem
+from common.platform.models import JobStatus
 from web.api.chat_jobs import IDEMPOTENCY_PARAMETER, current_spender, idempotency_key
 from web.resources import db, resources
 from web.security import (

@@ -12,17 +12,18 @@ from flask_openapi3.types import ResponseDict
 from pydantic import ValidationError
 from redis import Redis, RedisError
 
-from common.admission import Admission
-from common.after_commit import commit
-from common.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
-from common.db import session_scope
-from common.models import JobStatus
-from common.observability import tracked_stream
-from common.quotas import Spender, spender_of
-from common.reservations import Reservation, release_tokens
-from common.schemas import ChatJobCreate, ChatJobOut, IdempotencyHeader, JobPath, Problem, WaitQuery
-from common.settings import Settings
-from common.tokens import estimate_answer_tokens
+from common.accounts.quotas import Spender, spender_of
+from common.accounts.token_reservations import Reservation, release_tokens
+from common.book.token_estimates import estimate_answer_tokens
+from common.jobs.admission import Admission
+from common.jobs.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
+from common.jobs.schemas import ChatJobCreate, ChatJobOut, JobPath, WaitQuery
+from common.platform.after_commit import commit
+from common.platform.api_types import IdempotencyHeader, Problem
+from common.platform.db import session_scope
+from common.platform.models import JobStatus
+from common.platform.observability import tracked_stream
+from common.platform.settings import Settings
 from web.hangup import HangUpWatch
 from web.job_events import StreamReader, job_event_stream, resume_point, wait_for_job
 from web.problems import REDIS_ERRORS, validation_problem

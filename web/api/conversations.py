@@ -5,22 +5,21 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
-from common.conversations import (
+from common.jobs.conversations import (
     delete_conversation,
     forget_job_events,
     get_conversation,
     list_conversations,
     rename_conversation,
 )
-from common.schemas import (
+from common.jobs.schemas import (
     ConversationDetail,
     ConversationList,
     ConversationOut,
     ConversationPath,
     ConversationRename,
-    ListQuery,
-    Problem,
 )
+from common.platform.api_types import ListQuery, Problem
 from web.resources import db, resources
 from web.security import BEARER, current_user_id, require_access_token
 from web.serializers import conversation_body, conversation_detail_body

@@ -14,11 +14,11 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from common.heartbeat import live_workers
-from common.index_operations import index_state
+from common.admin.index_operations import index_state
+from common.jobs.queue import ALL_QUEUES, CHAT_QUEUE
+from common.jobs.worker_heartbeats import live_workers
 from common.llm.circuit import CircuitBreaker
-from common.queue import ALL_QUEUES, CHAT_QUEUE
-from common.schemas import QueryBool
+from common.platform.api_types import QueryBool
 from web.private_probes import probe_cache, require_private_reader
 from web.resources import resources
 

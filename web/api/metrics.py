@@ -1,6 +1,6 @@
 """GET /metrics: Prometheus exposition of every local process, plus job and queue gauges.
 
-Counters and histograms come from `common.observability` (merged across the gunicorn and
+Counters and histograms come from `common.platform.observability` (merged across the gunicorn and
 worker processes that share PROMETHEUS_MULTIPROC_DIR). Jobs by kind and status and the queues'
 depth and oldest wait are read at scrape time: the job rows are the truth (a counter bumped at
 each transition would drift from them with every crash, watchdog rescue or operator retry), and
@@ -22,10 +22,10 @@ from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common.lifecycle import model_of
-from common.models import JobStatus, utcnow
-from common.observability import scrape_registry
-from common.queue_overview import QUEUE_KINDS
+from common.admin.queue_overview import QUEUE_KINDS
+from common.jobs.lifecycle import model_of
+from common.platform.models import JobStatus, utcnow
+from common.platform.observability import scrape_registry
 from web.private_probes import probe_cache, require_private_reader
 from web.resources import db, resources
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
-from common.profiles import ReaderProfileIn, ReaderProfileOut, save_profile, show_profile
-from common.schemas import Problem
+from common.accounts.profiles import ReaderProfileIn, ReaderProfileOut, save_profile, show_profile
+from common.platform.api_types import Problem
 from web.resources import db
 from web.security import BEARER, current_user_id, require_user
 

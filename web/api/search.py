@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
-from common.schemas import Problem, SearchRequest, SearchResults
-from common.search_rpc import request_search
+from common.book.index_schemas import SearchRequest, SearchResults
+from common.jobs.search_rpc import request_search
+from common.platform.api_types import Problem
 from web.resources import resources
 from web.security import BEARER, require_access_token
 

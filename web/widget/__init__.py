@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request
 
-from common.errors import NotFound
+from common.platform.errors import NotFound
 from web.resources import resources
 from web.widget import assets
 from web.widget.book import Chapter, find_chapter, load_book

@@ -12,8 +12,8 @@ import frontmatter
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from common.ingest.documents import DocumentError, heading_anchor, parse_document
-from common.ingest.sources import find_markdown_files
+from common.book.ingest.documents import DocumentError, heading_anchor, parse_document
+from common.book.ingest.sources import find_markdown_files
 
 # MDX imports, JSX tags on their own line, and admonition fences (":::tip") are not prose.
 _MDX_LINE = re.compile(r"^\s*(import\s.+\sfrom\s|export\s|</?[A-Z][\w.]*[^>]*>\s*$|:::)")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from common.accounts.profiles import ReaderProfileIn
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.sparse import tokenize
 from common.llm.base import Answer, AnswerRequest, DeltaSink
 from common.llm.extractive.plan import plan_answer
 from common.llm.extractive.render import render
@@ -12,9 +15,6 @@ from common.llm.extractive.selection import plan_selection_answer
 from common.llm.extractive.units import Unit
 from common.llm.metrics import CallStats
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
-from common.profiles import ReaderProfileIn
-from common.retrieval.passages import Passage
-from common.retrieval.sparse import tokenize
 
 MODEL_NAME = "extractive"
 # What a sentence on each hardware path mentions; preferred when the reader has that hardware.

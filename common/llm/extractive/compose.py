@@ -7,10 +7,10 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.sparse import tokenize
 from common.llm.extractive.intent import ASKING_WORDS, Intent
 from common.llm.extractive.units import Unit
-from common.retrieval.passages import Passage
-from common.retrieval.sparse import tokenize
 
 _DEFINES = re.compile(r"\b(is|are|means|refers to|called|known as|defined as)\b", re.I)
 _CAUSE = re.compile(r"\b(because|since|so that|therefore|as a result|due to|allows?|enables?)\b")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from common.retrieval.sparse import tokenize
+from common.book.retrieval.sparse import tokenize
 
 _SIDE = r"[\w.+/-]+(?: [\w.+/-]+){0,3}"
 _COMPARISON = [

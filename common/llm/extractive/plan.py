@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.sparse import tokenize
 from common.llm.extractive.compose import (
     acronym_weights,
     is_duplicate,
@@ -14,8 +16,6 @@ from common.llm.extractive.compose import (
 )
 from common.llm.extractive.intent import Intent, classify
 from common.llm.extractive.units import Unit, passage_units
-from common.retrieval.passages import Passage
-from common.retrieval.sparse import tokenize
 
 # A sentence from another passage joins the answer only when it matches nearly as well: on the
 # best unit's topic from this share of its score, on any question term from the second share.

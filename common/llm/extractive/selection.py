@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from common.book.retrieval.passages import Passage
+from common.book.retrieval.sparse import tokenize
 from common.llm.extractive.compose import DUPLICATE_OVERLAP, is_duplicate, overlap, window
 from common.llm.extractive.intent import ASKING_WORDS
 from common.llm.extractive.plan import plan_answer
 from common.llm.extractive.units import Unit, passage_units
-from common.retrieval.passages import Passage
-from common.retrieval.sparse import tokenize
 
 _SUMMARIZE = re.compile(
     r"\b(summari[sz]e|summary|tl;?dr|gist|main (point|idea)s?|in short)\b", re.I

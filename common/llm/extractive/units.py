@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from common.retrieval.sparse import tokenize
+from common.book.retrieval.sparse import tokenize
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"(])")
 _MARKUP = re.compile(r"`+|[#>|]+")

@@ -17,8 +17,8 @@ from common.llm.circuit import CircuitBreaker
 from common.llm.client import Completion, LLMClient
 from common.llm.limiter import Limits, RateLimiter
 from common.llm.metrics import CallStats, Counters
-from common.retries import RetryPolicy, retry_policy
-from common.settings import Settings
+from common.platform.retry_policy import RetryPolicy, retry_policy
+from common.platform.settings import Settings
 
 ROOMY = Limits(rpm=6000, tpm=10**6, burst_seconds=10, headroom=1.0)
 MESSAGES = [

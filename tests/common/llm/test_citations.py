@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from common.book.retrieval.passages import Passage
 from common.llm.citations import cited_numbers, resolve_citations, unresolved_markers
-from common.retrieval.passages import Passage
 
 
 def _passages(count: int) -> list[Passage]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from common.book.retrieval.passages import Passage
 from common.llm.base import Answer, AnswerRequest
 from common.llm.extractive import MODEL_NAME, ExtractiveAnswerer, split_sentences
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
-from common.retrieval.passages import Passage
 
 
 def passage(n: int, heading: str, text: str) -> Passage:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from common.book.retrieval.passages import Passage
 from common.llm.base import AnswerRequest
 from common.llm.extractive import ExtractiveAnswerer
 from common.llm.extractive.compose import has_term
 from common.llm.extractive.units import clean, passage_units, text_terms
-from common.retrieval.passages import Passage
 
 
 def passage(n: int, heading_path: tuple[str, ...], text: str) -> Passage:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from common.book.retrieval.passages import Passage
 from common.llm.base import AnswerRequest
 from common.llm.extractive import ExtractiveAnswerer
 from common.llm.extractive.selection import selection_intent
 from common.llm.prompts import NOT_IN_SELECTION, build_messages
-from common.retrieval.passages import Passage
 
 SELECTION = (
     "The reality gap refers to the difference between simulated environments and the real "

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from common.book.retrieval.passages import Passage
 from common.llm.base import AnswerRequest
 from common.llm.extractive import ExtractiveAnswerer
 from common.llm.extractive.intent import classify
-from common.retrieval.passages import Passage
 
 
 def passage(n: int, text: str) -> Passage:

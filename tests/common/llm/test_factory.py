@@ -10,7 +10,7 @@ import redis
 
 from common.llm.factory import make_llm_client, model_limits
 from common.llm.limiter import Limits
-from common.settings import Settings
+from common.platform.settings import Settings
 from tests.support.stack import make_settings
 
 

@@ -12,13 +12,13 @@ import pytest
 import redis
 
 from bench.openai_sim import SimulatorHandle
+from common.book.retrieval.passages import Passage
 from common.llm.base import AnswerRequest
 from common.llm.errors import LLMError
 from common.llm.factory import make_llm_client
 from common.llm.metrics import CallStats
 from common.llm.openai_answerer import OpenAIAnswerer, make_openai_sdk
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION, build_messages
-from common.retrieval.passages import Passage
 from tests.support.stack import make_settings
 
 MAX_TOKENS = 321

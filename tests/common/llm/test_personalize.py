@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from common.accounts.profiles import ReaderProfileIn, profile_hash
+from common.book.retrieval.passages import Passage
 from common.llm.base import AnswerRequest
 from common.llm.extractive import ExtractiveAnswerer
 from common.llm.personalize import profile_guidance
 from common.llm.prompts import build_messages
-from common.profiles import ReaderProfileIn, profile_hash
-from common.retrieval.passages import Passage
 
 
 def profile(**fields: Any) -> ReaderProfileIn:

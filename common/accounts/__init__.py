@@ -1,0 +1,1 @@
+"""Accounts: users, tokens, quotas, token reservations and reader profiles."""

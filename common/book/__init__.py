@@ -1,0 +1,1 @@
+"""The book: ingesting pages, chunking, the index and retrieval, chapters and books."""

@@ -1,0 +1,1 @@
+"""Jobs: chat, chapter and ingest jobs, their queue, events, lifecycle and watchdog."""

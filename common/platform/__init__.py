@@ -1,0 +1,1 @@
+"""What every room stands on: settings, the database and models, Redis, errors, logs, metrics."""

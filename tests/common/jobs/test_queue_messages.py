@@ -1,0 +1,130 @@
+"""The chat submit's prebuilt message is Celery's own, and the broker is read through kombu.
+
+`ChatTaskPublisher` pushes a message built once for the installed Celery and kombu; these tests
+send the same task through `send_task` on a real Redis and compare what lands in the broker,
+so an upgrade that changes Celery's or kombu's format fails here instead of in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from common.jobs.queue import (
+    CHAT_ANSWER_TASK,
+    CHAT_QUEUE,
+    chat_publisher,
+    enqueue_chat_job,
+    job_id_of,
+    make_celery,
+    request_headers,
+    task_id,
+    waiting_job_ids,
+)
+from common.platform.logging_setup import REQUEST_ID_HEADER, request_id_bound
+from tests.support.redis_server import RedisServer
+from tests.support.stack import make_settings
+
+# What differs from one message to the next: the task's id (and what repeats it) and the
+# transport's per-message tags. Everything else must be byte for byte Celery's.
+PER_MESSAGE = {
+    ("headers", "id"),
+    ("headers", "root_id"),
+    ("properties", "correlation_id"),
+    ("properties", "reply_to"),
+    ("properties", "delivery_tag"),
+}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own: the chat queue's list is this test's alone."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def celery(tmp_path: Path, broker: RedisServer) -> Celery:
+    """The app as the API builds it."""
+    return make_celery(make_settings(tmp_path, broker.url))
+
+
+def _pop_one(client: redis.Redis) -> dict[str, Any]:
+    raw: Any = client.lrange(CHAT_QUEUE, 0, -1)
+    assert len(raw) == 1, raw
+    client.delete(CHAT_QUEUE)
+    message: dict[str, Any] = json.loads(raw[0])
+    return message
+
+
+def _split(message: dict[str, Any]) -> tuple[dict[str, Any], bytes, dict[tuple[str, str], Any]]:
+    """The message without its body and per-message values, the decoded body, those values."""
+    varying = {(part, name): message[part].pop(name) for part, name in PER_MESSAGE}
+    body = base64.b64decode(message.pop("body"))
+    return message, body, varying
+
+
+def test_the_prebuilt_chat_message_is_celerys_own(celery: Celery, broker: RedisServer) -> None:
+    client = redis.Redis.from_url(broker.url)
+    job_id = uuid.uuid4()
+    with request_id_bound("req-1234"):
+        celery.send_task(
+            CHAT_ANSWER_TASK,
+            args=[str(job_id)],
+            queue=CHAT_QUEUE,
+            task_id=task_id(job_id),
+            headers=request_headers(),
+        )
+        celerys = _pop_one(client)
+        enqueue_chat_job(celery, job_id)
+        ours = _pop_one(client)
+
+    expected, expected_body, _ = _split(celerys)
+    actual, actual_body, varying = _split(ours)
+    assert actual == expected
+    assert actual_body == expected_body  # the serialized arguments, byte for byte
+    assert json.dumps(actual, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert actual["headers"][REQUEST_ID_HEADER] == "req-1234"
+    tid = varying[("headers", "id")]
+    assert job_id_of(tid) == str(job_id)
+    assert varying[("headers", "root_id")] == varying[("properties", "correlation_id")] == tid
+    for name in ("reply_to", "delivery_tag"):
+        uuid.UUID(varying[("properties", name)])
+
+
+def test_the_prebuilt_message_has_no_request_id_outside_a_request(
+    celery: Celery, broker: RedisServer
+) -> None:
+    client = redis.Redis.from_url(broker.url)
+    job_id = uuid.uuid4()
+    celery.send_task(CHAT_ANSWER_TASK, args=[str(job_id)], queue=CHAT_QUEUE)
+    expected, _, _ = _split(_pop_one(client))
+    client.lpush(CHAT_QUEUE, chat_publisher(celery).message(job_id))
+    actual, _, _ = _split(_pop_one(client))
+    assert actual == expected
+    assert REQUEST_ID_HEADER not in actual["headers"]
+
+
+def test_waiting_jobs_are_read_through_kombu_without_taking_them(
+    celery: Celery, broker: RedisServer
+) -> None:
+    client = redis.Redis.from_url(broker.url)
+    jobs = [uuid.uuid4() for _ in range(3)]
+    for job_id in jobs[:2]:
+        enqueue_chat_job(celery, job_id)
+    celery.send_task(
+        CHAT_ANSWER_TASK, args=[str(jobs[2])], queue=CHAT_QUEUE, task_id=task_id(jobs[2])
+    )
+    client.lpush(CHAT_QUEUE, b"not a kombu message")
+
+    assert waiting_job_ids(celery, CHAT_QUEUE) == {str(job_id) for job_id in jobs}
+    assert client.llen(CHAT_QUEUE) == 4  # read, not consumed
