@@ -1,9 +1,8 @@
-"""The import graph keeps its shape: cli -> web, workers -> common, and no ties inside common."""
+"""The import graph keeps its shape: cli -> web, workers -> common, and common's rooms in order."""
 
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 from tests.support.stack import REPO_ROOT
@@ -57,19 +56,48 @@ def test_workers_and_common_never_import_flask() -> None:
     assert wrong == []
 
 
-def test_no_two_way_ties_between_folders_of_common() -> None:
-    edges: dict[str, set[str]] = defaultdict(set)
+# The rooms of common/, lowest first: a room imports only rooms below it (and itself).
+ROOMS = ("platform", "book", "accounts", "llm", "jobs", "admin")
+
+
+def room_edges() -> list[tuple[str, str, str]]:
+    """(importing file, its room, imported room) for every import between rooms of common/."""
+    edges = []
     for path in source_files("common"):
         relative = path.relative_to(REPO_ROOT / "common").parts
-        if len(relative) < 2:
-            continue  # modules directly in common/ are the kernel's leaves and roots
-        folder = relative[0]
+        room = relative[0] if len(relative) > 1 else ""
         for name in imported_modules(path):
             parts = name.split(".")
-            if parts[0] == "common" and len(parts) > 2 and parts[1] != folder:
-                edges[folder].add(parts[1])
-    ties = [f"{a} <-> {b}" for a in edges for b in edges[a] if a < b and a in edges.get(b, ())]
-    assert ties == []
+            if parts[0] == "common" and len(parts) > 1 and parts[1] != room:
+                edges.append((str(path.relative_to(REPO_ROOT)), room, parts[1]))
+    return edges
+
+
+def test_common_is_only_rooms() -> None:
+    loose = [
+        path.name
+        for path in (REPO_ROOT / "common").iterdir()
+        if path.name != "__init__.py"
+        and path.name != "__pycache__"
+        and not (path.is_dir() and path.name in ROOMS)
+    ]
+    assert loose == []
+
+
+def test_rooms_of_common_import_only_downwards() -> None:
+    rank = {room: index for index, room in enumerate(ROOMS)}
+    wrong = [
+        f"{path} ({room}) imports common.{target}"
+        for path, room, target in room_edges()
+        if target not in rank or rank[target] > rank[room]
+    ]
+    assert wrong == []
+
+
+def test_the_room_scan_sees_imports_between_rooms() -> None:
+    # If the scan found nothing, the test above would pass on any graph.
+    edges = {(room, target) for _, room, target in room_edges()}
+    assert {("jobs", "platform"), ("llm", "book"), ("admin", "jobs")} <= edges
 
 
 # Only cli/ starts processes (tests/ and bench/ start their own): client factories connect.
