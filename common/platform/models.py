@@ -204,8 +204,53 @@ class ChatJob(JobLifecycle, Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column()
     # When its bounded wait for the model began: submission, or an operator's retry.
     queued_at: Mapped[datetime | None] = mapped_column()
+    # What became of a finished chat question, for the author (AnswerLabel); None before it
+    # finished, and on rows finished before labels existed.
+    label: Mapped[str | None] = mapped_column(String(16))
+    # The best retrieved passage's similarity: how strong the book's evidence was.
+    top_similarity: Mapped[float | None] = mapped_column()
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="jobs")
+
+
+class AnswerLabel(enum.StrEnum):
+    """What became of a finished chat question (common/jobs/answer_labels.py decides)."""
+
+    ANSWERED = "answered"
+    REFUSED = "refused"  # the book does not cover it
+    UNCERTAIN = "uncertain"  # answered on weak evidence
+    OFF_TOPIC = "off_topic"  # not about the book's subject
+
+
+class FeedbackRating(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class FeedbackReason(enum.StrEnum):
+    WRONG = "wrong"
+    UNCLEAR = "unclear"
+    NOT_IN_BOOK = "not_in_book"
+    OTHER = "other"
+
+
+class AnswerFeedback(Base):
+    """A reader's rating of one answer: one per reader and job, replaced when they rate again."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (
+        UniqueConstraint("job_id", "user_id", name="uq_answer_feedback_reader"),
+        Index("ix_answer_feedback_updated", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("chat_jobs.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    rating: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str | None] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobKind(enum.StrEnum):
