@@ -53,7 +53,7 @@ def ask_via_queue(settings: Settings, question: str, *, timeout: float, as_json:
 
 
 class AnswerPrinter:
-    """Prints a stream's answer by the client rule (README, "Events") and sees its end.
+    """Prints a stream's answer by the client rule (docs/api.md, "Events") and sees its end.
 
     A `reset` starts the answer over (on a new line: printed text cannot be taken back); a
     delta of an older attempt than the newest seen is ignored; the first `done` or `error`

@@ -63,7 +63,7 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
 def _run_attempt(attempt: Attempt) -> None:
     attempt.publish("status", {"status": JobStatus.IN_PROGRESS.value, "attempt": attempt.number})
     if attempt.number > 1:
-        # Readers drop any partial text of an earlier attempt (see "Events" in the README).
+        # Readers drop any partial text of an earlier attempt (see "Events" in docs/api.md).
         reset = {"attempt": attempt.number, "reason": "a new attempt starts over"}
         attempt.publish("reset", reset)
     try:

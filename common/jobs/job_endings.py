@@ -1,7 +1,7 @@
 """How a finished chat job's stream ends: its citations, then one terminal `done`.
 
 The worker sends these after the answer is recorded, and a reader replaying an expired stream
-rebuilds them from the row, so both say the same thing (README, "Events").
+rebuilds them from the row, so both say the same thing (docs/api.md, "Events").
 """
 
 from __future__ import annotations

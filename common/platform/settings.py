@@ -156,8 +156,8 @@ class Settings(BaseSettings):
 
     # Model spend (accounts/quotas.py, accounts/guest_retention.py): guests from one address share
     # this many tokens a day; every model call of the service together spends at most
-    # LLM_DAILY_TOKEN_BUDGET tokens a UTC day (0: no budget; README, "Accounts, guests, limits
-    # and profiles", prices the default); guests and their data are deleted after this long.
+    # LLM_DAILY_TOKEN_BUDGET tokens a UTC day (0: no budget; docs/accounts.md, "Worst-case daily
+    # spend", prices the default); guests and their data are deleted after this long.
     guest_address_daily_tokens: int = Field(default=200_000, ge=0)
     llm_daily_token_budget: int = Field(default=5_000_000, ge=0)
     guest_retention_days: int = Field(default=7, ge=1)

@@ -2,7 +2,7 @@
 
 The fixture book is built as a default Docusaurus 3 site (docs under /docs) with bookchat's
 one script tag, served by `docusaurus serve` on an origin of its own, and ingested with
-TEXTBOOK_BASE_URL=/docs as the README says. Chromium then follows citations the way a reader
+TEXTBOOK_BASE_URL=/docs as docs/docusaurus.md says. Chromium then follows citations the way a reader
 does, and opens every citation URL the index holds.
 """
 
@@ -78,7 +78,7 @@ def docusaurus(
     folder = tmp_path_factory.mktemp("docusaurus-site")
     api_port, site_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{api_port}"
-    # The README's script tag, as a site owner adds it to docusaurus.config.js.
+    # docs/docusaurus.md's script tag, as a site owner adds it to docusaurus.config.js.
     script = {"src": f"{api_url}/widget.js", "async": True, "data-api": api_url}
     try:
         built = build_site(FIXTURE_BOOK, folder / "build", scripts=[script])

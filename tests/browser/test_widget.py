@@ -20,7 +20,8 @@ from tests.browser.widget_page import (
 )
 from tests.support.stack import REPO_ROOT
 
-# The README's picture: refreshed with UPDATE_SCREENSHOTS=1, so plain runs leave git clean.
+# The picture in the README and docs/docusaurus.md: refreshed with UPDATE_SCREENSHOTS=1, so
+# plain runs leave git clean.
 README_SCREENSHOT = REPO_ROOT / "docs" / "widget-demo.png"
 
 

@@ -79,7 +79,7 @@ class Coverage:
 
 @dataclass(frozen=True)
 class Guardrail:
-    """Thresholds calibrated on the retrieval benchmark's question set (see README)."""
+    """Thresholds calibrated on the retrieval benchmark's question set (docs/benchmarks.md)."""
 
     min_similarity: float = 0.30
     max_missing_fraction: float = 0.4

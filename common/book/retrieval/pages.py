@@ -12,7 +12,8 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 # Reciprocal-rank weights of the page's and the chapter's own ranking next to the global one
-# (weight 1); chosen on bench/conversation_retrieval.py's page cases (see README).
+# (weight 1); chosen on bench/conversation_retrieval.py's page cases (see
+# docs/ingestion-and-retrieval.md, "Page-aware retrieval").
 PAGE_WEIGHT = 0.3
 CHAPTER_WEIGHT = 0.1
 
