@@ -18,7 +18,7 @@ timeout = 120
 graceful_timeout = 30
 keepalive = 5
 # Oversize requests: gunicorn answers these itself (400/414/431, in HTML). The same numbers are
-# in web/limits.py, which refuses anything bigger reaching the app as problem+json; plain
+# in web/input_limits.py, which refuses anything bigger reaching the app as problem+json; plain
 # literals here because importing the app's package in the master would bypass gevent's patching.
 limit_request_line = 4094
 limit_request_fields = 100

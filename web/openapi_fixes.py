@@ -26,7 +26,7 @@ from web.problems import PROBLEM_JSON
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": _PROBLEM_REF}}
 
-# Errors any request can meet before its view runs (web/limits.py, web/problems.py).
+# Errors any request can meet before its view runs (web/input_limits.py, web/problems.py).
 _ANY_REQUEST_ERRORS = {
     "400": "Bad request: NUL or invalid text in the query string (`invalid_input`)",
     "414": "The URL is too long (`request_uri_too_long`)",

@@ -23,7 +23,7 @@ from common.platform.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from web.limits import answer_options, check_json_body, check_request_size
+from web.input_limits import answer_options, check_json_body, check_request_size
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"

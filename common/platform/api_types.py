@@ -25,7 +25,7 @@ MIN_PASSWORD_CHARS = 8
 MAX_INGEST_PATH_CHARS = 4096
 
 
-# The server refuses NUL in any string (web/limits.py); the document says so with a pattern.
+# The server refuses NUL in any string (web/input_limits.py); the document says so with a pattern.
 NO_NUL = r"^[^\x00]*$"
 
 

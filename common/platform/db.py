@@ -55,7 +55,7 @@ def make_engine(settings: Settings) -> Engine:
 def _without_nul(
     _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
 ) -> tuple[str, Any]:
-    # PostgreSQL text cannot hold NUL. Requests are refused with one at the edge (web/limits.py);
+    # PostgreSQL text cannot hold NUL. The edge refuses requests with one (web/input_limits.py);
     # text from elsewhere (a model's answer, a book's page) gets U+FFFD instead of a failed job.
     return statement, _replace_nul(parameters) if _has_nul(parameters) else parameters
 

@@ -175,7 +175,7 @@ def test_a_malformed_id_is_404(idle_stack: Stack, admin: dict[str, str]) -> None
         ("post", INGEST, {"path": "/srv/book"}),
         ("post", INGEST, {"path": ""}),  # refused before the body is validated
         ("get", INGEST, None),
-        ("get", f"{INGEST}/{uuid.uuid4()}", None),
+        ("get", f"{INGEST}/00000000-0000-4000-8000-00000000abcd", None),  # no such job
     ],
 )
 def test_a_reader_is_forbidden(

@@ -11,7 +11,7 @@ from werkzeug.test import TestResponse
 
 from tests.support.stack import REPO_ROOT, Stack
 from tests.web.assertions import assert_problem
-from web import limits
+from web import input_limits
 
 LOGIN = "/v1/auth/login"
 JOBS = "/v1/chat/jobs"
@@ -48,7 +48,7 @@ def test_deeply_nested_json_is_400_without_a_traceback(
 
 
 def test_nesting_within_the_limit_reaches_validation(idle_stack: Stack) -> None:
-    inner = limits.MAX_JSON_DEPTH - 1  # the object around it is one level
+    inner = input_limits.MAX_JSON_DEPTH - 1  # the object around it is one level
     nested = "[" * inner + "]" * inner
     body = f'{{"email": "a@example.com", "password": {nested}}}'.encode()
 
@@ -77,7 +77,7 @@ def test_brackets_inside_strings_do_not_count(idle_stack: Stack) -> None:
     ],
 )
 def test_json_depth(raw: bytes, expected: int) -> None:
-    assert limits.json_depth(raw) == expected
+    assert input_limits.json_depth(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_ten_kilobyte_url_is_414(idle_stack: Stack, headers: dict[str, str]) -> 
 
 
 def test_too_many_headers_is_431(idle_stack: Stack) -> None:
-    many = {f"X-Filler-{n}": "x" for n in range(limits.MAX_HEADER_FIELDS + 1)}
+    many = {f"X-Filler-{n}": "x" for n in range(input_limits.MAX_HEADER_FIELDS + 1)}
 
     assert_problem(idle_stack.client.get("/v1/me", headers=many), 431)
 
@@ -216,9 +216,9 @@ def test_options_on_unknown_path_is_404_problem(idle_stack: Stack) -> None:
 def test_gunicorn_limits_match_the_app() -> None:
     conf = runpy.run_path(str(REPO_ROOT / "web" / "gunicorn_conf.py"))
 
-    assert conf["limit_request_line"] == limits.MAX_REQUEST_LINE_BYTES
-    assert conf["limit_request_fields"] == limits.MAX_HEADER_FIELDS
-    assert conf["limit_request_field_size"] == limits.MAX_HEADER_FIELD_BYTES
+    assert conf["limit_request_line"] == input_limits.MAX_REQUEST_LINE_BYTES
+    assert conf["limit_request_fields"] == input_limits.MAX_HEADER_FIELDS
+    assert conf["limit_request_field_size"] == input_limits.MAX_HEADER_FIELD_BYTES
 
 
 def test_openapi_errors_are_problem_json(idle_stack: Stack) -> None:

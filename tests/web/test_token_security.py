@@ -19,7 +19,7 @@ from tests.web.assertions import assert_problem
 ROUTES = [
     ("get", "/v1/me", None),
     ("get", "/v1/conversations", None),
-    ("get", f"/v1/chat/jobs/{uuid.uuid4()}", None),
+    ("get", "/v1/chat/jobs/00000000-0000-4000-8000-00000000abcd", None),  # a job nobody has
     ("post", "/v1/chat/jobs", {"message": "hello"}),
     ("post", "/v1/search", {"query": "nodes"}),
     ("get", "/v1/admin/ingest", None),
