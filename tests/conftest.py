@@ -71,6 +71,12 @@ def _new_redis_db(base: str) -> str:
     return f"{base}/{number}"
 
 
+@pytest.fixture
+def private_redis_url(redis_base_url: str) -> str:
+    """A Redis database of the test's own, for one whose keys (a queue's) cannot be unique."""
+    return _new_redis_db(redis_base_url)
+
+
 def _postgres_reachable() -> bool:
     try:
         with psycopg.connect(POSTGRES_URL, connect_timeout=2):
