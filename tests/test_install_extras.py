@@ -1,6 +1,6 @@
-"""The API runs on the base install: without the extras [worker], [postgres] and [dev] (the web
-image's `pip install '.[postgres]'` less PostgreSQL), `bookchat web`'s app builds, migrates
-SQLite, signs a guest in and sends a chat job to the broker, importing none of their packages."""
+"""The API runs on the base install alone: with every package that only the extras [worker],
+[postgres] and [dev] bring refused at import, `bookchat web`'s app builds, migrates SQLite, signs
+a guest in and sends a chat job to the broker."""
 
 from __future__ import annotations
 
