@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test test-fast lint lock chromium bench-answers bench-burst bench-conversation bench-guardrail bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
 
-# Installs the exact versions in requirements.lock, then bookchat itself (editable).
+# Installs the exact versions in requirements.lock (every extra: worker, postgres, dev), then
+# bookchat itself (editable).
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bookchat needs Python 3.11+")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +16,13 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Re-resolves requirements.lock from pyproject.toml (run after changing a dependency).
+# Re-resolves requirements.lock from pyproject.toml (run after changing a dependency); the lock
+# holds the base and the extras worker, postgres and dev (not ranking-bench).
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --upgrade \
+	$(BIN)/uv pip compile pyproject.toml --extra worker --extra postgres --extra dev \
+	  --python-version 3.11 --upgrade \
 	  --quiet -o requirements.lock
 
 dev: $(STAMP)

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,7 @@ from sqlalchemy.engine import make_url
 from bench.openai_sim import SimConfig, SimulatorHandle, start_simulator
 from cli.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from common.platform.observability import MULTIPROC_ENV
-from common.platform.settings import Settings
-from tests.support.stack import Stack, make_settings, start_stack
+from tests.support.stack import NewStack, Stack, make_settings, simulator_settings, start_stack
 from tests.support.tcp_proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -69,6 +69,12 @@ def _new_redis_db(base: str) -> str:
     number = next(_redis_databases)
     assert number < REDIS_DATABASES, f"too many stacks for Redis' {REDIS_DATABASES} databases"
     return f"{base}/{number}"
+
+
+@pytest.fixture
+def private_redis_url(redis_base_url: str) -> str:
+    """A Redis database of the test's own, for one whose keys (a queue's) cannot be unique."""
+    return _new_redis_db(redis_base_url)
 
 
 def _postgres_reachable() -> bool:
@@ -126,30 +132,48 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
+def new_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> NewStack:
+    """Start stacks of their own (see `NewStack`): `with new_stack("name") as stack: ...`."""
+
+    @contextmanager
+    def running(
+        name: str,
+        *,
+        var_dir: Path | None = None,
+        database_url: str | None = None,
+        with_worker: bool = True,
+        **overrides: Any,
+    ) -> Iterator[Stack]:
+        folder = var_dir or tmp_path_factory.mktemp(name)
+        settings = make_settings(folder, _new_redis_db(redis_base_url), database_url, **overrides)
+        stack = start_stack(settings, with_worker=with_worker)
+        try:
+            yield stack
+        finally:
+            stack.stop()
+
+    return running
+
+
+@pytest.fixture(scope="session")
+def stack(new_stack: NewStack) -> Iterator[Stack]:
     """SQLite, the extractive answerer, and one real worker that ingested the sample book."""
-    var_dir = tmp_path_factory.mktemp("stack")
-    running = start_stack(make_settings(var_dir, _new_redis_db(redis_base_url)))
-    yield running
-    running.stop()
+    with new_stack("stack") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def ingest_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
+def ingest_stack(new_stack: NewStack) -> Iterator[Stack]:
     """Like `stack`, for tests that rebuild or reshape the index (others keep theirs intact)."""
-    var_dir = tmp_path_factory.mktemp("ingest")
-    running = start_stack(make_settings(var_dir, _new_redis_db(redis_base_url)))
-    yield running
-    running.stop()
+    with new_stack("ingest") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def idle_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
+def idle_stack(new_stack: NewStack) -> Iterator[Stack]:
     """The API with no worker: jobs stay queued."""
-    var_dir = tmp_path_factory.mktemp("idle")
-    running = start_stack(make_settings(var_dir, _new_redis_db(redis_base_url)), with_worker=False)
-    yield running
-    running.stop()
+    with new_stack("idle", with_worker=False) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -179,53 +203,26 @@ def sim(request: pytest.FixtureRequest, simulator: SimulatorHandle) -> Iterator[
     simulator.reset()
 
 
-def _openai_settings(
-    var_dir: Path, redis_base_url: str, simulator: SimulatorHandle, **overrides: Any
-) -> Settings:
-    return make_settings(
-        var_dir,
-        _new_redis_db(redis_base_url),
-        openai_api_key="sk-test",
-        openai_base_url=f"{simulator.url}/v1",
-        openai_timeout_seconds=5.0,
-        **overrides,
-    )
-
-
 @pytest.fixture(scope="session")
-def openai_stack(
-    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
-) -> Iterator[Stack]:
+def openai_stack(new_stack: NewStack, simulator: SimulatorHandle) -> Iterator[Stack]:
     """Like `stack`, but answers come from the OpenAI SDK talking to the simulator."""
-    var_dir = tmp_path_factory.mktemp("openai")
-    running = start_stack(_openai_settings(var_dir, redis_base_url, simulator))
-    yield running
-    running.stop()
+    with new_stack("openai", **simulator_settings(simulator)) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def limited_stack(
-    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
-) -> Iterator[Stack]:
+def limited_stack(new_stack: NewStack, simulator: SimulatorHandle) -> Iterator[Stack]:
     """The OpenAI path with an account limit of 6 requests a minute, to force re-queueing."""
-    var_dir = tmp_path_factory.mktemp("limited")
-    settings = _openai_settings(
-        var_dir, redis_base_url, simulator, llm_rpm=6, llm_headroom=1.0, llm_burst_seconds=10.0
-    )
-    running = start_stack(settings)
-    yield running
-    running.stop()
+    limits: dict[str, Any] = {"llm_rpm": 6, "llm_headroom": 1.0, "llm_burst_seconds": 10.0}
+    with new_stack("limited", **simulator_settings(simulator), **limits) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def pg_stack(
-    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, postgres_url: str
-) -> Iterator[Stack]:
+def pg_stack(new_stack: NewStack, postgres_url: str) -> Iterator[Stack]:
     """The whole path on PostgreSQL."""
-    var_dir = tmp_path_factory.mktemp("pg")
-    running = start_stack(make_settings(var_dir, _new_redis_db(redis_base_url), postgres_url))
-    yield running
-    running.stop()
+    with new_stack("pg", database_url=postgres_url) as running:
+        yield running
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from common.platform.after_commit import commit
-from common.platform.db_deadline import bound_waits
 from common.platform.settings import Settings
 
 T = TypeVar("T")
@@ -37,6 +36,9 @@ def make_engine(settings: Settings) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
+    # psycopg is the [postgres] extra: imported only when a PostgreSQL engine is made.
+    from common.platform.db_deadline import bound_waits
+
     engine = create_engine(
         url,
         pool_pre_ping=True,
@@ -124,7 +126,8 @@ def is_unavailable(exc: BaseException) -> bool:
     orig = exc.orig
     if isinstance(orig, sqlite3.Error):
         return str(getattr(orig, "sqlite_errorname", "")).startswith(_SQLITE_OUTAGE_CODES)
-    if isinstance(orig, psycopg.Error):
+    psycopg = sys.modules.get("psycopg")  # loaded if a PostgreSQL engine raised this
+    if psycopg is not None and isinstance(orig, psycopg.Error):
         # No SQLSTATE: the server never answered (refused, reset, timed out, closed).
         return orig.sqlstate is None or orig.sqlstate.startswith(_PG_OUTAGE_STATES)
     return False

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.browser.servers import Gunicorn, HostPage, StreamCutter
 from tests.conftest import _new_redis_db
 from tests.support.cli import free_port
-from tests.support.stack import SAMPLE_TEXTBOOK, Stack, make_settings, start_stack
+from tests.support.stack import SAMPLE_TEXTBOOK, NewStack, Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 LIMITED_SUBMITS = "2/minute"  # chat submits per guest on the `limited` API
@@ -75,7 +75,7 @@ class Book:
 
 
 @pytest.fixture(scope="package")
-def book(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Book]:
+def book(tmp_path_factory: pytest.TempPathFactory, new_stack: NewStack) -> Iterator[Book]:
     """The sample book plus a hostile page, ingested, served by gunicorn on a fresh port."""
     folder = tmp_path_factory.mktemp("browser")
     textbook = folder / "textbook"
@@ -84,9 +84,9 @@ def book(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Itera
     (textbook / "04-safety" / "hostile.md").write_text(HOSTILE_PAGE)
     allowed = HostPage()  # its origin goes in the settings; its API address comes later
     refused = HostPage()
-    settings = make_settings(
-        folder / "var",
-        _new_redis_db(redis_base_url),
+    running = new_stack(
+        "browser",
+        var_dir=folder / "var",
         port=free_port(),
         textbook_path=textbook,
         cors_origins=[allowed.origin],
@@ -94,26 +94,25 @@ def book(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Itera
         delta_flush_chars=1,
         delta_flush_ms=0,
     )
-    stack = start_stack(settings)
-    api = None
-    try:
-        ingested = stack.ingest(textbook)
-        assert ingested["status"] == "completed", ingested
-        api = Gunicorn(settings, folder / "gunicorn.log")
-        allowed.set_api(api.url)
-        refused.set_api(api.url)
-        cutter = StreamCutter("127.0.0.1", settings.port)
-        cutter.start()
+    with running as stack:
+        api = None
         try:
-            yield Book(stack, api, allowed, refused, cutter)
+            ingested = stack.ingest(textbook)
+            assert ingested["status"] == "completed", ingested
+            api = Gunicorn(stack.settings, folder / "gunicorn.log")
+            allowed.set_api(api.url)
+            refused.set_api(api.url)
+            cutter = StreamCutter("127.0.0.1", stack.settings.port)
+            cutter.start()
+            try:
+                yield Book(stack, api, allowed, refused, cutter)
+            finally:
+                cutter.close()
         finally:
-            cutter.close()
-    finally:
-        if api is not None:
-            api.stop()
-        allowed.stop()
-        refused.stop()
-        stack.stop()
+            if api is not None:
+                api.stop()
+            allowed.stop()
+            refused.stop()
 
 
 def _second_api(book: Book, folder: Path, **overrides: object) -> Iterator[Gunicorn]:

@@ -22,10 +22,9 @@ from common.book.ingest.sources import find_markdown_files
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.servers import Gunicorn
 from tests.browser.widget_page import ANSWERED, ask, guest_count, open_panel
-from tests.conftest import _new_redis_db
 from tests.support.cli import free_port
 from tests.support.docusaurus import DocusaurusUnavailable, SiteServer, build_site
-from tests.support.stack import Stack, make_settings, start_stack
+from tests.support.stack import NewStack, Stack
 
 FIXTURE_BOOK = Path(__file__).resolve().parents[1] / "fixtures" / "docusaurus_book"
 NOT_FOUND = "Page Not Found"
@@ -72,7 +71,7 @@ class DocusaurusReader:
 
 @pytest.fixture(scope="module")
 def docusaurus(
-    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str
+    tmp_path_factory: pytest.TempPathFactory, new_stack: NewStack
 ) -> Iterator[DocusaurusReader]:
     """The fixture book as a default Docusaurus site on its own origin, and bookchat beside it."""
     folder = tmp_path_factory.mktemp("docusaurus-site")
@@ -88,24 +87,25 @@ def docusaurus(
     shutil.copytree(FIXTURE_BOOK, book)
     site = SiteServer(built, site_port, folder / "serve.log")
     refused = SiteServer(built, free_port(), folder / "serve-refused.log")
-    settings = make_settings(
-        folder / "var",
-        _new_redis_db(redis_base_url),
+    running = new_stack(
+        "docusaurus-site",
+        var_dir=folder / "var",
         port=api_port,
         textbook_path=book,
         textbook_base_url="/docs",
         cors_origins=[site.origin],
     )
-    stack = start_stack(settings)
-    api = None
     try:
-        assert stack.ingest(book)["status"] == "completed"
-        api = Gunicorn(settings, folder / "gunicorn.log")
-        yield DocusaurusReader(site, refused, api, stack)
+        with running as stack:
+            api = None
+            try:
+                assert stack.ingest(book)["status"] == "completed"
+                api = Gunicorn(stack.settings, folder / "gunicorn.log")
+                yield DocusaurusReader(site, refused, api, stack)
+            finally:
+                if api is not None:
+                    api.stop()
     finally:
-        if api is not None:
-            api.stop()
-        stack.stop()
         site.stop()
         refused.stop()
 

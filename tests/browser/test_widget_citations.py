@@ -11,25 +11,23 @@ from bench.openai_sim import SimulatorHandle
 from tests.browser.conftest import Book
 from tests.browser.servers import Gunicorn
 from tests.browser.widget_page import ANSWERED, ask, last_job_id, open_panel, read_job
-from tests.conftest import _openai_settings
 from tests.support.cli import free_port
-from tests.support.stack import start_stack
+from tests.support.stack import NewStack, simulator_settings
 
 
 @pytest.fixture(scope="module")
 def model_api(
-    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
+    tmp_path_factory: pytest.TempPathFactory, new_stack: NewStack, simulator: SimulatorHandle
 ) -> Iterator[Gunicorn]:
     """bookchat answering through the OpenAI SDK and the simulator, under gunicorn."""
     folder = tmp_path_factory.mktemp("model-widget")
-    settings = _openai_settings(folder / "var", redis_base_url, simulator, port=free_port())
-    stack = start_stack(settings)
-    api = Gunicorn(settings, folder / "gunicorn.log")
-    try:
-        yield api
-    finally:
-        api.stop()
-        stack.stop()
+    model = simulator_settings(simulator)
+    with new_stack("model-widget", var_dir=folder / "var", port=free_port(), **model) as stack:
+        api = Gunicorn(stack.settings, folder / "gunicorn.log")
+        try:
+            yield api
+        finally:
+            api.stop()
 
 
 def test_cited_passages_come_first_and_the_rest_apart(page: Page, book: Book) -> None:

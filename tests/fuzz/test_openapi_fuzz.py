@@ -25,8 +25,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import _new_redis_db
-from tests.support.stack import Stack, make_settings, start_stack
+from tests.support.stack import NewStack, Stack
 
 pytestmark = pytest.mark.slow  # about 2-3 minutes: `make test` runs it, `make test-fast` not
 MAX_EXAMPLES = 25
@@ -61,11 +60,6 @@ _NOT_PROBLEMS = {("GET", "/readyz", 503)}
 _ENDS_SESSION = {"POST /v1/auth/logout", "DELETE /v1/me"}
 
 
-def _stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Stack:
-    var_dir = tmp_path_factory.mktemp("fuzz")
-    return start_stack(make_settings(var_dir, _new_redis_db(redis_base_url)), with_worker=False)
-
-
 def _schema(stack: Stack) -> schemathesis.BaseSchema:
     """The app's own OpenAPI document, loaded through WSGI, with an administrator's token."""
     token = stack.admin()["Authorization"].removeprefix("Bearer ")
@@ -81,11 +75,10 @@ def _schema(stack: Stack) -> schemathesis.BaseSchema:
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
+def fuzz_stack(new_stack: NewStack) -> Iterator[Stack]:
     """The API with no worker, on data of its own: fuzzed admin calls touch nobody else's jobs."""
-    running = _stack(tmp_path_factory, redis_base_url)
-    yield running
-    running.stop()
+    with new_stack("fuzz", with_worker=False) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +88,10 @@ def api_schema(fuzz_stack: Stack) -> schemathesis.BaseSchema:
 
 
 @pytest.fixture
-def fresh_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
+def fresh_stack(new_stack: NewStack) -> Iterator[Stack]:
     """A stack of its own: a chain of calls sees the same server state whatever ran before."""
-    running = _stack(tmp_path_factory, redis_base_url)
-    yield running
-    running.stop()
+    with new_stack("fuzz", with_worker=False) as running:
+        yield running
 
 
 def errors_are_problems(

@@ -7,9 +7,10 @@ import os
 import subprocess
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask.testing import FlaskClient
 from flask_openapi3 import OpenAPI
@@ -28,6 +29,9 @@ from common.platform.settings import Settings
 from web import create_app
 from web.resources import WebResources
 from web.serializers import ingest_job_body
+
+if TYPE_CHECKING:
+    from bench.openai_sim import SimulatorHandle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_TEXTBOOK = REPO_ROOT / "examples" / "textbook"
@@ -214,3 +218,30 @@ def start_stack(settings: Settings, with_worker: bool = True, concurrency: int =
     if job["status"] != "completed":
         raise RuntimeError(f"the sample book was not ingested: {job}; {stack.worker_log()}")
     return stack
+
+
+class NewStack(Protocol):
+    """The `new_stack` fixture: starts a stack of its own, stopped when its `with` block ends.
+
+    Each gets a Redis database of its own and, unless `var_dir` is given, a fresh folder `name`
+    under pytest's temporary root; `overrides` are settings (see `make_settings`).
+    """
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        var_dir: Path | None = None,
+        database_url: str | None = None,
+        with_worker: bool = True,
+        **overrides: Any,
+    ) -> AbstractContextManager[Stack]: ...
+
+
+def simulator_settings(simulator: SimulatorHandle) -> dict[str, Any]:
+    """Settings that send model calls through the OpenAI SDK to the simulator."""
+    return {
+        "openai_api_key": "sk-test",
+        "openai_base_url": f"{simulator.url}/v1",
+        "openai_timeout_seconds": 5.0,
+    }

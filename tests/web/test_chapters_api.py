@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from bench.openai_sim import SimulatorHandle
-from tests.conftest import _new_redis_db
-from tests.support.stack import Stack, make_settings, start_stack
+from tests.support.stack import NewStack, Stack
 from tests.web.assertions import assert_problem
 
 TRANSLATE = "/v1/chapters/translate"
@@ -19,20 +18,11 @@ CHAPTER = "01-ros2/nodes-and-topics.md"
 
 
 @pytest.fixture(scope="module")
-def model_stack(
-    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
-) -> Iterator[Stack]:
+def model_stack(new_stack: NewStack, simulator: SimulatorHandle) -> Iterator[Stack]:
     """The API with a model configured and no worker: chapter jobs stay queued."""
-    var_dir = tmp_path_factory.mktemp("chapters-api")
-    settings = make_settings(
-        var_dir,
-        _new_redis_db(redis_base_url),
-        openai_api_key="sk-test",
-        openai_base_url=f"{simulator.url}/v1",
-    )
-    running = start_stack(settings, with_worker=False)
-    yield running
-    running.stop()
+    model: dict[str, Any] = {"openai_api_key": "sk-test", "openai_base_url": f"{simulator.url}/v1"}
+    with new_stack("chapters-api", with_worker=False, **model) as running:
+        yield running
 
 
 def _guest(stack: Stack) -> dict[str, str]:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from common.platform.models import ChatJob
-from tests.conftest import _new_redis_db
-from tests.support.stack import Stack, make_settings, start_stack
+from tests.support.stack import NewStack, Stack
 from tests.web.assertions import assert_problem
 
 JOBS = "/v1/chat/jobs"
@@ -20,16 +18,10 @@ ENCODINGS = ["utf-16-le", "utf-16-be", "utf-16", "utf-32-le", "utf-32-be", "utf-
 
 
 @pytest.fixture(scope="module")
-def db_stack(
-    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, database_url: str
-) -> Iterator[Stack]:
+def db_stack(new_stack: NewStack, database_url: str) -> Iterator[Stack]:
     """The API alone, on SQLite and on PostgreSQL."""
-    var_dir: Path = tmp_path_factory.mktemp("encodings")
-    running = start_stack(
-        make_settings(var_dir, _new_redis_db(redis_base_url), database_url), with_worker=False
-    )
-    yield running
-    running.stop()
+    with new_stack("encodings", database_url=database_url, with_worker=False) as running:
+        yield running
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

