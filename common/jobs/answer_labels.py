@@ -4,18 +4,19 @@ Decided without a model, from what retrieval already measured (the guardrail's C
 the answer's text and citations:
 
 - `refused`: the guardrail found the book does not cover the question, or the answer itself is
-  the answerer's refusal (a model saying "The textbook does not cover this question.").
+  the answerer's refusal (a model replying "The textbook does not cover this question.").
 - `off_topic`: refused by the guardrail AND far from the book's subject: the best passage's
-  similarity is below OFF_TOPIC_SIMILARITY and at least OFF_TOPIC_MISSING of the question's
-  specific terms never occur in the book. A robotics question the book happens not to cover
-  shares the book's words (and is `refused`); a question about the weather shares none.
-- `uncertain`: answered, but on weak evidence: the best passage is within UNCERTAIN_MARGIN of
-  the guardrail's similarity threshold, or some of the question's specific terms never occur in
-  the book, or the answer cites nothing.
+  similarity is below OFF_TOPIC_SIMILARITY, or below OFF_TOPIC_NEAR_SIMILARITY with at least
+  OFF_TOPIC_MISSING of the question's specific terms absent from the book. A robotics question
+  the book happens not to cover shares the book's words and meaning (and is `refused`); a
+  question about the weather or a recipe shares neither.
+- `uncertain`: answered, but on weak evidence: the best passage's similarity is less than
+  UNCERTAIN_MARGIN above the guardrail's threshold, or at least UNCERTAIN_MISSING of the
+  question's specific terms never occur in the book, or the answer cites nothing.
 - `answered`: everything else.
 
 The thresholds were calibrated with `python -m bench.answer_labels` on the retrieval
-benchmark's questions and a labelled off-topic set (see the README for the measured rates).
+benchmark's questions and the labelled off-topic set (the README has the measured rates).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from common.book.retrieval.guardrail import Coverage, Guardrail
 from common.llm.prompts import NOT_IN_BOOK, NOT_IN_SELECTION
 from common.platform.models import AnswerLabel
 
-UNCERTAIN_MARGIN = 0.08
+UNCERTAIN_MARGIN = 0.18
+UNCERTAIN_MISSING = 0.15
 OFF_TOPIC_SIMILARITY = 0.25
+OFF_TOPIC_NEAR_SIMILARITY = 0.29
 OFF_TOPIC_MISSING = 0.5
 _REFUSALS = (NOT_IN_BOOK, NOT_IN_SELECTION)
 
@@ -38,8 +41,23 @@ class LabelRules:
 
     min_similarity: float = Guardrail.min_similarity
     uncertain_margin: float = UNCERTAIN_MARGIN
+    uncertain_missing: float = UNCERTAIN_MISSING
     off_topic_similarity: float = OFF_TOPIC_SIMILARITY
+    off_topic_near_similarity: float = OFF_TOPIC_NEAR_SIMILARITY
     off_topic_missing: float = OFF_TOPIC_MISSING
+
+    def off_topic(self, coverage: Coverage) -> bool:
+        """A refused question is far from the book's subject, not just beyond its pages."""
+        top, missing = coverage.top_similarity, coverage.missing_fraction
+        foreign = missing >= self.off_topic_missing
+        return top < self.off_topic_similarity or (top < self.off_topic_near_similarity and foreign)
+
+    def weak(self, coverage: Coverage) -> bool:
+        """The evidence behind an answer is weak: little similarity, or unknown terms."""
+        return (
+            coverage.top_similarity < self.min_similarity + self.uncertain_margin
+            or coverage.missing_fraction >= self.uncertain_missing
+        )
 
 
 def is_refusal(answer: str | None) -> bool:
@@ -62,16 +80,9 @@ def label_answer(
     """
     rules = rules or LabelRules()
     if coverage is not None and not coverage.covered:
-        far = coverage.top_similarity < rules.off_topic_similarity
-        foreign = coverage.missing_fraction >= rules.off_topic_missing
-        return AnswerLabel.OFF_TOPIC if far and foreign else AnswerLabel.REFUSED
+        return AnswerLabel.OFF_TOPIC if rules.off_topic(coverage) else AnswerLabel.REFUSED
     if is_refusal(answer):
         return AnswerLabel.REFUSED
-    if cited == 0:
-        return AnswerLabel.UNCERTAIN
-    if coverage is not None and (
-        coverage.top_similarity < rules.min_similarity + rules.uncertain_margin
-        or coverage.missing_terms
-    ):
+    if cited == 0 or (coverage is not None and rules.weak(coverage)):
         return AnswerLabel.UNCERTAIN
     return AnswerLabel.ANSWERED
