@@ -166,7 +166,7 @@ def events(path: JobPath) -> Response:
     after = resume_point(request.headers.get("Last-Event-ID"), request.args.get("starting_after"))
     session = db()
     job = get_chat_job(session, current_user_id(), path.job_id)
-    job_id, snapshot = job.id, chat_job_body(job)
+    job_id, snapshot = job.id, chat_job_body(job, feedback_of_job(session, job))
     slot = _take_stream_slot(job_id)
     session.rollback()  # `job` is expired now: only job_id and the snapshot are used below
     user_id, res = current_user_id(), resources()

@@ -27,7 +27,7 @@ _ERRORS: ResponseDict = {401: Problem, 404: Problem, 422: Problem, 429: Problem,
 
 @bp.post(
     "/<uuid:job_id>/feedback",
-    responses={200: FeedbackOut, 201: FeedbackOut, 409: Problem, **_ERRORS},
+    responses={200: FeedbackOut, 201: FeedbackOut, 400: Problem, 409: Problem, **_ERRORS},
 )
 def rate(path: JobPath, body: FeedbackIn) -> tuple[Response, int]:
     """Rate your finished answer (201); rating it again replaces the rating (200).

@@ -127,6 +127,7 @@ def test_ratings_go_with_the_account_the_conversation_and_old_guests(session: Se
         rate_answer(session, who.id, job.id, FeedbackIn(rating="up"))
     assert count(session) == before + 4
 
+    assert jobs[0].conversation_id is not None
     delete_conversation(session, user.id, jobs[0].conversation_id)
     assert count(session) == before + 3
     delete_account(session, user.id)
