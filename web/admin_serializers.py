@@ -6,7 +6,14 @@ from typing import Any
 
 from common.admin.operator_jobs import FoundJob, is_dead_letter, owner_of
 from common.admin.reprocess import reprocess_body
-from common.platform.models import AuditEntry, ChatJob, IngestJob, JobAttempt, ReprocessJob
+from common.platform.models import (
+    AnswerFeedback,
+    AuditEntry,
+    ChatJob,
+    IngestJob,
+    JobAttempt,
+    ReprocessJob,
+)
 from web.serializers import chat_job_body, ingest_job_body
 
 
@@ -38,6 +45,7 @@ def admin_job_body(found: FoundJob) -> dict[str, Any]:
         "attempts": job.attempts,
         "waits": job.waits,
         "worker": job.worker,
+        "label": job.label if isinstance(job, ChatJob) else None,
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "completed_at": _iso(job.completed_at),
@@ -58,11 +66,16 @@ def attempt_body(attempt: JobAttempt) -> dict[str, Any]:
     }
 
 
-def admin_job_detail(found: FoundJob, attempts: list[JobAttempt]) -> dict[str, Any]:
-    """A job as the operator inspects it: the summary, the job itself, and every attempt."""
+def admin_job_detail(
+    found: FoundJob, attempts: list[JobAttempt], feedback: AnswerFeedback | None = None
+) -> dict[str, Any]:
+    """A job as the operator inspects it: the summary, the job itself, and every attempt.
+
+    A chat job shows its label, top similarity and the reader's rating (`feedback`).
+    """
     job = found.job
     if isinstance(job, ChatJob):
-        detail = chat_job_body(job)
+        detail = {**chat_job_body(job, feedback), "top_similarity": job.top_similarity}
     elif isinstance(job, IngestJob):
         detail = ingest_job_body(job)
     else:

@@ -1,7 +1,7 @@
 """OpenAPI links: where an id one response returns is what another operation takes.
 
-They tell readers (and Schemathesis' stateful tests) how calls chain: a submitted job is read
-and cancelled by its id, its conversation opened, renamed and deleted, an ingest job followed
+They tell readers (and Schemathesis' stateful tests) how calls chain: a submitted job is read,
+cancelled and rated by its id, its conversation opened, renamed and deleted, an ingest job followed
 by the operator. No link leads to the event stream or to a long-poll that waits: a stream of
 an unfinished job stays open for minutes by design, which a chain of calls must not meet.
 """
@@ -36,6 +36,8 @@ LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, Any]]]] = 
         "ReadConversation": (_CONVERSATION, "get", _CONVERSATION_ID),
         "RenameConversation": (_CONVERSATION, "patch", _CONVERSATION_ID),
         "DeleteConversation": (_CONVERSATION, "delete", _CONVERSATION_ID),
+        "RateAnswer": (f"{_JOB}/feedback", "post", _JOB_ID),
+        "WithdrawRating": (f"{_JOB}/feedback", "delete", _JOB_ID),
     },
     ("/v1/chapters/personalize", "post", "202"): _CHAT_JOB_LINKS,
     ("/v1/chapters/translate", "post", "202"): _CHAT_JOB_LINKS,

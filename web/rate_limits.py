@@ -105,6 +105,7 @@ class EndpointLimit:
 
 
 JOB_ENDPOINTS = ("chat_jobs.submit", "chapters.personalize", "chapters.translate")
+FEEDBACK_ENDPOINTS = ("answer_feedback.rate", "answer_feedback.withdraw")
 LIMITS: tuple[EndpointLimit, ...] = (
     EndpointLimit(
         "signup-ip", "sign-ups from this address", ("auth.signup",),
@@ -125,6 +126,10 @@ LIMITS: tuple[EndpointLimit, ...] = (
     EndpointLimit(
         "jobs-guest", "jobs submitted by this guest", JOB_ENDPOINTS,
         lambda s: s.rate_limit_guest_submit, job_owner, exempt_when=_not_a_guest,
+    ),
+    EndpointLimit(
+        "feedback-user", "ratings from this user", FEEDBACK_ENDPOINTS,
+        lambda s: s.rate_limit_feedback, job_owner,
     ),
 )  # fmt: skip
 _ROWS = {row.scope: row for row in LIMITS}

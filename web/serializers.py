@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, cast
 
 from common.jobs.job_endings import incomplete_details
@@ -9,15 +10,36 @@ from common.jobs.schemas import (
     ChatJobOut,
     ConversationDetail,
     ConversationOut,
+    FeedbackOut,
     IngestJobOut,
     JobError,
     MessageOut,
 )
-from common.platform.models import ChatJob, Conversation, IngestJob
+from common.platform.models import AnswerFeedback, ChatJob, Conversation, IngestJob
 
 
-def chat_job_body(job: ChatJob) -> dict[str, Any]:
-    """The public view of a chat job."""
+def feedback_out(feedback: AnswerFeedback | None) -> FeedbackOut | None:
+    """A rating as the API shows it."""
+    if feedback is None:
+        return None
+    return FeedbackOut(
+        rating=cast(Any, feedback.rating),
+        reason=cast(Any, feedback.reason),
+        comment=feedback.comment,
+        created_at=feedback.created_at,
+        updated_at=feedback.updated_at,
+    )
+
+
+def feedback_body(feedback: AnswerFeedback) -> dict[str, Any]:
+    """A rating as a response body."""
+    out = feedback_out(feedback)
+    assert out is not None
+    return out.model_dump(mode="json")
+
+
+def chat_job_body(job: ChatJob, feedback: AnswerFeedback | None = None) -> dict[str, Any]:
+    """The public view of a chat job, with the reader's rating when the caller read it."""
     error = None
     if job.error_code:
         error = JobError(code=job.error_code, message=job.error_message or job.error_code)
@@ -41,6 +63,8 @@ def chat_job_body(job: ChatJob) -> dict[str, Any]:
         metrics=job.metrics,
         profile_applied=job.profile_applied,
         language=job.language,
+        label=cast(Any, job.label),
+        feedback=feedback_out(feedback),
         created_at=job.created_at,
         started_at=job.started_at,
         completed_at=job.completed_at,
@@ -54,8 +78,14 @@ def conversation_body(conversation: Conversation) -> dict[str, Any]:
     )
 
 
-def conversation_detail_body(conversation: Conversation) -> dict[str, Any]:
-    """A conversation with its messages: each job is a user turn and an assistant turn."""
+def conversation_detail_body(
+    conversation: Conversation, feedback: dict[uuid.UUID, AnswerFeedback] | None = None
+) -> dict[str, Any]:
+    """A conversation with its messages: each job is a user turn and an assistant turn.
+
+    An assistant turn carries the reader's rating of it from `feedback` (by job id).
+    """
+    ratings = feedback or {}
     messages: list[MessageOut] = []
     for job in conversation.jobs:
         messages.append(
@@ -74,6 +104,7 @@ def conversation_detail_body(conversation: Conversation) -> dict[str, Any]:
                 job_id=job.id,
                 status=job.status,
                 citations=job.citations or [],
+                feedback=feedback_out(ratings.get(job.id)),
                 created_at=job.completed_at or job.created_at,
             )
         )

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from common.accounts.profiles import ReaderProfileIn, get_profile
 from common.accounts.quotas import Spender, spender_of
+from common.book.retrieval.guardrail import Coverage
+from common.book.retrieval.passages import Passage
 from common.jobs.chat_jobs import claim_chat_job, conversation_history
 from common.llm.base import GenerationStopped
 from common.llm.metrics import CallStats
@@ -112,6 +114,10 @@ class Attempt:
     job: JobInput
     stream: JobStream
     stats: CallStats = field(default_factory=CallStats)
+    # What retrieval found, for the answer's label: the guardrail's verdict (None when the
+    # reader's selection was the subject), and the passages it judged too far to answer from.
+    coverage: Coverage | None = None
+    closest: list[Passage] = field(default_factory=list)
 
     @property
     def number(self) -> int:

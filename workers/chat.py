@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -78,6 +79,8 @@ def _run_attempt(attempt: Attempt) -> None:
     # A chapter rewrite cites nothing: its brackets are the chapter's own text.
     chat = attempt.job.task == "chat"
     cited = resolve_citations(answer.text, passages) if chat else CitedAnswer(answer.text)
+    if chat and not passages and attempt.closest:
+        cited = replace(cited, sources=resolve_citations("", attempt.closest).sources)
     finish(attempt, answer, cited)
 
 

@@ -76,7 +76,10 @@ def retrieve(attempt: Attempt) -> tuple[list[Passage], SearchQuery]:
     retrieval = res.retriever.retrieve(
         query.text, k=res.settings.retrieval_k, page_url=job.page_url
     )
+    attempt.coverage = retrieval.coverage
     if not retrieval.coverage.covered:
+        # Kept as the refusal's sources: the author sees where the book almost answers.
+        attempt.closest = retrieval.passages
         log.info(
             "the book does not cover chat job %s's question (similarity %.2f, %d terms missing)",
             job.id,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from common.accounts.quotas import usage_tokens
 from common.accounts.token_reservations import settle_tokens
 from common.jobs.admission import record_finished
+from common.jobs.answer_labels import label_answer
 from common.jobs.chat_jobs import complete_chat_job, fail_chat_job
 from common.jobs.job_endings import ending_events
 from common.jobs.lifecycle import end_attempt, finish_attempt, release_attempt
@@ -72,8 +73,23 @@ def _record_answer(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> bool
                 incomplete_reason=answer.incomplete_reason,
             )
             and _store_profile_applied(s, job_id, answer.profile_applied)
+            and _store_label(s, attempt, cited)
         ),
     )
+
+
+def _store_label(session: Session, attempt: Attempt, cited: CitedAnswer) -> bool:
+    """Label a chat answer for the author (common/jobs/answer_labels.py), in the same commit."""
+    if attempt.job.task != "chat":
+        return True
+    coverage = attempt.coverage
+    label = label_answer(coverage, cited.text, len(cited.citations))
+    values = {
+        "label": label.value,
+        "top_similarity": round(coverage.top_similarity, 4) if coverage is not None else None,
+    }
+    session.execute(update(ChatJob).where(ChatJob.id == attempt.job.id).values(values))
+    return True
 
 
 def _store_profile_applied(

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from common.platform.models import (
+    AnswerFeedback,
     ChatJob,
     Conversation,
     JobAttempt,
@@ -30,7 +31,8 @@ BATCH = 500
 def purge_old_guests(session: Session, now: datetime, retention_days: int) -> list[uuid.UUID]:
     """Delete up to BATCH guests created before the retention period, and their data.
 
-    Conversations, chat and chapter jobs with their attempts, and profiles go with them.
+    Conversations, chat and chapter jobs with their attempts and ratings, and profiles go with
+    them.
     Returns the deleted guests' ids; the caller commits (and calls again while it gets a batch).
     """
     cutoff = now - timedelta(days=retention_days)
@@ -45,6 +47,11 @@ def purge_old_guests(session: Session, now: datetime, retention_days: int) -> li
     if not guests:
         return []
     jobs = select(ChatJob.id).where(ChatJob.user_id.in_(guests))
+    session.execute(
+        delete(AnswerFeedback).where(
+            AnswerFeedback.user_id.in_(guests) | AnswerFeedback.job_id.in_(jobs)
+        )
+    )
     session.execute(
         delete(JobAttempt).where(
             JobAttempt.job_kind == JobKind.CHAT.value, JobAttempt.job_id.in_(jobs)

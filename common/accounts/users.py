@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from common.accounts.passwords import hash_password, verify_password
 from common.platform.errors import EmailTaken, InvalidCredentials, NotFound
-from common.platform.models import ChatJob, Conversation, JobAttempt, JobKind, Role, User
+from common.platform.models import (
+    AnswerFeedback,
+    ChatJob,
+    Conversation,
+    JobAttempt,
+    JobKind,
+    Role,
+    User,
+)
 from common.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,16 +112,26 @@ def adopt_guest(session: Session, guest_id: uuid.UUID, user_id: uuid.UUID) -> No
         update(Conversation).where(Conversation.user_id == guest_id).values(user_id=user_id)
     )
     session.execute(update(ChatJob).where(ChatJob.user_id == guest_id).values(user_id=user_id))
+    # The guest's ratings are the reader's now; deleting the guest would cascade them away.
+    session.execute(
+        update(AnswerFeedback).where(AnswerFeedback.user_id == guest_id).values(user_id=user_id)
+    )
     session.execute(delete(User).where(User.id == guest_id))
 
 
 def delete_account(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
-    """Delete the user with their conversations, jobs (cached results too) and attempts.
+    """Delete the user with their conversations, jobs (cached results too), attempts and ratings.
 
     Returns the deleted jobs' ids, whose event streams the caller removes from Redis.
     """
     job_ids = list(session.scalars(select(ChatJob.id).where(ChatJob.user_id == user_id)))
     owned = select(ChatJob.id).where(ChatJob.user_id == user_id)
+    # Explicit, as for attempts: not every SQLite file enforces the foreign keys' cascade.
+    session.execute(
+        delete(AnswerFeedback).where(
+            (AnswerFeedback.user_id == user_id) | AnswerFeedback.job_id.in_(owned)
+        )
+    )
     session.execute(
         delete(JobAttempt).where(
             JobAttempt.job_kind == JobKind.CHAT.value, JobAttempt.job_id.in_(owned)

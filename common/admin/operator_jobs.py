@@ -59,6 +59,7 @@ class JobFilters:
     error_code: str | None = None
     since: datetime | None = None
     dead: bool = False  # only dead letters
+    label: str | None = None  # only chat jobs with this AnswerLabel
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for a reprocess job's row and the audit log."""
@@ -69,6 +70,7 @@ class JobFilters:
             "error_code": self.error_code,
             "since": self.since.isoformat() if self.since else None,
             "dead": self.dead,
+            "label": self.label,
         }
 
     @classmethod
@@ -81,6 +83,7 @@ class JobFilters:
             error_code=values.get("error_code"),
             since=datetime.fromisoformat(values["since"]) if values.get("since") else None,
             dead=bool(values.get("dead")),
+            label=values.get("label"),
         )
 
 
@@ -116,11 +119,15 @@ def _selection(kind: JobKind, filters: JobFilters) -> Select[Any]:
         query = query.where(
             model.status == JobStatus.FAILED.value, model.error_code.in_(DEAD_LETTER_CODES)
         )
+    if filters.label:
+        query = query.where(ChatJob.label == filters.label)
     return query
 
 
 def _kinds(filters: JobFilters) -> list[JobKind]:
-    return [filters.kind] if filters.kind else list(MODELS)
+    kinds = [filters.kind] if filters.kind else list(MODELS)
+    # Only chat jobs carry a label.
+    return [k for k in kinds if k == JobKind.CHAT] if filters.label else kinds
 
 
 def list_jobs(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict
 
 from common.admin.operator_jobs import JobFilters
+from common.jobs.schemas import Label
 from common.platform.api_types import NO_NUL, QueryBool
 from common.platform.models import JobKind, JobStatus, Role, utcnow
 
@@ -76,6 +77,7 @@ class JobFilterFields(BaseModel):
         json_schema_extra=SINCE_SCHEMA,
     )
     dead: bool = Field(default=False, strict=True, description="Only dead letters")
+    label: Label | None = Field(default=None, description="Only chat jobs with this label")
 
     @field_validator("since")
     @classmethod
@@ -91,6 +93,7 @@ class JobFilterFields(BaseModel):
             error_code=self.error_code,
             since=parse_since(self.since) if self.since else None,
             dead=self.dead,
+            label=self.label,
         )
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from common.jobs.events import cancel_key, stream_key
+from common.jobs.feedback import delete_feedback_of_jobs
 from common.platform.errors import NotFound
 from common.platform.models import ChatJob, Conversation, JobAttempt, JobKind
 
@@ -58,6 +59,7 @@ def delete_conversation(
     conversation = get_conversation(session, user_id, conversation_id)
     owned = select(ChatJob.id).where(ChatJob.conversation_id == conversation.id)
     job_ids = list(session.scalars(owned))
+    delete_feedback_of_jobs(session, owned)
     session.execute(
         delete(JobAttempt).where(
             JobAttempt.job_kind == JobKind.CHAT.value, JobAttempt.job_id.in_(owned)

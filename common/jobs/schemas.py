@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.platform.api_types import (
     MAX_MESSAGE_CHARS,
@@ -36,6 +36,44 @@ class ChatJobCreate(StrictModel):
 
 class JobPath(BaseModel):
     job_id: uuid.UUID
+
+
+MAX_FEEDBACK_COMMENT_CHARS = 2000
+Rating = Literal["up", "down"]
+Reason = Literal["wrong", "unclear", "not_in_book", "other"]
+Label = Literal["answered", "refused", "uncertain", "off_topic"]
+
+
+class FeedbackIn(StrictModel):
+    """A reader's rating of an answer; a `reason` only with a thumbs down."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    rating: Rating
+    reason: Reason | None = Field(default=None, description="Why thumbs down (only with down)")
+    comment: str | None = Field(
+        default=None, max_length=MAX_FEEDBACK_COMMENT_CHARS, pattern=NO_NUL,
+        description="Free text; blank is none",
+    )  # fmt: skip
+
+    @field_validator("comment")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _reason_only_when_down(self) -> FeedbackIn:
+        if self.reason is not None and self.rating != "down":
+            raise ValueError("a reason is given only with a thumbs down")
+        return self
+
+
+class FeedbackOut(BaseModel):
+    rating: Rating
+    reason: Reason | None
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
 
 
 class WaitQuery(BaseModel):
@@ -103,6 +141,15 @@ class ChatJobOut(BaseModel):
         default=None, description="The reader-profile fields that shaped this answer"
     )
     language: str | None = Field(default=None, description="Target language of a translation")
+    label: Label | None = Field(
+        default=None,
+        description="What became of a finished question: `answered`, `refused` (the book does "
+        "not cover it), `uncertain` (answered on weak evidence) or `off_topic`; null before it "
+        "finished and for chapter jobs",
+    )
+    feedback: FeedbackOut | None = Field(
+        default=None, description="The reader's rating of the answer, if they gave one"
+    )
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -126,6 +173,9 @@ class MessageOut(BaseModel):
     job_id: uuid.UUID
     status: str
     citations: list[Citation] = []
+    feedback: FeedbackOut | None = Field(
+        default=None, description="On an assistant message: the reader's rating of it"
+    )
     created_at: datetime
 
 

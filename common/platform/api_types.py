@@ -41,11 +41,13 @@ NOT_BLANK = rf"^[^\x00]*[^{_WS}\x00][^\x00]*$"
 EMAIL_PATTERN = rf"^[^@{_WS}\x00]{{1,64}}@[^@{_WS}\x00]+\.[^@{_WS}\x00]+$"
 
 
-# A Markdown page inside a book's folder, as `is_source_name` and `is_indexable` check it.
+# A Markdown page inside a book's folder, as `is_source_name` and `is_indexable` check it; not
+# starting with whitespace, which the server strips first (a "/" could then lead).
 _PART = r"[^/\\\x00._][^/\\\x00]*"
+_FIRST = rf"[^/\\\x00._{_WS}][^/\\\x00]*"
 
 
-SOURCE_PATTERN = rf"^(?:{_PART}/)*{_PART}\.[mM][dD][xX]?$"
+SOURCE_PATTERN = rf"^{_FIRST}(?:/{_PART})*\.[mM][dD][xX]?$"
 
 
 BOOK_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"  # as common/book/books.py checks it

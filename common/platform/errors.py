@@ -88,6 +88,12 @@ class JobNotCancellable(Conflict):
     code, title = "job_not_cancellable", "Job already finished"
 
 
+class JobNotRateable(Conflict):
+    """Only a finished chat answer (completed or incomplete) can be rated."""
+
+    code, title = "job_not_rateable", "Job has no answer to rate"
+
+
 class PayloadTooLarge(BookchatError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 

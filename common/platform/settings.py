@@ -137,6 +137,7 @@ class Settings(BaseSettings):
     rate_limit_guest: str = "120/hour"
     rate_limit_submit: str = "30/minute"  # chat and chapter jobs per user
     rate_limit_guest_submit: str = "10/minute"
+    rate_limit_feedback: str = "30/minute;300/hour"  # ratings given or withdrawn, per reader
     user_daily_tokens: int = Field(default=200_000, ge=0)  # 0: no quota
     guest_daily_tokens: int = Field(default=20_000, ge=0)
 

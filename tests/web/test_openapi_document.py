@@ -159,3 +159,16 @@ def test_every_limited_endpoint_declares_429(idle_stack: Stack, spec: dict[str, 
         path = re.sub(r"<([^<:]+:)?", "{", rule.rule).replace(">", "}")
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             assert "429" in spec["paths"][path][method.lower()]["responses"], (path, method)
+
+
+def test_a_source_the_document_accepts_is_one_the_server_accepts_after_stripping(
+    spec: dict[str, Any],
+) -> None:
+    # Found by the stateful fuzz: "\n/a.md" matched the pattern, then stripped to "/a.md" (422).
+    body = _body_schema(spec, "/v1/chapters/personalize", "post")
+    schema = _string_schema(body["properties"]["source"])
+    pattern = re.compile(schema["pattern"])
+
+    assert pattern.match("01-ros2/nodes-and-topics.md")
+    for source in ("\n/a.md", " a.md", "\u3000a.md", "/a.md", ".a.md", "a//b.md"):
+        assert not pattern.match(source), source

@@ -32,9 +32,10 @@ from common.admin.schemas import (
     RoleRequest,
     UserPath,
 )
+from common.jobs.feedback import feedback_of_job
 from common.platform.after_commit import commit
 from common.platform.api_types import IdempotencyHeader, Problem
-from common.platform.models import JobKind, JobStatus
+from common.platform.models import ChatJob, JobKind, JobStatus
 from web.admin_serializers import admin_job_body, admin_job_detail, audit_body, list_body
 from web.audit import audited
 from web.resources import db, resources
@@ -69,7 +70,9 @@ def dead_letters(query: JobListQuery) -> Response:
 def job(path: AnyJobPath) -> Response:
     """One job of any kind with its attempts history (outcomes, errors, traceback summaries)."""
     found = find_job(db(), path.job_id)
-    return jsonify(admin_job_detail(found, attempts_of(db(), found)))
+    job = found.job
+    feedback = feedback_of_job(db(), job) if isinstance(job, ChatJob) else None
+    return jsonify(admin_job_detail(found, attempts_of(db(), found), feedback))
 
 
 @bp.post(

@@ -17,6 +17,7 @@ from common.accounts.token_reservations import Reservation, release_tokens
 from common.book.token_estimates import estimate_answer_tokens
 from common.jobs.admission import Admission
 from common.jobs.chat_jobs import cancel_chat_job, get_chat_job, queue_chat_job
+from common.jobs.feedback import feedback_of_job
 from common.jobs.schemas import ChatJobCreate, ChatJobOut, JobPath, WaitQuery
 from common.platform.after_commit import commit
 from common.platform.api_types import IdempotencyHeader, Problem
@@ -156,7 +157,7 @@ def read(path: JobPath, query: WaitQuery) -> Response:
             slot.release()
         job = get_chat_job(session, current_user_id(), path.job_id)
         session.refresh(job)
-    return jsonify(chat_job_body(job))
+    return jsonify(chat_job_body(job, feedback_of_job(session, job)))
 
 
 @bp.get("/<uuid:job_id>/events", responses={400: Problem, 429: Problem, **_ERRORS})
@@ -165,7 +166,7 @@ def events(path: JobPath) -> Response:
     after = resume_point(request.headers.get("Last-Event-ID"), request.args.get("starting_after"))
     session = db()
     job = get_chat_job(session, current_user_id(), path.job_id)
-    job_id, snapshot = job.id, chat_job_body(job)
+    job_id, snapshot = job.id, chat_job_body(job, feedback_of_job(session, job))
     slot = _take_stream_slot(job_id)
     session.rollback()  # `job` is expired now: only job_id and the snapshot are used below
     user_id, res = current_user_id(), resources()
@@ -173,7 +174,8 @@ def events(path: JobPath) -> Response:
 
     def reload() -> dict[str, Any]:
         with session_scope(res.sessions) as fresh:
-            return chat_job_body(get_chat_job(fresh, user_id, job_id))
+            job = get_chat_job(fresh, user_id, job_id)
+            return chat_job_body(job, feedback_of_job(fresh, job))
 
     def close() -> None:
         # Also when the body is never read: the server closes every response it was given.

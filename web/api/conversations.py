@@ -12,6 +12,7 @@ from common.jobs.conversations import (
     list_conversations,
     rename_conversation,
 )
+from common.jobs.feedback import feedback_by_job
 from common.jobs.schemas import (
     ConversationDetail,
     ConversationList,
@@ -60,7 +61,8 @@ def index(query: ListQuery) -> Response:
 def show(path: ConversationPath) -> Response:
     """One conversation with its messages."""
     conversation = get_conversation(db(), current_user_id(), path.conversation_id)
-    return jsonify(conversation_detail_body(conversation))
+    ratings = feedback_by_job(db(), current_user_id(), (job.id for job in conversation.jobs))
+    return jsonify(conversation_detail_body(conversation, ratings))
 
 
 @bp.patch(

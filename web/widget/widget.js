@@ -160,16 +160,19 @@
     return root;
   }
 
-  function icon() { // a speech bubble, drawn without fonts or markup strings
+  function icon(d, size) { // drawn without fonts or markup strings
     var ns = "http://www.w3.org/2000/svg";
     var svg = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
-    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", "26");
-    svg.setAttribute("height", "26"); svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", size);
+    svg.setAttribute("height", size); svg.setAttribute("aria-hidden", "true");
     path.setAttribute("fill", "currentColor");
-    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+    path.setAttribute("d", d);
     svg.appendChild(path);
     return svg;
   }
+  var BUBBLE = "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z";
+  var THUMB = "M2 10h4v11H2zM8 10l4-8c1.5 0 2.6 1.1 2.3 2.6L13.5 9H20a2 2 0 0 1 2 2.3l-1.4 7.6A2.5 " +
+    "2.5 0 0 1 18.1 21H8z";
 
   // ---- the panel ----
   var ids = "bookchat-" + Math.random().toString(36).slice(2, 8);
@@ -180,7 +183,7 @@
                                 "aria-expanded": "false", "aria-controls": ids + "-panel",
                                 "aria-label": "Open chat: " + TITLE + keys, title: TITLE + keys });
   if (SHORTCUT) launcher.setAttribute("aria-keyshortcuts", SHORTCUT.label);
-  launcher.appendChild(icon());
+  launcher.appendChild(icon(BUBBLE, "26"));
   var titleEl = el("h2", { id: ids + "-title", className: "bc-title", text: TITLE });
   var closeBtn = el("button", { type: "button", className: "bc-close", "aria-label": "Close chat",
                                 text: "×" });
@@ -235,6 +238,7 @@
     host.classList.add("bc-open");
     input.focus();
     log.scrollTop = log.scrollHeight;
+    syncRatings();
   }
   function close() {
     panel.hidden = true;
@@ -263,7 +267,7 @@
     }
     if (e.key !== "Tab") return;
     var focusable = Array.prototype.filter.call(
-      panel.querySelectorAll("button, a[href], textarea, [tabindex='0']"),
+      panel.querySelectorAll("button, a[href], textarea, input, [tabindex='0']"),
       function (n) { return !n.disabled && n.getClientRects().length > 0; });
     if (!focusable.length) return;
     var first = focusable[0], last = focusable[focusable.length - 1];
@@ -328,8 +332,85 @@
         more.appendChild(sourceList(m.sources, "ul", "bc-uncited", "Also retrieved, not cited"));
         node.appendChild(more);
       }
+      if (m.jobId && !m.chapter && (m.status === "completed" || m.status === "incomplete")) {
+        node.appendChild(ratingBar(m));
+      }
     }
     log.scrollTop = log.scrollHeight;
+  }
+
+  // ---- rating an answer: thumbs, then a reason and a comment on a thumbs down ----
+  // m.feedback is the server's rating (saved with the messages); ui[jobId] is this page's only.
+  var ui = {};
+  var REASONS = [["wrong", "Wrong"], ["unclear", "Unclear"], ["not_in_book", "Not in the book"],
+                 ["other", "Other"]];
+  function ratingBar(m) {
+    var fb = m.feedback, mine = ui[m.jobId] || {};
+    var bar = el("div", { className: "bc-rate", role: "group", "aria-label": "Rate this answer" });
+    [["up", "Helpful"], ["down", "Not helpful"]].forEach(function (t) {
+      var on = !!fb && fb.rating === t[0];
+      var b = el("button", { type: "button", className: "bc-thumb bc-" + t[0], title: t[1],
+                             "aria-label": t[1], "aria-pressed": String(on) }, [icon(THUMB, "18")]);
+      b.addEventListener("click", function () { rate(m, on ? null : { rating: t[0] }, t[0]); });
+      bar.appendChild(b);
+    });
+    bar.appendChild(el("span", { className: "bc-meta", role: "status", text: mine.note || "" }));
+    if (mine.asking) bar.appendChild(reasonForm(m));
+    return bar;
+  }
+  function reasonForm(m) {
+    var fb = m.feedback || {}, name = ids + "-why-" + m.jobId;
+    var set = el("fieldset", { className: "bc-why" }, [el("legend", { text: "What was wrong?" })]);
+    REASONS.forEach(function (r) {
+      var radio = el("input", { type: "radio", name: name, value: r[0] });
+      radio.checked = fb.reason === r[0];
+      set.appendChild(el("label", {}, [radio, document.createTextNode(" " + r[1])]));
+    });
+    var note = el("textarea", { id: name + "-c", className: "bc-input", rows: "2", maxlength: "2000" });
+    note.value = fb.comment || "";
+    var form = el("form", { className: "bc-why-form" }, [set,
+      el("label", { "for": name + "-c", text: "Comment (optional)" }), note,
+      el("button", { type: "submit", className: "bc-small", text: "Send feedback" })]);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var picked = form.querySelector("input:checked");
+      var body = { rating: "down", comment: note.value.trim() || null };
+      if (picked) body.reason = picked.value;
+      rate(m, body, "down");
+    });
+    return form;
+  }
+  // body null withdraws the rating; a bare thumbs down asks why (optional) before thanking.
+  async function rate(m, body, which) {
+    var path = "/v1/chat/jobs/" + m.jobId + "/feedback", mine = ui[m.jobId] = {};
+    try {
+      var res = await call(body ? "POST" : "DELETE", path, body);
+      m.feedback = res.status === 204 ? null : await json(res);
+      mine.asking = !!body && body.rating === "down" && !("comment" in body);
+      mine.note = !body ? "Rating removed." : mine.asking ? "" : "Thanks for your feedback.";
+    } catch (err) {
+      mine.note = explain(err);
+    }
+    save(); renderMessage(m);
+    var target = m.node.querySelector(mine.asking ? ".bc-why input" : ".bc-" + which);
+    if (target) target.focus();
+  }
+  // The server's ratings win over the saved ones (another tab, another device): read once.
+  var synced = false;
+  async function syncRatings() {
+    if (synced || !state.conversationId || !state.messages.some(function (m) { return m.jobId; })) return;
+    synced = true;
+    try {
+      var conv = await json(await call("GET", "/v1/conversations/" + state.conversationId));
+      conv.messages.forEach(function (s) {
+        state.messages.forEach(function (m) {
+          if (s.role !== "assistant" || m.role !== "assistant" || m.jobId !== s.job_id) return;
+          if (JSON.stringify(m.feedback || null) === JSON.stringify(s.feedback)) return;
+          m.feedback = s.feedback; renderMessage(m);
+        });
+      });
+      save();
+    } catch (e) { /* the saved ratings stand */ }
   }
 
   function sourceList(items, tag, className, label) {
@@ -494,12 +575,12 @@
     var key = randomKey();
     var started = await startJob(function () {
       return call("POST", "/v1/chapters/" + kind, body, { "Idempotency-Key": key });
-    });
+    }, true);
     if (!started) forget(user);
   }
   // Post a job and follow it; false when no job was made (refused, or the request never left).
-  async function startJob(post) {
-    var msg = { role: "assistant", text: "", citations: [], status: "queued" };
+  async function startJob(post, chapter) {
+    var msg = { role: "assistant", text: "", citations: [], status: "queued", chapter: !!chapter };
     starting = true; setBusy(true);
     try {
       var job = await json(await post());
@@ -535,6 +616,7 @@
     msg.sources = job.sources || msg.sources;
     msg.incomplete = job.incomplete_details || null;
     msg.status = job.status;
+    if (job.feedback !== undefined) msg.feedback = job.feedback;
     if (job.status === "failed") msg.error = (job.error && job.error.message) || "The answer failed.";
     done(msg);
   }

@@ -75,6 +75,8 @@ class Coverage:
     covered: bool
     top_similarity: float
     missing_terms: tuple[str, ...]
+    # The share of the question's specific terms the book never uses (0 when it has none).
+    missing_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,4 +98,4 @@ class Guardrail:
             and missing_fraction < self.max_missing_fraction
             and not vocabulary.missing_names(question)
         )
-        return Coverage(covered, top, tuple(missing))
+        return Coverage(covered, top, tuple(missing), missing_fraction)
