@@ -40,9 +40,11 @@ chromium: $(CHROMIUM)
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
-# The quick lane: no browser, no real-process fault suites, no site builds (a few minutes).
+# The quick lane: no browser, no real-process fault suites, no site builds, on FAST_WORKERS
+# processes (pytest-xdist; a test file stays on one process, so its module fixtures are shared).
+FAST_WORKERS ?= 2
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -n $(FAST_WORKERS) --dist loadfile -m "not slow and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
