@@ -9,11 +9,12 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.jobs.chat_jobs import get_chat_job
 from common.jobs.schemas import FeedbackIn
-from common.platform.errors import JobNotRateable
+from common.platform.errors import JobNotRateable, NotFound
 from common.platform.models import AnswerFeedback, ChatJob, JobStatus, utcnow
 
 RATEABLE = (JobStatus.COMPLETED.value, JobStatus.INCOMPLETE.value)
@@ -55,7 +56,10 @@ def rate_answer(
     values = {"rating": rating.rating, "reason": rating.reason, "comment": rating.comment}
     statement = _insert_statement(session.get_bind().dialect.name)
     row = {"job_id": job_id, "user_id": user_id, "created_at": now, "updated_at": now}
-    created = session.execute(statement, {**row, **values}).first() is not None
+    try:
+        created = session.execute(statement, {**row, **values}).first() is not None
+    except IntegrityError as exc:  # the job (or the reader) was deleted since it was read
+        raise NotFound(f"chat job {job_id} not found") from exc
     if not created:
         session.execute(
             update(AnswerFeedback)

@@ -6,8 +6,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Insert, delete, event, func, select, update
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from common.accounts.guest_retention import purge_old_guests
 from common.accounts.users import adopt_guest, create_guest, create_user, delete_account
@@ -145,3 +145,21 @@ def test_a_reason_goes_only_with_a_thumbs_down() -> None:
     with pytest.raises(ValueError, match="only with a thumbs down"):
         FeedbackIn(rating="up", reason="wrong")
     assert FeedbackIn(rating="down", comment="   ").comment is None
+
+
+def test_a_job_deleted_while_it_is_rated_is_not_found(session: Session) -> None:
+    user = reader(session)
+    job = answered_job(session, user)
+
+    def delete_the_job_first(state: ORMExecuteState) -> None:
+        # The conversation's deletion lands between the job's read and the rating's insert.
+        statement = state.statement
+        if isinstance(statement, Insert) and statement.table.name == "answer_feedback":
+            state.session.connection().execute(delete(ChatJob).where(ChatJob.id == job.id))
+
+    event.listen(session, "do_orm_execute", delete_the_job_first)
+    try:
+        with pytest.raises(NotFound):
+            rate_answer(session, user.id, job.id, FeedbackIn(rating="up"))
+    finally:
+        event.remove(session, "do_orm_execute", delete_the_job_first)
