@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from common.platform.db import session_scope
 from common.platform.models import QuestionVector, utcnow
-from tests.common.admin.insights.seed import seed
+from tests.common.admin.insights.seed import seed_once
 from tests.support.stack import Stack
 from tests.web.assertions import assert_problem
 
@@ -23,7 +23,7 @@ WINDOW = "since=2026-12-01T00:00:00Z&until=2026-12-04T00:00:00Z"
 @pytest.fixture(scope="module")
 def seeded(insights_stack: Stack) -> Stack:
     with session_scope(insights_stack.resources.sessions) as session:
-        seed(session)
+        seed_once(session)
     return insights_stack
 
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.admin.insights.pages import Page
@@ -88,3 +89,9 @@ def seed(session: Session) -> dict[str, uuid.UUID]:
         session.add(AnswerFeedback(job_id=ids[name], user_id=reader.id, rating=rating))
     session.flush()
     return ids
+
+
+def seed_once(session: Session) -> None:
+    """Seed a shared database unless an earlier test module already did."""
+    if session.scalar(select(ChatJob.id).where(ChatJob.request_hash == "lidar-before")) is None:
+        seed(session)
