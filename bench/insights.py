@@ -188,7 +188,13 @@ def run(database_url: str) -> dict[str, Any]:
     from common.book.retrieval.embeddings import LocalMiniLM
     from common.jobs.lifecycle import claim_job
     from common.platform.db import make_engine, make_session_factory
-    from common.platform.models import InsightsRun, JobKind, QuestionVector, ReprocessJob
+    from common.platform.models import (
+        InsightsGroup,
+        InsightsRun,
+        JobKind,
+        QuestionVector,
+        ReprocessJob,
+    )
 
     sessions = make_session_factory(make_engine(_settings(database_url)))
     embedder = LocalMiniLM()
@@ -223,6 +229,7 @@ def run(database_url: str) -> dict[str, Any]:
         seconds = time.perf_counter() - began
         report = session.scalar(select(InsightsRun.report).where(InsightsRun.id == job_id))
         vectors_after = session.scalar(select(func.count()).select_from(QuestionVector)) or 0
+        groups = session.scalar(select(func.count()).select_from(InsightsGroup)) or 0
     assert report is not None, "the run did not finish"
     ends = {**stages, "done": seconds}
     order = ["embedding", "grouping", "report", "done"]
@@ -234,6 +241,7 @@ def run(database_url: str) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "embedded": vectors_after - vectors_before,
+        "groups": groups,
         "stages": durations,
         "questions": report["totals"]["questions"],
         "gaps": len(report["gaps"]),
@@ -357,7 +365,7 @@ def main() -> None:
     for name, size, seconds, peak in rows:
         print(f"{name:26} {size:>18} {seconds:9.1f} {'' if peak is None else f'{peak:8.0f}'}")
     print(f"cold stages (s): {cold['stages']}; incremental stages (s): {warm['stages']}")
-    print(f"window questions {cold['questions']}, gap groups {cold['gaps']}")
+    print(f"window questions {cold['questions']}; groups of all questions {cold['groups']}")
     print(f"top gap: {cold['top_gap']!r}; most asked: {cold['top_asked']!r}")
     print(
         json.dumps(

@@ -18,7 +18,7 @@ from common.admin.insights.grouping import Groups, from_bytes, to_bytes
 from common.book.retrieval.embeddings import Embedder
 from common.platform.models import ChatJob, InsightsGroup, QuestionVector, utcnow
 
-EMBED_BATCH = 256
+EMBED_BATCH = 2048
 PLACE_BATCH = 4096
 # Long questions are cut: their opening says what they ask, and the model truncates anyway.
 MAX_QUESTION_CHARS = 500
@@ -65,7 +65,11 @@ def embed_questions(
             for key, vector in zip(fresh, embedder.embed_documents(fresh), strict=True):
                 seen[key] = to_bytes(np.asarray(vector))
         ids = [job_id for job_id, _ in batch]
-        session.execute(delete(QuestionVector).where(QuestionVector.job_id.in_(ids)))
+        # Vectors of another model (the embedder changed) are replaced.
+        for part in range(0, len(ids), 500):
+            session.execute(
+                delete(QuestionVector).where(QuestionVector.job_id.in_(ids[part : part + 500]))
+            )
         session.execute(
             insert(QuestionVector),
             [
