@@ -141,6 +141,8 @@ class RunTools:
     catalogue: Callable[[], list[Page]]
     closest: Closest | None = None
     explain: Explain | None = None
+    # Called once the report is built, before the run finishes (to store what it learned).
+    after_report: Callable[[], None] | None = None
 
 
 def run_insights(
@@ -184,6 +186,8 @@ def run_insights(
     except _Lost:
         session.rollback()
         return
+    if tools.after_report is not None:
+        tools.after_report()
     body = {**report.to_dict(), "run_id": str(job.id)}
     if finish_attempt(session, JobKind.REPROCESS, job.id, attempt, JobStatus.COMPLETED):
         session.execute(
