@@ -239,3 +239,16 @@ def current_report(
     if run is None or run.report is None:
         return None
     return InsightsReport.from_dict({**run.report, "run_id": str(run.id)})
+
+
+def latest_report(session: Session) -> InsightsReport | None:
+    """The most recently computed report, whatever its window (None before the first run)."""
+    run = session.scalar(
+        select(InsightsRun)
+        .where(InsightsRun.report.is_not(None))
+        .order_by(InsightsRun.computed_at.desc())
+        .limit(1)
+    )
+    if run is None or run.report is None:
+        return None
+    return InsightsReport.from_dict({**run.report, "run_id": str(run.id)})

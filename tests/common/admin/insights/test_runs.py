@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from common.admin.insights import current_report, latest_report
 from common.admin.insights.runs import INSIGHTS, RunTools, run_body, run_insights
 from common.book.retrieval.embeddings import LocalMiniLM
 from common.jobs.lifecycle import claim_job
@@ -58,6 +59,9 @@ def test_a_run_reports_progress_then_the_report(session: Session) -> None:
     assert body["status"] == "completed" and body["stage"] == "done"
     assert body["report"]["totals"]["questions"] == 7
     assert session.scalar(select(func.count()).select_from(QuestionVector)) == 8
+    latest = latest_report(session)
+    assert latest is not None and latest.run_id == str(job.id)
+    assert current_report(session, SINCE, UNTIL) == latest
 
     again = claimed(session, queued_run(session))
     current[0] = again
