@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint lock chromium bench-answers bench-burst bench-conversation bench-guardrail bench-labels bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
+.PHONY: dev test test-fast lint lock chromium bench-answers bench-burst bench-conversation bench-guardrail bench-insights bench-labels bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
 
 # Installs the exact versions in requirements.lock (every extra: worker, postgres, dev), then
 # bookchat itself (editable).
@@ -86,6 +86,9 @@ bench-rerankers: $(STAMP)
 
 bench-guardrail: $(STAMP)
 	$(BIN)/python -m bench.guardrail $(ARGS)
+
+bench-insights: $(STAMP)
+	$(BIN)/python -m bench.insights $(ARGS)
 
 bench-labels: $(STAMP)
 	$(BIN)/python -m bench.answer_labels --record bench/answer_label_coverages.json $(ARGS)

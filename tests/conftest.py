@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _redis_databases = itertools.count(1)
+ALL_QUEUES = ("chat", "ingest", "reprocess")
 REDIS_DATABASES = 64  # one per stack: the suite starts more than the default 16
 # Prometheus multiprocess mode for the session: the app in this process and every worker
 # process share one folder, as under `bookchat dev`. Set before anything imports
@@ -142,11 +143,12 @@ def new_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> 
         var_dir: Path | None = None,
         database_url: str | None = None,
         with_worker: bool = True,
+        queues: Sequence[str] = ("chat", "ingest"),
         **overrides: Any,
     ) -> Iterator[Stack]:
         folder = var_dir or tmp_path_factory.mktemp(name)
         settings = make_settings(folder, _new_redis_db(redis_base_url), database_url, **overrides)
-        stack = start_stack(settings, with_worker=with_worker)
+        stack = start_stack(settings, with_worker=with_worker, queues=queues)
         try:
             yield stack
         finally:
@@ -166,6 +168,14 @@ def stack(new_stack: NewStack) -> Iterator[Stack]:
 def ingest_stack(new_stack: NewStack) -> Iterator[Stack]:
     """Like `stack`, for tests that rebuild or reshape the index (others keep theirs intact)."""
     with new_stack("ingest") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def insights_stack(new_stack: NewStack) -> Iterator[Stack]:
+    """Like `stack`, with its one worker also on the reprocess queue (insights runs need the
+    index it holds)."""
+    with new_stack("insights", queues=ALL_QUEUES) as running:
         yield running
 
 
@@ -207,6 +217,15 @@ def sim(request: pytest.FixtureRequest, simulator: SimulatorHandle) -> Iterator[
 def openai_stack(new_stack: NewStack, simulator: SimulatorHandle) -> Iterator[Stack]:
     """Like `stack`, but answers come from the OpenAI SDK talking to the simulator."""
     with new_stack("openai", **simulator_settings(simulator)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def insights_openai_stack(new_stack: NewStack, simulator: SimulatorHandle) -> Iterator[Stack]:
+    """Like `insights_stack`, with a model (the simulator) for the gap groups' findings."""
+    with new_stack(
+        "insights-openai", queues=ALL_QUEUES, **simulator_settings(simulator)
+    ) as running:
         yield running
 
 

@@ -10,6 +10,7 @@ from web import cors, observability, problems, rate_limits, resources, security,
 from web.api import (
     admin_books,
     admin_index,
+    admin_insights,
     admin_jobs,
     auth,
     chapters,
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> BookchatOpenAPI:
         search.bp,
         admin_books.bp,
         admin_index.bp,
+        admin_insights.bp,
         admin_jobs.bp,
     )
     for blueprint in blueprints:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,7 +193,12 @@ class Stack:
         self.resources.close()
 
 
-def start_stack(settings: Settings, with_worker: bool = True, concurrency: int = 2) -> Stack:
+def start_stack(
+    settings: Settings,
+    with_worker: bool = True,
+    concurrency: int = 2,
+    queues: Sequence[str] = ("chat", "ingest"),
+) -> Stack:
     """Migrate, build the app, and start a worker process that has ingested the sample book."""
     upgrade_database(settings)
     stack = Stack(settings=settings, app=create_app(settings))
@@ -202,7 +208,7 @@ def start_stack(settings: Settings, with_worker: bool = True, concurrency: int =
     stack.log_path = settings.var_dir / "worker.log"
     with stack.log_path.open("wb") as log:
         stack.worker = subprocess.Popen(
-            worker_command(["chat", "ingest"], concurrency, hostname, "INFO"),
+            worker_command(list(queues), concurrency, hostname, "INFO"),
             env=settings_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -224,7 +230,8 @@ class NewStack(Protocol):
     """The `new_stack` fixture: starts a stack of its own, stopped when its `with` block ends.
 
     Each gets a Redis database of its own and, unless `var_dir` is given, a fresh folder `name`
-    under pytest's temporary root; `overrides` are settings (see `make_settings`).
+    under pytest's temporary root; its worker serves `queues`; `overrides` are settings (see
+    `make_settings`).
     """
 
     def __call__(
@@ -234,6 +241,7 @@ class NewStack(Protocol):
         var_dir: Path | None = None,
         database_url: str | None = None,
         with_worker: bool = True,
+        queues: Sequence[str] = ("chat", "ingest"),
         **overrides: Any,
     ) -> AbstractContextManager[Stack]: ...
 

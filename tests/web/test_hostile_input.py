@@ -174,7 +174,8 @@ def test_huge_bearer_token_is_431_not_500(idle_stack: Stack) -> None:
 
 
 def _routes(stack: Stack) -> list[str]:
-    sample = {"job_id": uuid.uuid4(), "user_id": uuid.uuid4(), "conversation_id": uuid.uuid4()}
+    ids = ("job_id", "user_id", "conversation_id", "run_id")
+    sample = {name: uuid.uuid4() for name in ids}
     paths = []
     for rule in stack.app.url_map.iter_rules():
         values = {arg: sample.get(arg, "x.js") for arg in rule.arguments}
