@@ -1,15 +1,17 @@
-"""Running an operator's bulk retry on the reprocess queue."""
+"""Running reprocess jobs: an operator's bulk retry, or an insights run."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 
+from common.admin.insights.runs import INSIGHTS
 from common.admin.operator_jobs import FoundJob, restart_stream
 from common.admin.reprocess import run_bulk_retry
 from common.jobs.lifecycle import claim_job
 from common.platform.db import session_scope
 from common.platform.models import JobKind, ReprocessJob
+from workers.insights import run_insights_job
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ def run_reprocess_job(res: WorkerResources, job_id: uuid.UUID) -> None:
         with session_scope(res.sessions) as session:
             row = session.get(ReprocessJob, job_id)
             assert row is not None
+            if row.operation == INSIGHTS:
+                run_insights_job(res, session, row, attempt)
+                return
             run_bulk_retry(
                 session,
                 row,

@@ -15,6 +15,8 @@ _PROMPT_ROLES = {"system", "developer", "user"}
 CHAPTER_PROMPT_MARK = "You rewrite one chapter of a robotics textbook."
 # ... and follow-up rewrites with this one (common/llm/rewrite.py).
 REWRITE_PROMPT_MARK = "You rewrite a reader's follow-up question"
+# ... and insights' gap findings with this one (common/admin/insights/findings.py).
+INSIGHTS_PROMPT_MARK = "You advise the author of an online textbook."
 # Fault switch: a request that contains this text gets a rewrite missing one placeholder.
 DROP_PLACEHOLDER_MARK = "sim:drop-placeholder"
 URDU_PREFIX = "اردو·"
@@ -50,6 +52,8 @@ def build_answer(messages: list[dict[str, Any]]) -> str:
         return rewrite_chapter(messages, system)
     if system.startswith(REWRITE_PROMPT_MARK):
         return rewrite_follow_up(messages)
+    if system.startswith(INSIGHTS_PROMPT_MARK):
+        return gap_finding(messages)
     passages = find_passages(messages)
     if passages.get(1):
         answer = f'According to the passages, "{_quote(passages[1], 12)}" [1]'
@@ -60,6 +64,19 @@ def build_answer(messages: list[dict[str, Any]]) -> str:
         (message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
     )
     return f"Simulated answer to: {last_user[:60]}"
+
+
+def gap_finding(messages: list[dict[str, Any]]) -> str:
+    """A finding about the first question listed, and a suggestion naming the closest page."""
+    prompt = next(
+        (message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    questions = re.findall(r"^- (.*)$", prompt, re.M)
+    subject = questions[0].strip() if questions else "this topic"
+    return (
+        f'Finding: readers ask "{subject}" and the book has no passage that answers it.\n'
+        f'Suggestion: add a short section on "{subject}" near the closest passage.'
+    )
 
 
 def rewrite_follow_up(messages: list[dict[str, Any]]) -> str:

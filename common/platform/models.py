@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -381,3 +382,64 @@ class IngestJob(JobLifecycle, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     collection: Mapped[str | None] = mapped_column(String(255))
     seconds: Mapped[float | None] = mapped_column()
+
+
+class QuestionVector(Base):
+    """A chat question's embedding, computed once, and the insights group it belongs to."""
+
+    __tablename__ = "question_vectors"
+    __table_args__ = (Index("ix_question_vectors_group", "group_id"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(64))
+    # Unit vector as little-endian float16 bytes (384-d MiniLM: 768 bytes).
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    group_id: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InsightsGroup(Base):
+    """A group of questions alike in meaning: the running sum of its members' vectors."""
+
+    __tablename__ = "insights_groups"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    # Sum of the members' unit vectors as float32 bytes; its direction is the centroid.
+    vector_sum: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InsightsRun(Base):
+    """One computation of the insights report for a window: progress, then the report."""
+
+    __tablename__ = "insights_runs"
+    __table_args__ = (Index("ix_insights_runs_window", "since", "until"),)
+
+    # The reprocess job (operation "insights") that runs it: status, attempts, lease.
+    id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reprocess_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    since: Mapped[datetime] = mapped_column()
+    until: Mapped[datetime] = mapped_column()
+    stage: Mapped[str] = mapped_column(String(32), default="queued")
+    processed: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    report: Mapped[dict[str, Any] | None] = mapped_column()
+    computed_at: Mapped[datetime | None] = mapped_column()
+
+
+class InsightsFinding(Base):
+    """A model's finding and suggestion for one gap group, cached on the group's members."""
+
+    __tablename__ = "insights_findings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finding: Mapped[str] = mapped_column(Text)
+    suggestion: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

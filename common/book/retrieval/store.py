@@ -341,6 +341,14 @@ class TextbookIndex:
             for p in self._payloads(collection, ["url", "book", "source"])
         }
 
+    def page_titles(self, collection: str) -> dict[str, tuple[str, str]]:
+        """URL -> (title, source) of every page in the collection (for the author's insights)."""
+        return {
+            p["url"]: (p.get("title", ""), p.get("source", ""))
+            for p in self._payloads(collection, ["url", "title", "source"])
+            if p.get("url")
+        }
+
     def count(self, collection: str | None = None) -> int:
         """Number of points (chunks) in a collection, or behind the alias."""
         with self.lock:

@@ -1,0 +1,160 @@
+"""Each question's vector, computed once and kept, and its place in a group.
+
+A run embeds only the questions that have no vector yet (for the configured model), then places
+only the vectors that have no group yet: an incremental run costs what is new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from common.admin.insights.grouping import Groups, from_bytes, to_bytes
+from common.book.retrieval.embeddings import Embedder
+from common.platform.models import ChatJob, InsightsGroup, QuestionVector, utcnow
+
+EMBED_BATCH = 256
+PLACE_BATCH = 4096
+# Long questions are cut: their opening says what they ask, and the model truncates anyway.
+MAX_QUESTION_CHARS = 500
+Progress = Callable[[int, int], None]
+
+
+def chat_questions(since: datetime, until: datetime) -> ColumnElement[bool]:
+    """The condition selecting readers' chat questions asked in [since, until)."""
+    return (ChatJob.task == "chat") & (ChatJob.created_at >= since) & (ChatJob.created_at < until)
+
+
+def missing_vectors(
+    session: Session, model: str, since: datetime, until: datetime
+) -> list[tuple[uuid.UUID, str]]:
+    """(job id, question) of the window's questions with no vector from `model`, oldest first."""
+    rows = session.execute(
+        select(ChatJob.id, ChatJob.message)
+        .outerjoin(QuestionVector, QuestionVector.job_id == ChatJob.id)
+        .where(chat_questions(since, until))
+        .where((QuestionVector.job_id.is_(None)) | (QuestionVector.model != model))
+        .order_by(ChatJob.created_at, ChatJob.id)
+    )
+    return [(job_id, message) for job_id, message in rows]
+
+
+def embed_questions(
+    session: Session,
+    embedder: Embedder,
+    questions: list[tuple[uuid.UUID, str]],
+    on_progress: Progress,
+) -> None:
+    """Embed and store the questions' vectors in batches, reporting (done, total) after each."""
+    total = len(questions)
+    for start in range(0, total, EMBED_BATCH):
+        batch = questions[start : start + EMBED_BATCH]
+        vectors = embedder.embed_documents([text[:MAX_QUESTION_CHARS] for _, text in batch])
+        ids = [job_id for job_id, _ in batch]
+        session.execute(delete(QuestionVector).where(QuestionVector.job_id.in_(ids)))
+        session.execute(
+            insert(QuestionVector),
+            [
+                {"job_id": job_id, "model": embedder.name, "vector": to_bytes(np.asarray(v))}
+                for job_id, v in zip(ids, vectors, strict=True)
+            ],
+        )
+        on_progress(min(start + EMBED_BATCH, total), total)
+
+
+def load_groups(session: Session, model: str, dimension: int) -> Groups:
+    """Every group of this model's vectors, as centroids."""
+    rows = session.execute(
+        select(InsightsGroup.id, InsightsGroup.vector_sum, InsightsGroup.size)
+        .where(InsightsGroup.model == model)
+        .order_by(InsightsGroup.created_at, InsightsGroup.id)
+    ).all()
+    sums = np.frombuffer(b"".join(r.vector_sum for r in rows), dtype="<f4").astype(np.float32)
+    return Groups(
+        dimension,
+        ids=[r.id for r in rows],
+        sums=sums.reshape(-1, dimension) if rows else np.zeros((0, dimension), np.float32),
+        sizes=[r.size for r in rows],
+    )
+
+
+def unplaced_count(session: Session, model: str) -> int:
+    """How many of this model's vectors belong to no group yet."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(QuestionVector)
+            .where(QuestionVector.model == model, QuestionVector.group_id.is_(None))
+        )
+        or 0
+    )
+
+
+def place_vectors(session: Session, model: str, dimension: int, on_progress: Progress) -> Groups:
+    """Put every vector without a group into one (oldest question first), merge near-duplicates."""
+    groups = load_groups(session, model, dimension)
+    total = unplaced_count(session, model)
+    done = 0
+    while True:
+        rows = session.execute(
+            select(QuestionVector.job_id, QuestionVector.vector)
+            .join(ChatJob, ChatJob.id == QuestionVector.job_id)
+            .where(QuestionVector.model == model, QuestionVector.group_id.is_(None))
+            .order_by(ChatJob.created_at, ChatJob.id)
+            .limit(PLACE_BATCH)
+        ).all()
+        if not rows:
+            break
+        vectors = from_bytes((r.vector for r in rows), dimension)
+        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        placed = groups.assign(vectors, [str(r.job_id) for r in rows])
+        session.execute(
+            update(QuestionVector)
+            .where(QuestionVector.job_id == bindparam("b_job"))
+            .values(group_id=bindparam("b_group")),
+            [{"b_job": r.job_id, "b_group": g} for r, g in zip(rows, placed, strict=True)],
+            execution_options={"synchronize_session": False},
+        )
+        done += len(rows)
+        on_progress(done, total)
+    for old, new in groups.merge_near_duplicates().items():
+        session.execute(
+            update(QuestionVector)
+            .where(QuestionVector.group_id == old)
+            .values(group_id=new)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(delete(InsightsGroup).where(InsightsGroup.id == old))
+    _save_groups(session, model, groups)
+    return groups
+
+
+def _save_groups(session: Session, model: str, groups: Groups) -> None:
+    changed = [gid for gid in groups.ids if gid in groups.changed]
+    if not changed:
+        return
+    now = utcnow()
+    for start in range(0, len(changed), 500):
+        chunk = changed[start : start + 500]
+        session.execute(delete(InsightsGroup).where(InsightsGroup.id.in_(chunk)))
+    session.execute(
+        insert(InsightsGroup),
+        [
+            {
+                "id": gid,
+                "model": model,
+                "vector_sum": groups.sums[i].astype("<f4").tobytes(),
+                "size": groups.sizes[i],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i, gid in enumerate(groups.ids)
+            if gid in groups.changed
+        ],
+    )
+    groups.changed.clear()

@@ -1,0 +1,69 @@
+"""An insights run on the reprocess queue: the worker lends its embedder, index and model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from common.admin.insights.findings import model_explainer
+from common.admin.insights.gaps import Explain
+from common.admin.insights.pages import Page
+from common.admin.insights.runs import RunTools, run_insights
+from common.platform.models import JobKind, ReprocessJob
+from workers.resources import WorkerResources
+
+log = logging.getLogger(__name__)
+CLOSEST_PASSAGES = 3
+
+
+def run_insights_job(
+    res: WorkerResources, session: Session, row: ReprocessJob, attempt: int
+) -> None:
+    """Compute the run's report with this worker's tools; commits after each batch."""
+    job_id = row.id
+    run_insights(
+        session,
+        row,
+        attempt,
+        _tools(res, session),
+        still_ours=lambda: not res.leases.lost(JobKind.REPROCESS, job_id),
+        checkpoint=session.commit,
+    )
+
+
+def _tools(res: WorkerResources, session: Session) -> RunTools:
+    explain: Explain | None = None
+    if res.llm is not None:
+        explain = model_explainer(session, res.llm, res.settings.chat_model)
+    return RunTools(
+        embedder=res.embedder,
+        catalogue=lambda: _catalogue(res),
+        closest=lambda text, _ids: _closest(res, text),
+        explain=explain,
+    )
+
+
+def _catalogue(res: WorkerResources) -> list[Page]:
+    index = res.index
+    if index.current_collection() is None:
+        return []
+    pages = index.page_titles(index.alias)
+    return [Page(url, title, source) for url, (title, source) in sorted(pages.items())]
+
+
+def _closest(res: WorkerResources, text: str) -> list[dict[str, Any]]:
+    if res.index.current_collection() is None:
+        return []
+    passages = res.retriever.search.search(text, CLOSEST_PASSAGES, None)
+    return [
+        {
+            "title": p.title,
+            "heading": p.heading,
+            "url": p.url,
+            "source": p.source,
+            "similarity": round(p.similarity, 4),
+        }
+        for p in passages
+    ]
