@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,12 @@ class Stack:
         self.resources.close()
 
 
-def start_stack(settings: Settings, with_worker: bool = True, concurrency: int = 2) -> Stack:
+def start_stack(
+    settings: Settings,
+    with_worker: bool = True,
+    concurrency: int = 2,
+    queues: Sequence[str] = ("chat", "ingest"),
+) -> Stack:
     """Migrate, build the app, and start a worker process that has ingested the sample book."""
     upgrade_database(settings)
     stack = Stack(settings=settings, app=create_app(settings))
@@ -198,7 +204,7 @@ def start_stack(settings: Settings, with_worker: bool = True, concurrency: int =
     stack.log_path = settings.var_dir / "worker.log"
     with stack.log_path.open("wb") as log:
         stack.worker = subprocess.Popen(
-            worker_command(["chat", "ingest"], concurrency, hostname, "INFO"),
+            worker_command(list(queues), concurrency, hostname, "INFO"),
             env=settings_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,

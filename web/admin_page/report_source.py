@@ -10,23 +10,21 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-# TEMP until i21-insights is merged: imports inside the functions.
+from common.admin.insights import current_report
+from common.admin.insights.report import FRESH
+from common.admin.insights.runs import ACTIVE
+from common.admin.insights.runs import start_run as start_insights_run
+from common.platform.models import InsightsRun, ReprocessJob
 
 
 def load_report(session: Session, since: datetime, until: datetime) -> dict[str, Any] | None:
     """The latest report computed for the window, as the API returns it; None if none yet."""
-    from common.admin.insights import current_report
-
     report = current_report(session, since, until)
     return report.to_dict() if report is not None else None
 
 
 def run_in_progress(session: Session, since: datetime, until: datetime) -> dict[str, Any] | None:
     """The window's queued or running computation with its progress, if there is one."""
-    from common.admin.insights.report import FRESH
-    from common.admin.insights.runs import ACTIVE
-    from common.platform.models import InsightsRun, ReprocessJob
-
     run = session.scalar(
         select(InsightsRun)
         .join(ReprocessJob, ReprocessJob.id == InsightsRun.id)
@@ -49,7 +47,5 @@ def start_run(
     session: Session, celery: Celery, since: datetime, until: datetime, requested_by: uuid.UUID
 ) -> uuid.UUID:
     """Start computing the window's report (or join the run already at it); its id."""
-    from common.admin.insights.runs import start_run as start_insights_run
-
     run = start_insights_run(session, celery, since, until, requested_by)
     return run.id
