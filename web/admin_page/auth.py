@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, g, redirect, render_template, request, url_for
+from flask import current_app, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from common.accounts.users import authenticate
 from common.platform.api_types import MAX_PASSWORD_CHARS
@@ -43,6 +44,10 @@ def _same_origin() -> bool:
     return origin is None or urlsplit(origin).netloc.lower() == request.host.lower()
 
 
+def _form_is_ours(session: sessions.AdminSession) -> bool:
+    return _same_origin() and sessions.tokens_match(session.csrf, request.form.get("csrf_token"))
+
+
 def _login_url() -> str:
     target = request.full_path if request.method == "GET" else url_for("admin_page.dashboard")
     return url_for("admin_page.login_form", next=target.rstrip("?"))
@@ -58,11 +63,8 @@ def guard() -> Response | None:
         return redirect(_login_url(), 303)
     if user.role != Role.ADMIN.value:  # the row's role: a demoted admin is out at once
         raise Forbidden("this page is for administrators")
-    if request.method == "POST":
-        if not _same_origin() or not sessions.tokens_match(
-            session.csrf, request.form.get("csrf_token")
-        ):
-            raise Forbidden("the form's security token is missing or stale; reload the page")
+    if request.method == "POST" and not _form_is_ours(session):
+        raise Forbidden("the form's security token is missing or stale; reload the page")
     g.admin_session, g.admin_user = session, user
     return None
 

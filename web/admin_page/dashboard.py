@@ -33,9 +33,10 @@ def safe_href(url: str | None) -> str | None:
     if not url:
         return None
     scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https") or (not scheme and url.startswith("/") and not url.startswith("//")):
+    if scheme in ("http", "https"):
         return url
-    return None
+    on_this_site = not scheme and url.startswith("/") and not url.startswith("//")
+    return url if on_this_site else None
 
 
 def _short(text: str, limit: int = 70) -> str:
@@ -79,7 +80,7 @@ def build_charts(report: dict[str, Any]) -> dict[str, Markup]:
             empty_message="No coverage gaps in this window",
         ),
         "pages": ranking_chart(
-            [(_short(p.get("title") or p.get("url", "")), p.get("citations", 0)) for p in most_cited],
+            [(_short(p.get("title") or p.get("url", "")), p["citations"]) for p in most_cited],
             chart_id="chart-pages",
             title="Most cited pages",
             desc="The pages answers cited most in this window; the table below lists them.",

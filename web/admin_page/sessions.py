@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 import redis
-from flask import Request, Response
+from werkzeug.wrappers import Request, Response
 
 COOKIE = "bookchat_admin"
 # The __Host- prefix makes the browser refuse the cookie unless Secure, Path=/ and host-only.

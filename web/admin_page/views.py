@@ -7,7 +7,8 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from common.admin.audit import Actor, AuditNote, audited
 from common.admin.operator_jobs import JobFilters, list_jobs

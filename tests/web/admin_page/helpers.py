@@ -42,6 +42,4 @@ def sign_in(
 
 def set_cookies(response: TestResponse) -> dict[str, str]:
     """Set-Cookie headers by cookie name."""
-    return {
-        header.split("=", 1)[0]: header for header in response.headers.getlist("Set-Cookie")
-    }
+    return {header.split("=", 1)[0]: header for header in response.headers.getlist("Set-Cookie")}
