@@ -18,6 +18,7 @@ from typing import Any
 from redis import RedisError
 
 from cli.admin_books import books, remove_book
+from cli.admin_insights import insights
 from cli.admin_views import audit_table, job_detail, jobs_table, queues_table
 from cli.client import require_worker
 from cli.operator import Operator, plain_errors
@@ -226,4 +227,5 @@ COMMANDS: dict[str, Callable[[Operator, argparse.Namespace], int]] = {
     "audit": audit,
     "books": books,
     "remove-book": remove_book,
+    "insights": insights,
 }

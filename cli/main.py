@@ -212,6 +212,16 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     remove.add_argument("name", metavar="NAME")
     remove.add_argument("--wait", action="store_true", help="wait for the removal and report")
     remove.add_argument("--timeout", type=float, default=300, help="seconds to --wait (exit 2)")
+    insights = commands.add_parser(
+        "insights", help="what readers ask, what the book fails to answer, which pages matter"
+    )
+    insights.add_argument("--since", help="7d (default), 30m, 1h or an RFC 3339 time")
+    insights.add_argument("--until", help="now (default), a duration ago or an RFC 3339 time")
+    insights.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    insights.add_argument(
+        "--table", choices=["gaps", "most_asked", "pages", "per_day"], help="the CSV's table"
+    )
+    insights.add_argument("--timeout", type=float, default=900, help="seconds to wait (exit 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -144,6 +144,19 @@ def ingest_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) 
 
 
 @pytest.fixture(scope="session")
+def insights_stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str
+) -> Iterator[Stack]:
+    """Like `stack`, with its one worker also on the reprocess queue (insights runs need the
+    index it holds)."""
+    var_dir = tmp_path_factory.mktemp("insights")
+    settings = make_settings(var_dir, _new_redis_db(redis_base_url))
+    running = start_stack(settings, queues=("chat", "ingest", "reprocess"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
 def idle_stack(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[Stack]:
     """The API with no worker: jobs stay queued."""
     var_dir = tmp_path_factory.mktemp("idle")

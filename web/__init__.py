@@ -19,6 +19,7 @@ from web import (
 from web.api import (
     admin_books,
     admin_index,
+    admin_insights,
     admin_jobs,
     auth,
     chapters,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> BookchatOpenAPI:
         search.bp,
         admin_books.bp,
         admin_index.bp,
+        admin_insights.bp,
         admin_jobs.bp,
     )
     for blueprint in blueprints:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from common.admin.insights.findings import model_explainer
 from common.admin.insights.gaps import Explain
 from common.admin.insights.pages import Page
+from common.admin.insights.report import stored_passages
 from common.admin.insights.runs import RunTools, run_insights
 from common.platform.models import JobKind, ReprocessJob
 from workers.resources import WorkerResources
@@ -37,25 +39,40 @@ def _tools(res: WorkerResources, session: Session) -> RunTools:
     explain: Explain | None = None
     if res.llm is not None:
         explain = model_explainer(session, res.llm, res.settings.chat_model)
+    stored = stored_passages(session)
+
+    def closest(text: str, job_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        try:
+            return _closest(res, text)
+        except Exception as exc:  # the index is optional here: the report falls back
+            log.warning("closest passages from stored retrievals: no index search (%s)", exc)
+            return stored(text, job_ids)
+
     return RunTools(
         embedder=res.embedder,
         catalogue=lambda: _catalogue(res),
-        closest=lambda text, _ids: _closest(res, text),
+        closest=closest,
         explain=explain,
     )
 
 
 def _catalogue(res: WorkerResources) -> list[Page]:
-    index = res.index
-    if index.current_collection() is None:
+    # A worker without the index (local-mode Qdrant held by another process) lists no page:
+    # the report then has no "never cited" pages rather than no report.
+    try:
+        index = res.index
+        if index.current_collection() is None:
+            return []
+        pages = index.page_titles(index.alias)
+    except Exception as exc:
+        log.warning("insights without the index's pages: %s", exc)
         return []
-    pages = index.page_titles(index.alias)
     return [Page(url, title, source) for url, (title, source) in sorted(pages.items())]
 
 
 def _closest(res: WorkerResources, text: str) -> list[dict[str, Any]]:
     if res.index.current_collection() is None:
-        return []
+        raise LookupError("no index yet")
     passages = res.retriever.search.search(text, CLOSEST_PASSAGES, None)
     return [
         {

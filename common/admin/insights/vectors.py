@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from common.admin.insights.grouping import Groups, from_bytes, to_bytes
@@ -114,11 +114,8 @@ def place_vectors(session: Session, model: str, dimension: int, on_progress: Pro
         vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
         placed = groups.assign(vectors, [str(r.job_id) for r in rows])
         session.execute(
-            update(QuestionVector)
-            .where(QuestionVector.job_id == bindparam("b_job"))
-            .values(group_id=bindparam("b_group")),
-            [{"b_job": r.job_id, "b_group": g} for r, g in zip(rows, placed, strict=True)],
-            execution_options={"synchronize_session": False},
+            update(QuestionVector),
+            [{"job_id": r.job_id, "group_id": g} for r, g in zip(rows, placed, strict=True)],
         )
         done += len(rows)
         on_progress(done, total)
