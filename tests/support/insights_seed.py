@@ -27,16 +27,21 @@ from common.platform.models import (
     utcnow,
 )
 
-NODES = {"url": "/ros2/nodes-and-topics", "title": "Nodes, Topics, Services, and Actions",
-         "source": "01-ros2/nodes-and-topics.md"}  # fmt: skip
-GAZEBO = {"url": "/simulation/gazebo-and-digital-twins",
+# Citations name a section of a page, as the index's chunks do.
+NODES = {
+    "url": "/ros2/nodes-and-topics#what-is-a-node",
+    "title": "Nodes, Topics, Services, and Actions",
+    "source": "01-ros2/nodes-and-topics.md",
+}
+TOPICS = {**NODES, "url": "/ros2/nodes-and-topics#topics-publishing-and-subscribing"}
+GAZEBO = {"url": "/simulation/gazebo-and-digital-twins#what-is-a-digital-twin",
           "title": "Gazebo, Isaac Sim, and Digital Twins",
           "source": "02-simulation/gazebo-and-digital-twins.mdx"}  # fmt: skip
 # (question, label, cited pages, rating): the lidar questions are the gap the page must show.
 QUESTIONS: tuple[tuple[str, AnswerLabel, tuple[dict[str, str], ...], str | None], ...] = (
     ("What is a ROS 2 node?", AnswerLabel.ANSWERED, (NODES,), "up"),
     ("What is a node in ROS 2?", AnswerLabel.ANSWERED, (NODES,), "up"),
-    ("How do topics differ from services?", AnswerLabel.ANSWERED, (NODES,), "down"),
+    ("How do topics differ from services?", AnswerLabel.ANSWERED, (TOPICS,), "down"),
     ("What is a digital twin?", AnswerLabel.ANSWERED, (GAZEBO,), None),
     ("How do I calibrate a lidar?", AnswerLabel.REFUSED, (), None),
     ("How do I calibrate my lidar sensor?", AnswerLabel.REFUSED, (), "down"),

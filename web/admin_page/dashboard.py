@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from markupsafe import Markup
 
 from web.admin_page.charts import Series, bar_chart, line_chart, ranking_chart
+from web.widget import BOOK_PREFIX
 
 RANKED = 10  # bars in a ranking chart; the tables list every row
 
@@ -29,14 +30,15 @@ def daily_rates(per_day: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def safe_href(url: str | None) -> str | None:
-    """A link target from the report only if it is http(s) or a path on this site."""
+    """A link to a cited page: http(s) as is, a book path to the demo's copy; else no link."""
     if not url:
         return None
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
         return url
-    on_this_site = not scheme and url.startswith("/") and not url.startswith("//")
-    return url if on_this_site else None
+    if not scheme and url.startswith("/") and not url.startswith("//"):
+        return BOOK_PREFIX + url  # where the widget's citation links lead on this server too
+    return None
 
 
 def _short(text: str, limit: int = 70) -> str:

@@ -30,6 +30,7 @@ DEAD_LETTERS_SHOWN = 20
 # Fixed messages after an action, named in the redirect (never text taken from the request).
 NOTICES = {
     "recompute": "Recomputation started: the page refreshes until it is done.",
+    "recomputed": "The insights of this window were recomputed.",
     "retry": "The dead letters were queued for a retry (a reprocess job).",
 }
 # Every dead letter: failed jobs whose cause a retry may fix.
@@ -51,6 +52,11 @@ def _actor() -> Actor:
     return Actor(admin.id, admin.email or str(admin.id))
 
 
+def _notice(run: dict[str, Any] | None) -> str:
+    notice = request.args.get("notice", "")
+    return "recomputed" if notice == "recompute" and run is None else notice
+
+
 def dashboard() -> str:
     """GET /admin: the insights as charts and tables, the queues and dead letters beside them."""
     window = _window()
@@ -67,7 +73,7 @@ def dashboard() -> str:
         "dead_letters": [admin_job_body(found) for found in dead],
         "more_dead_letters": more_dead,
         "tables": list(TABLES),
-        "notice": NOTICES.get(request.args.get("notice", "")),
+        "notice": NOTICES.get(_notice(run)),
         "csrf_token": csrf_token(),
         "retry_key": uuid.uuid4().hex,  # one per rendered form: a double submit is one retry
         "admin": current_admin(),

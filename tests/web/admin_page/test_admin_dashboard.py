@@ -150,11 +150,13 @@ def test_a_computed_report_is_drawn_as_charts_and_tables(page_stack: Stack) -> N
     assert f"<dt>Questions</dt><dd>{seeded.questions}</dd>" in text
     assert f"<dt>Refused</dt><dd>{seeded.refused}</dd>" in text
     assert "calibrate" in text.lower()  # the lidar gap
-    assert 'href="/ros2/nodes-and-topics"' in text
+    assert 'href="/book/ros2/nodes-and-topics#what-is-a-node"' in text  # the demo's copy
     per_day = _csv(client, "per_day")
     assert sum(int(row["questions"]) for row in per_day) == seeded.questions
     assert sum(int(row["down"]) for row in per_day) == seeded.down
     gaps = _csv(client, "gaps")
     assert any("lidar" in row["representative"].lower() for row in gaps)
     pages = _csv(client, "pages")
-    assert ("most_cited", "/ros2/nodes-and-topics") in {(r["list"], r["url"]) for r in pages}
+    listed = {(r["list"], r["url"]) for r in pages}
+    assert ("most_cited", "/ros2/nodes-and-topics#what-is-a-node") in listed
+    assert ("never_cited", "/ros2/nodes-and-topics#what-is-a-node") not in listed
