@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint lock chromium bench-answers bench-burst bench-conversation bench-guardrail bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
+.PHONY: dev test test-fast lint lock chromium bench-answers bench-burst bench-conversation bench-guardrail bench-insights bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
 
 # Installs the exact versions in requirements.lock, then bookchat itself (editable).
 $(STAMP): pyproject.toml requirements.lock
@@ -81,6 +81,9 @@ bench-rerankers: $(STAMP)
 
 bench-guardrail: $(STAMP)
 	$(BIN)/python -m bench.guardrail $(ARGS)
+
+bench-insights: $(STAMP)
+	$(BIN)/python -m bench.insights $(ARGS)
 
 clean:
 	rm -rf $(VENV) var

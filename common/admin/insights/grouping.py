@@ -74,18 +74,21 @@ class Groups:
             matched = similarity[np.arange(count), best] >= threshold
             target[matched] = best[matched]
         # Questions no existing group took: leaders among themselves, in order.
-        fresh = np.zeros((max(1, int((target < 0).sum())), self.dimension), dtype=np.float32)
+        unmatched = np.nonzero(target < 0)[0]
+        fresh = np.zeros((max(1, len(unmatched)), self.dimension), dtype=np.float32)
+        units = np.zeros_like(fresh)  # the fresh groups' unit centroids, kept up to date
         made = 0
-        for i in np.nonzero(target < 0)[0]:
+        for i in unmatched:
             vector = vectors[i]
             if made:
-                fresh_sim = _normalise(fresh[:made]) @ vector
+                fresh_sim = units[:made] @ vector
                 j = int(fresh_sim.argmax())
                 if fresh_sim[j] >= threshold:
                     fresh[j] += vector
+                    units[j] = fresh[j] / max(float(np.linalg.norm(fresh[j])), 1e-12)
                     target[i] = start + j
                     continue
-            fresh[made] = vector
+            fresh[made] = units[made] = vector
             target[i] = start + made
             made += 1
             self.ids.append(group_id_for(seeds[i]))

@@ -18,7 +18,7 @@ from common.admin.insights.grouping import Groups, from_bytes, to_bytes
 from common.book.retrieval.embeddings import Embedder
 from common.platform.models import ChatJob, InsightsGroup, QuestionVector, utcnow
 
-EMBED_BATCH = 256
+EMBED_BATCH = 2048
 PLACE_BATCH = 4096
 # Long questions are cut: their opening says what they ask, and the model truncates anyway.
 MAX_QUESTION_CHARS = 500
@@ -50,21 +50,35 @@ def embed_questions(
     questions: list[tuple[uuid.UUID, str]],
     on_progress: Progress,
 ) -> None:
-    """Embed and store the questions' vectors in batches, reporting (done, total) after each."""
-    total = len(questions)
+    """Embed and store the questions' vectors in batches, reporting (done, total) after each.
+
+    A wording asked again (same words, any case or spacing: the model is uncased) is embedded
+    once per run and its vector stored for each job.
+    """
+    total, done = len(questions), 0
+    seen: dict[str, bytes] = {}
     for start in range(0, total, EMBED_BATCH):
         batch = questions[start : start + EMBED_BATCH]
-        vectors = embedder.embed_documents([text[:MAX_QUESTION_CHARS] for _, text in batch])
+        keys = [" ".join(text[:MAX_QUESTION_CHARS].lower().split()) for _, text in batch]
+        fresh = [k for k in dict.fromkeys(keys) if k not in seen]
+        if fresh:
+            for key, vector in zip(fresh, embedder.embed_documents(fresh), strict=True):
+                seen[key] = to_bytes(np.asarray(vector))
         ids = [job_id for job_id, _ in batch]
-        session.execute(delete(QuestionVector).where(QuestionVector.job_id.in_(ids)))
+        # Vectors of another model (the embedder changed) are replaced.
+        for part in range(0, len(ids), 500):
+            session.execute(
+                delete(QuestionVector).where(QuestionVector.job_id.in_(ids[part : part + 500]))
+            )
         session.execute(
             insert(QuestionVector),
             [
-                {"job_id": job_id, "model": embedder.name, "vector": to_bytes(np.asarray(v))}
-                for job_id, v in zip(ids, vectors, strict=True)
+                {"job_id": job_id, "model": embedder.name, "vector": seen[key]}
+                for job_id, key in zip(ids, keys, strict=True)
             ],
         )
-        on_progress(min(start + EMBED_BATCH, total), total)
+        done += len(batch)
+        on_progress(done, total)
 
 
 def load_groups(session: Session, model: str, dimension: int) -> Groups:
