@@ -77,6 +77,8 @@ def synthetic_jobs(
     jobs = []
     for _ in range(count):
         roll = rng.random()
+        cited: list[dict[str, Any]]
+        sources: list[dict[str, Any]]
         if roll < 0.05:
             message, label, cited, sources = rng.choice(OFF_TOPIC), "off_topic", [], []
         elif roll < 0.20:
@@ -214,7 +216,7 @@ def run(database_url: str) -> dict[str, Any]:
     began = time.perf_counter()
     with sessions() as session:
         row = claim_job(session, JobKind.REPROCESS, job_id, "bench", 3600)
-        assert row is not None
+        assert isinstance(row, ReprocessJob)
         attempt = row.attempts
         session.commit()
 

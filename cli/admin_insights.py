@@ -25,7 +25,6 @@ from common.admin.schemas import check_since
 from common.jobs.queue import REPROCESS_QUEUE
 from common.platform.after_commit import commit
 from common.platform.db import session_scope
-from common.platform.errors import InvalidInput
 from common.platform.models import FINISHED_STATUSES, JobStatus
 
 FINISHED = {status.value for status in FINISHED_STATUSES}
@@ -34,8 +33,6 @@ WAIT_EXIT = 2
 
 def insights(op: Operator, args: argparse.Namespace) -> int:
     """Print the report of the window, waiting for a run when none is computed yet."""
-    if args.format == "csv" and not args.table:
-        raise InvalidInput(f"--format csv needs --table ({', '.join(TABLES)})")
     since, until = resolve_window(check_since(args.since), check_since(args.until))
     with session_scope(op.sessions) as session:
         report = current_report(session, since, until)
@@ -57,7 +54,7 @@ def insights(op: Operator, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(safe_json(body))
     elif args.format == "csv":
-        sys.stdout.write(table_csv(body, args.table))
+        sys.stdout.write(table_csv(body, args.table or TABLES[0]))
     else:
         print(report_text(body))
     return 0

@@ -219,7 +219,7 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     insights.add_argument("--until", help="now (default), a duration ago or an RFC 3339 time")
     insights.add_argument("--format", choices=["table", "json", "csv"], default="table")
     insights.add_argument(
-        "--table", choices=["gaps", "most_asked", "pages", "per_day"], help="the CSV's table"
+        "--table", choices=["gaps", "most_asked", "pages", "per_day"], help="the CSV's (gaps)"
     )
     insights.add_argument("--timeout", type=float, default=900, help="seconds to wait (exit 2)")
 

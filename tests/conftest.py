@@ -217,6 +217,18 @@ def openai_stack(
 
 
 @pytest.fixture(scope="session")
+def insights_openai_stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
+) -> Iterator[Stack]:
+    """Like `insights_stack`, with a model (the simulator) for the gap groups' findings."""
+    var_dir = tmp_path_factory.mktemp("insights-openai")
+    settings = _openai_settings(var_dir, redis_base_url, simulator)
+    running = start_stack(settings, queues=("chat", "ingest", "reprocess"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
 def limited_stack(
     tmp_path_factory: pytest.TempPathFactory, redis_base_url: str, simulator: SimulatorHandle
 ) -> Iterator[Stack]:

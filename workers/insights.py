@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from common.admin.insights.findings import model_explainer
-from common.admin.insights.gaps import Explain
+from common.admin.insights.findings import ModelExplainer
 from common.admin.insights.pages import Page
 from common.admin.insights.report import stored_passages
 from common.admin.insights.runs import RunTools, run_insights
@@ -36,9 +35,9 @@ def run_insights_job(
 
 
 def _tools(res: WorkerResources, session: Session) -> RunTools:
-    explain: Explain | None = None
+    explainer = None
     if res.llm is not None:
-        explain = model_explainer(session, res.llm, res.settings.chat_model)
+        explainer = ModelExplainer(session, res.llm, res.settings.chat_model)
     stored = stored_passages(session)
 
     def closest(text: str, job_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
@@ -52,7 +51,8 @@ def _tools(res: WorkerResources, session: Session) -> RunTools:
         embedder=res.embedder,
         catalogue=lambda: _catalogue(res),
         closest=closest,
-        explain=explain,
+        explain=explainer,
+        after_report=explainer.save if explainer is not None else None,
     )
 
 

@@ -45,7 +45,6 @@ def test_table_and_csv_formats(seeded: Stack) -> None:
     assert rows[0]["count"] == "3"
 
 
-def test_csv_needs_a_table_and_windows_must_be_ordered(seeded: Stack) -> None:
-    assert "--table" in refused(run_cli(seeded, "admin", "insights", "--format", "csv"))
+def test_windows_must_be_ordered(seeded: Stack) -> None:
     reversed_window = ("--since", "2026-12-04T00:00:00Z", "--until", "2026-12-01T00:00:00Z")
     assert "before" in refused(run_cli(seeded, "admin", "insights", *reversed_window))

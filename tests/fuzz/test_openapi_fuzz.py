@@ -54,6 +54,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "this stack has no generative model (503, documented): chapter jobs need one"
     ),
     ("POST /v1/chapters/translate", "model_not_configured"): "as for personalize",
+    ("GET /v1/admin/insights", "invalid_input"): (
+        "`since` before `until`, and the window with the one as long before it within dates "
+        "(400): rules across two fields"
+    ),
 }
 # The readiness probe answers 503 with its checks, not a problem: load balancers read it.
 _NOT_PROBLEMS = {("GET", "/readyz", 503)}

@@ -11,12 +11,10 @@ from flask_openapi3.types import ResponseDict
 
 from common.admin.insights import current_report
 from common.admin.insights.runs import get_run, run_body, start_run
-from common.admin.insights.schemas import InsightsQuery, RunPath
+from common.admin.insights.schemas import InsightsOut, InsightsQuery, InsightsRunOut, RunPath
 from common.admin.insights.tables import table_csv
-from common.admin.schemas import AdminObject
 from common.platform.after_commit import commit
 from common.platform.api_types import Problem
-from common.platform.errors import InvalidInput
 from web.resources import db, resources
 from web.security import admin_blueprint, current_user_id
 
@@ -24,14 +22,12 @@ bp = admin_blueprint("admin_insights", __name__)
 _ERRORS: ResponseDict = {400: Problem, 401: Problem, 403: Problem, 422: Problem, 503: Problem}
 
 
-@bp.get("/insights", responses={200: AdminObject, 202: AdminObject, **_ERRORS})
+@bp.get("/insights", responses={200: InsightsOut, 202: InsightsRunOut, **_ERRORS})
 def insights(query: InsightsQuery) -> Response | tuple[Response, int]:
     """The report of a window (default: the last 7 days), or 202 and the run computing it.
 
-    `format=csv&table=gaps|most_asked|pages|per_day` answers one table as CSV.
+    `format=csv&table=gaps|most_asked|pages|per_day` answers one table as CSV (default gaps).
     """
-    if query.format == "csv" and query.table is None:
-        raise InvalidInput("format=csv needs table=gaps, most_asked, pages or per_day")
     since, until = query.window()
     report = current_report(db(), since, until)
     if report is None:
@@ -43,7 +39,7 @@ def insights(query: InsightsQuery) -> Response | tuple[Response, int]:
         response.headers["Retry-After"] = "2"
         return response, 202
     body = report.to_dict()
-    if query.format == "csv" and query.table is not None:
+    if query.format == "csv":
         name = f"insights-{query.table}-{body['since'][:10]}-{body['until'][:10]}.csv"
         return Response(
             table_csv(body, query.table),
@@ -53,7 +49,7 @@ def insights(query: InsightsQuery) -> Response | tuple[Response, int]:
     return jsonify(body)
 
 
-@bp.get("/insights/runs/<uuid:run_id>", responses={200: AdminObject, 404: Problem, **_ERRORS})
+@bp.get("/insights/runs/<uuid:run_id>", responses={200: InsightsRunOut, 404: Problem, **_ERRORS})
 def insights_run(path: RunPath) -> Response:
     """An insights run: status, stage and progress (processed/total), its report once done."""
     run, job = get_run(db(), path.run_id)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from common.admin.insights.gaps import Explain, members_key
+from common.admin.insights.gaps import members_key
 from common.admin.insights.questions import Question
 from common.llm.client import LLMClient
 from common.llm.errors import LLMError, RetryLater
@@ -57,17 +57,28 @@ def parse(text: str) -> tuple[str, str]:
     return finding, suggestion
 
 
-def model_explainer(session: Session, llm: LLMClient, model: str) -> Explain:
-    """Explain gap groups with the model, reusing what it said about the same member set."""
+class ModelExplainer:
+    """Explains gap groups with the model, reusing what it said about the same member set.
 
-    def explain(row: dict[str, Any], members: list[Question]) -> tuple[str, str] | None:
+    New findings wait in memory until `save`: no write transaction stays open across model
+    calls (on SQLite it would hold back the run's lease renewals).
+    """
+
+    def __init__(self, session: Session, llm: LLMClient, model: str) -> None:
+        self.session, self.llm, self.model = session, llm, model
+        self.pending: dict[str, tuple[str, str, str]] = {}
+
+    def __call__(self, row: dict[str, Any], members: list[Question]) -> tuple[str, str] | None:
+        """(finding, suggestion) for a gap group, or None when the model could not say."""
         key = members_key(members)
-        cached = session.get(InsightsFinding, key)
+        if key in self.pending:
+            return self.pending[key][:2]
+        cached = self.session.get(InsightsFinding, key)
         if cached is not None:
             return cached.finding, cached.suggestion
         try:
-            completion = llm.stream_chat(
-                model,
+            completion = self.llm.stream_chat(
+                self.model,
                 prompt(row),
                 MAX_TOKENS,
                 on_delta=lambda _: None,
@@ -80,11 +91,17 @@ def model_explainer(session: Session, llm: LLMClient, model: str) -> Explain:
             log.warning("no finding for gap group %s: %s", row["id"], exc)
             return None
         finding, suggestion = parse(completion.text)
-        session.execute(
-            insert(InsightsFinding).values(
-                key=key, finding=finding, suggestion=suggestion, model=completion.model
-            )
-        )
+        self.pending[key] = (finding, suggestion, completion.model)
         return finding, suggestion
 
-    return explain
+    def save(self) -> None:
+        """Store the new findings (in the caller's transaction)."""
+        if self.pending:
+            self.session.execute(
+                insert(InsightsFinding),
+                [
+                    {"key": key, "finding": f, "suggestion": s, "model": m}
+                    for key, (f, s, m) in self.pending.items()
+                ],
+            )
+            self.pending.clear()

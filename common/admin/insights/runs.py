@@ -26,12 +26,13 @@ from common.admin.insights.pages import Page
 from common.admin.insights.report import FRESH, compute_report, iso
 from common.admin.insights.vectors import embed_questions, missing_vectors, place_vectors
 from common.book.retrieval.embeddings import Embedder
-from common.jobs.lifecycle import fenced_update, finish_attempt
+from common.jobs.lifecycle import fenced_update, finish_attempt, release_attempt
 from common.jobs.queue import enqueue_reprocess
 from common.platform.after_commit import enqueue_after_commit
 from common.platform.errors import NotFound, ServiceUnavailable
 from common.platform.models import (
     FINISHED_STATUSES,
+    AttemptOutcome,
     InsightsRun,
     JobKind,
     JobStatus,
@@ -42,6 +43,7 @@ from common.platform.models import (
 log = logging.getLogger(__name__)
 INSIGHTS = "insights"
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+WAIT_FOR_OTHER_S = 5.0
 
 
 def start_run(
@@ -141,6 +143,8 @@ class RunTools:
     catalogue: Callable[[], list[Page]]
     closest: Closest | None = None
     explain: Explain | None = None
+    # Called once the report is built, before the run finishes (to store what it learned).
+    after_report: Callable[[], None] | None = None
 
 
 def run_insights(
@@ -154,6 +158,13 @@ def run_insights(
     """Embed what is new, group it, build the report and finish the job (commits at checkpoints)."""
     run = session.get(InsightsRun, job.id)
     assert run is not None
+    if _another_running(session, job):
+        # Two runs placing the same new vectors would start duplicate groups: wait for it.
+        release_attempt(
+            session, JobKind.REPROCESS, job.id, attempt, AttemptOutcome.REQUEUED,
+            due_in=WAIT_FOR_OTHER_S, reason="another insights run is computing", wait=True,
+        )  # fmt: skip
+        return
     previous = run.since - (run.until - run.since)
     embedder = tools.embedder
 
@@ -184,6 +195,8 @@ def run_insights(
     except _Lost:
         session.rollback()
         return
+    if tools.after_report is not None:
+        tools.after_report()
     body = {**report.to_dict(), "run_id": str(job.id)}
     if finish_attempt(session, JobKind.REPROCESS, job.id, attempt, JobStatus.COMPLETED):
         session.execute(
@@ -191,6 +204,20 @@ def run_insights(
             .where(InsightsRun.id == job.id)
             .values(stage="done", processed=1, total=1, report=body, computed_at=report.computed_at)
         )
+
+
+def _another_running(session: Session, job: ReprocessJob) -> bool:
+    """Whether an insights run that started before this one still holds its lease."""
+    mine = (job.started_at, str(job.id))
+    others = session.execute(
+        select(ReprocessJob.id, ReprocessJob.started_at).where(
+            ReprocessJob.operation == INSIGHTS,
+            ReprocessJob.status == JobStatus.IN_PROGRESS.value,
+            ReprocessJob.id != job.id,
+            ReprocessJob.lease_expires_at > utcnow(),
+        )
+    ).all()
+    return any((started, str(other)) < mine for other, started in others if started)
 
 
 class _Lost(Exception):

@@ -13,6 +13,7 @@ from common.platform.errors import InvalidInput
 from common.platform.models import utcnow
 
 DEFAULT_WINDOW = timedelta(days=7)
+MARGIN = timedelta(days=1)
 Table = Literal["gaps", "most_asked", "pages", "per_day"]
 
 
@@ -24,7 +25,7 @@ class InsightsQuery(BaseModel):
     since: str | None = Field(default=None, max_length=40, json_schema_extra=SINCE_SCHEMA)
     until: str | None = Field(default=None, max_length=40, json_schema_extra=SINCE_SCHEMA)
     format: Literal["json", "csv"] = "json"
-    table: Table | None = Field(default=None, description="With format=csv: the table")
+    table: Table = Field(default="gaps", description="With format=csv: which table")
 
     @field_validator("since", "until")
     @classmethod
@@ -37,9 +38,14 @@ class InsightsQuery(BaseModel):
 
 
 def resolve_window(since: str | None, until: str | None) -> tuple[datetime, datetime]:
-    """The window a request names; InvalidInput when it is empty or reversed."""
+    """The window a request names; InvalidInput when it is empty, reversed or out of dates."""
     end = parse_since(until) if until else utcnow()
-    start = parse_since(since) if since else end - DEFAULT_WINDOW
+    try:
+        start = parse_since(since) if since else end - DEFAULT_WINDOW
+        # Trends compare with the window as long before it; reports match within a margin.
+        _ = (start - (end - start) - MARGIN, end + MARGIN)
+    except OverflowError as exc:
+        raise InvalidInput("the window (and the one as long before it) must fit in dates") from exc
     if start >= end:
         raise InvalidInput("`since` must be before `until`")
     return start, end
@@ -47,3 +53,25 @@ def resolve_window(since: str | None, until: str | None) -> tuple[datetime, date
 
 class RunPath(BaseModel):
     run_id: uuid.UUID
+
+
+class InsightsOut(BaseModel):
+    """The insights report (INSIGHTS_CONTRACT.md): totals, per day, gaps, most asked, pages."""
+
+    model_config = ConfigDict(extra="allow")
+
+    object: Literal["insights"]
+    since: str
+    until: str
+    computed_at: str
+    jobs_counted: int
+
+
+class InsightsRunOut(BaseModel):
+    """An insights run: status, stage and progress; its report once completed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["insights.run"]
+    status: str

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from common.admin.insights.grouping import Groups, from_bytes, to_bytes
@@ -97,42 +97,38 @@ def load_groups(session: Session, model: str, dimension: int) -> Groups:
     )
 
 
-def unplaced_count(session: Session, model: str) -> int:
-    """How many of this model's vectors belong to no group yet."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(QuestionVector)
-            .where(QuestionVector.model == model, QuestionVector.group_id.is_(None))
-        )
-        or 0
-    )
-
-
 def place_vectors(session: Session, model: str, dimension: int, on_progress: Progress) -> Groups:
     """Put every vector without a group into one (oldest question first), merge near-duplicates."""
     groups = load_groups(session, model, dimension)
-    total = unplaced_count(session, model)
-    done = 0
-    while True:
-        rows = session.execute(
-            select(QuestionVector.job_id, QuestionVector.vector)
+    # The order is read once: re-querying "unplaced, oldest first" per batch rescans the rows
+    # already placed.
+    order = list(
+        session.scalars(
+            select(QuestionVector.job_id)
             .join(ChatJob, ChatJob.id == QuestionVector.job_id)
             .where(QuestionVector.model == model, QuestionVector.group_id.is_(None))
             .order_by(ChatJob.created_at, ChatJob.id)
-            .limit(PLACE_BATCH)
-        ).all()
-        if not rows:
-            break
-        vectors = from_bytes((r.vector for r in rows), dimension)
+        )
+    )
+    for start in range(0, len(order), PLACE_BATCH):
+        ids = order[start : start + PLACE_BATCH]
+        blobs: dict[uuid.UUID, bytes] = {}
+        for part in range(0, len(ids), 500):
+            blobs.update(
+                session.execute(
+                    select(QuestionVector.job_id, QuestionVector.vector).where(
+                        QuestionVector.job_id.in_(ids[part : part + 500])
+                    )
+                ).all()
+            )
+        vectors = from_bytes((blobs[job_id] for job_id in ids), dimension)
         vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-        placed = groups.assign(vectors, [str(r.job_id) for r in rows])
+        placed = groups.assign(vectors, [str(job_id) for job_id in ids])
         session.execute(
             update(QuestionVector),
-            [{"job_id": r.job_id, "group_id": g} for r, g in zip(rows, placed, strict=True)],
+            [{"job_id": job_id, "group_id": g} for job_id, g in zip(ids, placed, strict=True)],
         )
-        done += len(rows)
-        on_progress(done, total)
+        on_progress(start + len(ids), len(order))
     for old, new in groups.merge_near_duplicates().items():
         session.execute(
             update(QuestionVector)

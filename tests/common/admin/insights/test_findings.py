@@ -10,9 +10,9 @@ import redis
 from sqlalchemy.orm import Session
 
 from bench.openai_sim import SimulatorHandle
-from common.admin.insights.findings import model_explainer, parse
+from common.admin.insights.findings import ModelExplainer, parse
 from common.admin.insights.report import compute_report
-from common.platform.models import ChatJob, User
+from common.platform.models import ChatJob, InsightsFinding, User
 from tests.common.admin.insights.seed import CATALOGUE, SINCE, UNTIL, seed
 from tests.common.llm.harness import build
 
@@ -29,7 +29,7 @@ def test_each_gap_gets_a_finding_once_per_member_set(
 ) -> None:
     harness = build(sim, redis_client)
     seed(session)
-    explain = model_explainer(session, harness.client, harness.model)
+    explain = ModelExplainer(session, harness.client, harness.model)
 
     report = compute_report(session, SINCE, UNTIL, catalogue=CATALOGUE, explain=explain)
     assert len(report.gaps) == 4
@@ -37,6 +37,7 @@ def test_each_gap_gets_a_finding_once_per_member_set(
         assert gap["representative"] in gap["finding"]
         assert gap["suggestion"].startswith("add a short section")
     assert len(harness.requests()) == 4
+    explain.save()
 
     again = compute_report(session, SINCE, UNTIL, catalogue=CATALOGUE, explain=explain)
     assert [g["finding"] for g in again.gaps] == [g["finding"] for g in report.gaps]
@@ -54,6 +55,8 @@ def test_each_gap_gets_a_finding_once_per_member_set(
     changed = compute_report(session, SINCE, UNTIL, catalogue=CATALOGUE, explain=explain)
     assert changed.gaps[0]["count"] == 2
     assert len(harness.requests()) == 5  # only the group that grew was asked again
+    explain.save()
+    assert session.query(InsightsFinding).count() == 5
 
 
 def test_a_reply_without_a_suggestion_line_keeps_the_finding() -> None:

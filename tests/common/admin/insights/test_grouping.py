@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,11 +13,12 @@ import pytest
 from common.admin.insights.grouping import THRESHOLD, Groups
 from common.book.retrieval.embeddings import LocalMiniLM
 
+Labelled = tuple[list[str], list[str], Any]
 LABELLED = Path(__file__).parents[4] / "bench" / "insights_paraphrases.json"
 
 
 @pytest.fixture(scope="module")
-def labelled() -> tuple[list[str], list[str], np.ndarray]:
+def labelled() -> Labelled:
     topics = json.loads(LABELLED.read_text())["topics"]
     texts = [q for qs in topics.values() for q in qs]
     labels = [t for t, qs in topics.items() for _ in qs]
@@ -35,7 +37,7 @@ def pairs(labels: list[str], placed: list[str]) -> tuple[int, int, int]:
     return together, apart, mixed
 
 
-def test_paraphrases_meet_and_topics_stay_apart(labelled) -> None:  # type: ignore[no-untyped-def]
+def test_paraphrases_meet_and_topics_stay_apart(labelled: Labelled) -> None:
     texts, labels, vectors = labelled
     placed = Groups(vectors.shape[1]).assign(vectors, texts)
     together, apart, mixed = pairs(labels, placed)
@@ -54,7 +56,7 @@ def test_paraphrases_meet_and_topics_stay_apart(labelled) -> None:  # type: igno
     assert held >= 13
 
 
-def test_batches_group_as_one_pass(labelled) -> None:  # type: ignore[no-untyped-def]
+def test_batches_group_as_one_pass(labelled: Labelled) -> None:
     texts, labels, vectors = labelled
     whole = Groups(vectors.shape[1]).assign(vectors, texts)
     groups = Groups(vectors.shape[1])
@@ -64,7 +66,7 @@ def test_batches_group_as_one_pass(labelled) -> None:  # type: ignore[no-untyped
     assert len(set(batched)) <= len(set(whole)) + 2
 
 
-def test_a_looser_threshold_mixes_topics(labelled) -> None:  # type: ignore[no-untyped-def]
+def test_a_looser_threshold_mixes_topics(labelled: Labelled) -> None:
     texts, labels, vectors = labelled
     placed = Groups(vectors.shape[1]).assign(vectors, texts, threshold=THRESHOLD - 0.15)
     assert pairs(labels, placed)[2] > 0
