@@ -6,7 +6,16 @@ from flask_openapi3 import Info
 
 from common.platform.api_types import MAX_MESSAGE_CHARS, MAX_PAGE_URL_CHARS, MAX_SELECTED_TEXT_CHARS
 from common.platform.settings import Settings, get_settings
-from web import cors, observability, problems, rate_limits, resources, security, widget
+from web import (
+    admin_page,
+    cors,
+    observability,
+    problems,
+    rate_limits,
+    resources,
+    security,
+    widget,
+)
 from web.api import (
     admin_books,
     admin_index,
@@ -70,6 +79,7 @@ def create_app(settings: Settings | None = None) -> BookchatOpenAPI:
     for blueprint in blueprints:
         app.register_api(blueprint)
     app.register_blueprint(widget.bp)
+    admin_page.init_app(app)
     cors.init_app(app, settings)
     rate_limits.init_app(app, settings)  # wraps the registered views, so it comes last
     return app

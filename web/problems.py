@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
-from flask import Flask, Response, g, json, request
+from flask import Flask, Response, current_app, g, json, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from kombu.exceptions import OperationalError as BrokerConnectionError
 from pydantic import ValidationError
@@ -168,9 +168,22 @@ def _handle_unexpected(exc: Exception) -> Response:
     return problem(500, "internal_error", "Internal server error", "an unexpected error occurred")
 
 
+_FORM_BLUEPRINTS = "bookchat.form_blueprints"
+FORM_MIMETYPE = "application/x-www-form-urlencoded"
+
+
+def accept_form_posts(app: Flask, blueprint: str) -> None:
+    """Let this blueprint's routes take HTML form posts (urlencoded) instead of JSON bodies."""
+    app.extensions.setdefault(_FORM_BLUEPRINTS, set()).add(blueprint)
+
+
 def _reject_malformed_json() -> None:
     # Read the body even without a Content-Length: a chunked body must not skip the checks.
     if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    if request.blueprint in current_app.extensions.get(_FORM_BLUEPRINTS, ()):
+        if request.content_length and request.mimetype != FORM_MIMETYPE:
+            raise UnsupportedMediaType("send the form as application/x-www-form-urlencoded")
         return
     try:
         raw = request.get_data(cache=True)

@@ -46,6 +46,8 @@ from web.security import current_user, current_user_id
 
 log = logging.getLogger(__name__)
 LOGIN_ENDPOINT = "auth.login"
+ADMIN_PAGE_LOGIN_ENDPOINT = "admin_page.login"  # checks the throttle itself (a form, not JSON)
+LOGIN_ENDPOINTS = (LOGIN_ENDPOINT, ADMIN_PAGE_LOGIN_ENDPOINT)
 
 
 def client_address() -> str:
@@ -112,7 +114,7 @@ LIMITS: tuple[EndpointLimit, ...] = (
         lambda s: s.rate_limit_signup, client_address,
     ),
     EndpointLimit(
-        "login-ip", "login attempts from this address", (LOGIN_ENDPOINT,),
+        "login-ip", "login attempts from this address", LOGIN_ENDPOINTS,
         lambda s: s.rate_limit_login, client_address,
     ),
     EndpointLimit(
@@ -197,9 +199,9 @@ def init_app(app: Flask, settings: Settings) -> list[str]:
     limiter.init_app(app)
     app.extensions["bookchat.limiter"] = limiter
     limited: list[str] = []
+    throttle = LoginThrottle(limiter.limiter, settings)
+    app.extensions["bookchat.login_throttle"] = throttle  # the admin page's login uses it too
     if LOGIN_ENDPOINT in app.view_functions:  # inside the table's per-address limit
-        throttle = LoginThrottle(limiter.limiter, settings)
-        app.extensions["bookchat.login_throttle"] = throttle
         login = app.view_functions[LOGIN_ENDPOINT]
         app.view_functions[LOGIN_ENDPOINT] = guard_login(throttle, login, client_address)
     for row in LIMITS:
