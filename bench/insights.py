@@ -96,8 +96,9 @@ def run(database_url: str) -> dict[str, Any]:
     """An insights run as a worker does it: queue a row, claim it, run it, commit at checkpoints."""
     from sqlalchemy import func, select
 
+    from common.admin.insights.computing import RunTools, run_insights
     from common.admin.insights.pages import Page
-    from common.admin.insights.runs import INSIGHTS, RunTools, run_insights
+    from common.admin.insights.runs import INSIGHTS
     from common.book.retrieval.embeddings import LocalMiniLM
     from common.jobs.lifecycle import claim_job
     from common.platform.db import make_engine, make_session_factory

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from common.admin.insights.computing import RunTools, run_insights
 from common.admin.insights.findings import ModelExplainer
 from common.admin.insights.pages import Page
 from common.admin.insights.report import stored_passages
-from common.admin.insights.runs import RunTools, run_insights
 from common.platform.models import JobKind, ReprocessJob
 from workers.resources import WorkerResources
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.admin.insights import current_report
-from common.admin.insights.report import FRESH
 from common.admin.insights.runs import ACTIVE
 from common.admin.insights.runs import start_run as start_insights_run
+from common.admin.insights.stored import FRESH
 from common.platform.models import InsightsRun, ReprocessJob
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from common.admin.insights.report import InsightsReport, compute_report
+from common.admin.insights.report import compute_report
+from common.admin.insights.stored import InsightsReport
 from common.admin.insights.vectors import embed_questions, missing_vectors, place_vectors
 from common.book.retrieval.embeddings import LocalMiniLM
 from tests.common.admin.insights.seed import (

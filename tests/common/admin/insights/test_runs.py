@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.admin.insights import current_report, latest_report
-from common.admin.insights.runs import INSIGHTS, RunTools, run_body, run_insights
+from common.admin.insights.computing import RunTools, run_insights
+from common.admin.insights.runs import INSIGHTS, run_body
 from common.book.retrieval.embeddings import LocalMiniLM
 from common.jobs.lifecycle import claim_job
 from common.platform.models import (
