@@ -32,6 +32,7 @@ from workers.indexing import ingest_tree
 pytestmark = [
     pytest.mark.skipif(not DEFAULT_CORPUS.is_dir(), reason="no shared corpus here"),
     pytest.mark.timeout(300),  # the whole book is ingested once per embedder
+    pytest.mark.slow,  # the whole 89-file book: `make test` runs it, `make test-fast` not
 ]
 
 

@@ -11,7 +11,10 @@ import pytest
 from bench.insights_data import CORPUS
 from tests.support.stack import REPO_ROOT
 
-pytestmark = [pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.slow,
+]  # end to end: in `make test`, not `make test-fast`
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="the textbook corpus is not on this machine")

@@ -23,6 +23,10 @@ from common.platform.redis_client import make_redis
 from tests.support.cli import clean_env
 from tests.support.stack import REPO_ROOT, TEST_PASSWORD, Stack, settings_env
 
+pytestmark = (
+    pytest.mark.slow
+)  # end to end through real processes: `make test` runs it, `make test-fast` not
+
 PASSWORD = "a long enough password"
 QUESTION = "What is a ROS 2 node?"
 

@@ -13,7 +13,10 @@ from tests.cli.test_admin import ok, refused, run_cli
 from tests.common.admin.insights.seed import seed_once
 from tests.support.stack import Stack
 
-pytestmark = [pytest.mark.timeout(240)]
+pytestmark = [
+    pytest.mark.timeout(240),
+    pytest.mark.slow,
+]  # end to end: in `make test`, not `make test-fast`
 # Not the API tests' window: their first request must find no report yet.
 WINDOW = ("--since", "2026-12-01T00:00:00Z", "--until", "2026-12-03T23:00:00Z")
 

@@ -15,6 +15,10 @@ from cli.processes import BOOKCHAT
 from tests.support.cli import clean_env
 from tests.support.stack import REPO_ROOT, SAMPLE_TEXTBOOK, Stack, settings_env
 
+pytestmark = (
+    pytest.mark.slow
+)  # end to end through real processes: `make test` runs it, `make test-fast` not
+
 
 def test_migrate_creates_the_schema(tmp_path: Path) -> None:
     env = clean_env(VAR_DIR=str(tmp_path), ENVIRONMENT="test")

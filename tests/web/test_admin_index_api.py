@@ -21,6 +21,8 @@ from common.platform.redis_client import make_redis
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 from tests.web.assertions import assert_problem
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` not
+
 INDEX = "/v1/admin/index"
 REBUILD = f"{INDEX}/rebuild"
 DOCUMENTS = f"{INDEX}/documents"

@@ -260,6 +260,7 @@ def test_without_redis_right_and_wrong_passwords_get_the_same_503(tmp_path: Path
         _same_answer(right, wrong)
 
 
+@pytest.mark.slow  # Redis frozen for seconds: a fault run
 @pytest.mark.timeout(120)
 def test_while_redis_is_frozen_right_and_wrong_passwords_get_the_same_503(
     tmp_path: Path,

@@ -29,6 +29,10 @@ from common.platform.redis_client import make_redis
 from common.platform.settings import Settings
 from tests.support.stack import make_settings, settings_env
 
+pytestmark = (
+    pytest.mark.slow
+)  # end to end through real processes: `make test` runs it, `make test-fast` not
+
 STREAMS = 2000  # the demo-day target: one web process holds 2,000 open streams
 PATIENCE = 90.0  # seconds: generous on a loaded machine; a working server needs far less
 

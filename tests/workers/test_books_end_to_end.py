@@ -19,6 +19,10 @@ from cli.processes import BOOKCHAT
 from common.platform.models import AuditEntry
 from tests.support.stack import REPO_ROOT, SAMPLE_TEXTBOOK, Stack, settings_env
 
+pytestmark = (
+    pytest.mark.slow
+)  # end to end through real processes: `make test` runs it, `make test-fast` not
+
 QUESTION = "What is a ROS 2 node?"
 SECOND_URL = "https://second.example.org/docs/"
 

@@ -16,6 +16,10 @@ import pytest
 from common.book.books import DEFAULT_BOOK
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 
+pytestmark = (
+    pytest.mark.slow
+)  # end to end through real processes: `make test` runs it, `make test-fast` not
+
 INGEST = "/v1/admin/ingest"
 SAMPLE_FILES = 4
 NODES = "01-ros2/nodes-and-topics.md"

@@ -11,6 +11,10 @@ from common.jobs.events import JobEvents
 from common.platform.redis_client import make_redis
 from tests.support.stack import Stack
 
+pytestmark = (
+    pytest.mark.slow
+)  # end to end through real processes: `make test` runs it, `make test-fast` not
+
 
 def ask(stack: Stack, message: str = "What is a ROS 2 node?") -> dict:
     headers = stack.signup()

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.stack import Stack
+
+pytestmark = (
+    pytest.mark.slow
+)  # end to end through real processes: `make test` runs it, `make test-fast` not
 
 
 def test_question_is_answered_on_postgresql(pg_stack: Stack) -> None:

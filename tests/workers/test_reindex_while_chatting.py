@@ -20,6 +20,10 @@ import pytest
 from common.jobs.ingest_jobs import wait_for_ingest_job
 from tests.support.stack import SAMPLE_TEXTBOOK, Stack
 
+pytestmark = (
+    pytest.mark.slow
+)  # end to end through real processes: `make test` runs it, `make test-fast` not
+
 INGEST = "/v1/admin/ingest"
 NODES = "01-ros2/nodes-and-topics.md"
 QUESTION = "What is a ROS 2 node?"
