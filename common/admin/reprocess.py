@@ -38,6 +38,33 @@ def _fingerprint(filters: JobFilters, dry_run: bool) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def send_after_commit(session: Session, celery: Celery, job_id: uuid.UUID) -> None:
+    """Send the reprocess job once the session commits; if the broker refuses it, mark the job
+    failed (`queue_unavailable`) in a session of its own and answer 503."""
+    bind = session.get_bind()
+
+    def send() -> None:
+        try:
+            enqueue_reprocess(celery, job_id)
+        except Exception as exc:
+            log.exception("could not enqueue reprocess job %s", job_id)
+            with Session(bind) as fresh:
+                fresh.execute(
+                    update(ReprocessJob)
+                    .where(ReprocessJob.id == job_id)
+                    .values(
+                        status=JobStatus.FAILED.value,
+                        error_code="queue_unavailable",
+                        completed_at=utcnow(),
+                        enqueued_at=None,
+                    )
+                )
+                fresh.commit()
+            raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+
+    enqueue_after_commit(session, send)
+
+
 def queue_bulk_retry(
     session: Session,
     celery: Celery,
@@ -78,28 +105,7 @@ def queue_bulk_retry(
             idempotency_key=idempotency_key,
         )  # fmt: skip
     session.flush()
-    bind, job_id = session.get_bind(), job.id
-
-    def send() -> None:
-        try:
-            enqueue_reprocess(celery, job_id)
-        except Exception as exc:
-            log.exception("could not enqueue reprocess job %s", job_id)
-            with Session(bind) as fresh:
-                fresh.execute(
-                    update(ReprocessJob)
-                    .where(ReprocessJob.id == job_id)
-                    .values(
-                        status=JobStatus.FAILED.value,
-                        error_code="queue_unavailable",
-                        completed_at=utcnow(),
-                        enqueued_at=None,
-                    )
-                )
-                fresh.commit()
-            raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
-
-    enqueue_after_commit(session, send)
+    send_after_commit(session, celery, job.id)
     return job, False
 
 

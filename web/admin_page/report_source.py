@@ -7,14 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.admin.insights import current_report
-from common.admin.insights.runs import ACTIVE
+from common.admin.insights.runs import active_run
 from common.admin.insights.runs import start_run as start_insights_run
-from common.admin.insights.stored import FRESH
-from common.platform.models import InsightsRun, ReprocessJob
 
 
 def load_report(session: Session, since: datetime, until: datetime) -> dict[str, Any] | None:
@@ -25,17 +22,7 @@ def load_report(session: Session, since: datetime, until: datetime) -> dict[str,
 
 def run_in_progress(session: Session, since: datetime, until: datetime) -> dict[str, Any] | None:
     """The window's queued or running computation with its progress, if there is one."""
-    run = session.scalar(
-        select(InsightsRun)
-        .join(ReprocessJob, ReprocessJob.id == InsightsRun.id)
-        .where(
-            ReprocessJob.status.in_(ACTIVE),
-            InsightsRun.since.between(since - FRESH, since + FRESH),
-            InsightsRun.until.between(until - FRESH, until + FRESH),
-        )
-        .order_by(ReprocessJob.created_at.desc())
-        .limit(1)
-    )
+    run = active_run(session, since, until)
     if run is None:
         return None
     total, processed = run.total or 0, run.processed or 0

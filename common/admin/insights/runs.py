@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import uuid
 from datetime import datetime
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.admin.insights.stored import FRESH, iso
-from common.jobs.queue import enqueue_reprocess
-from common.platform.after_commit import enqueue_after_commit
-from common.platform.errors import NotFound, ServiceUnavailable
+from common.admin.reprocess import send_after_commit
+from common.platform.errors import NotFound
 from common.platform.models import (
     FINISHED_STATUSES,
     InsightsRun,
@@ -30,10 +28,24 @@ from common.platform.models import (
     utcnow,
 )
 
-log = logging.getLogger(__name__)
 INSIGHTS = "insights"
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
 WAIT_FOR_OTHER_S = 5.0
+
+
+def active_run(session: Session, since: datetime, until: datetime) -> InsightsRun | None:
+    """The window's queued or running run (bounds within FRESH), newest first; None if none."""
+    return session.scalar(
+        select(InsightsRun)
+        .join(ReprocessJob, ReprocessJob.id == InsightsRun.id)
+        .where(
+            ReprocessJob.status.in_(ACTIVE),
+            InsightsRun.since.between(since - FRESH, since + FRESH),
+            InsightsRun.until.between(until - FRESH, until + FRESH),
+        )
+        .order_by(ReprocessJob.created_at.desc())
+        .limit(1)
+    )
 
 
 def start_run(
@@ -45,17 +57,7 @@ def start_run(
 ) -> InsightsRun:
     """A run for the window: one already queued or running for it, else a new one, sent after
     the commit."""
-    running = session.scalar(
-        select(InsightsRun)
-        .join(ReprocessJob, ReprocessJob.id == InsightsRun.id)
-        .where(
-            ReprocessJob.status.in_(ACTIVE),
-            InsightsRun.since.between(since - FRESH, since + FRESH),
-            InsightsRun.until.between(until - FRESH, until + FRESH),
-        )
-        .order_by(ReprocessJob.created_at.desc())
-        .limit(1)
-    )
+    running = active_run(session, since, until)
     if running is not None:
         return running
     window = {"since": iso(since), "until": iso(until)}
@@ -71,28 +73,7 @@ def start_run(
     run = InsightsRun(id=job.id, since=since, until=until, stage="queued")
     session.add(run)
     session.flush()
-    bind, job_id = session.get_bind(), job.id
-
-    def send() -> None:
-        try:
-            enqueue_reprocess(celery, job_id)
-        except Exception as exc:
-            log.exception("could not enqueue insights run %s", job_id)
-            with Session(bind) as fresh:
-                fresh.execute(
-                    update(ReprocessJob)
-                    .where(ReprocessJob.id == job_id)
-                    .values(
-                        status=JobStatus.FAILED.value,
-                        error_code="queue_unavailable",
-                        completed_at=utcnow(),
-                        enqueued_at=None,
-                    )
-                )
-                fresh.commit()
-            raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
-
-    enqueue_after_commit(session, send)
+    send_after_commit(session, celery, job.id)
     return run
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,14 +17,15 @@ from sqlalchemy.orm import Session
 from common.accounts.quotas import Spender
 from common.accounts.token_reservations import Reservation, reservation_key
 from common.accounts.users import create_user
+from common.admin.insights.runs import start_run
 from common.jobs.chat_jobs import queue_chat_job
 from common.jobs.events import JobEvents
 from common.jobs.ingest_jobs import queue_ingest_job
-from common.jobs.queue import CHAT_QUEUE, INGEST_QUEUE, make_celery
+from common.jobs.queue import CHAT_QUEUE, INGEST_QUEUE, REPROCESS_QUEUE, make_celery
 from common.jobs.schemas import ChatJobCreate
 from common.platform.after_commit import commit
 from common.platform.errors import ServiceUnavailable
-from common.platform.models import ChatJob, IngestJob, User
+from common.platform.models import ChatJob, IngestJob, ReprocessJob, User, utcnow
 from common.platform.settings import Settings
 from tests.support.redis_server import RedisServer
 from tests.support.stack import SAMPLE_TEXTBOOK, make_settings
@@ -146,3 +148,23 @@ def test_an_ingest_job_is_sent_after_the_commit_and_never_after_a_rollback(
 
     assert redis_db.llen(INGEST_QUEUE) == 1
     assert committed_row(engine, IngestJob, kept.id)
+
+
+def test_an_insights_run_is_sent_after_the_commit_and_failed_if_the_broker_refuses(
+    engine: Engine, session: Session, celery: Celery, redis_db: redis.Redis, settings: Settings
+) -> None:
+    until = utcnow()
+    run = start_run(session, celery, until - timedelta(days=7), until, None)
+    assert redis_db.llen(REPROCESS_QUEUE) == 0
+    commit(session)
+    assert redis_db.llen(REPROCESS_QUEUE) == 1
+
+    unreachable = make_celery(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    refused = start_run(session, unreachable, until - timedelta(days=30), until, None)
+    with pytest.raises(ServiceUnavailable):
+        commit(session)
+
+    with Session(engine) as other:
+        row = other.get(ReprocessJob, refused.id)
+        assert row is not None and (row.status, row.error_code) == ("failed", "queue_unavailable")
+        assert other.get(ReprocessJob, run.id) is not None
