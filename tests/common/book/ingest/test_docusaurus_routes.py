@@ -45,6 +45,7 @@ def _build(docs: Path, out: Path, route_base_path: str, base_url: str) -> BuiltS
 
 
 def _documents(book: Path, prefix: str) -> list[Document]:
+    book = book.resolve()  # the walk names files by their real path (the corpus may be a link)
     files = find_markdown_files(book, [book]).files
     return [parse_document(file.path, book, prefix) for file in files]
 
