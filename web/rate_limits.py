@@ -31,7 +31,6 @@ from functools import partial
 from typing import Any, cast
 
 from flask import Flask, Response
-from flask_jwt_extended import get_jwt
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from redis import RedisError
@@ -42,7 +41,7 @@ from common.platform.redis_client import redis_url
 from common.platform.settings import Settings
 from web.login_throttle import LoginThrottle, guard_login
 from web.problems import error_problem
-from web.security import current_user, current_user_id
+from web.security import current_account, current_user_id, token_claims
 
 log = logging.getLogger(__name__)
 LOGIN_ENDPOINT = "auth.login"
@@ -67,10 +66,7 @@ def client_address() -> str:
 def _claims() -> dict[str, Any]:
     # The blueprints verify the token in before_request hooks, before the wrapper runs; an
     # endpoint that did not leaves nothing to key on, so its per-user limit does not apply.
-    try:
-        return get_jwt()
-    except RuntimeError:
-        return {}
+    return token_claims()
 
 
 def job_owner() -> str:
@@ -79,8 +75,8 @@ def job_owner() -> str:
 
 
 def _role() -> str | None:
-    # The user's row, not the token's claim: a changed role counts at once.
-    return current_user().role if _claims() else None
+    # The account's facts (versioned), not the token's claim: a changed role counts at once.
+    return current_account().role if _claims() else None
 
 
 def _not_a_user() -> bool:

@@ -30,7 +30,7 @@ from web.job_events import StreamReader, job_event_stream, resume_point, wait_fo
 from web.problems import REDIS_ERRORS, validation_problem
 from web.rate_limits import client_address
 from web.resources import db, resources
-from web.security import BEARER, current_user, current_user_id, require_access_token
+from web.security import BEARER, current_account, current_user_id, require_access_token
 from web.serializers import chat_job_body
 from web.stream_slots import Slot, StreamSlots, stream_scopes
 
@@ -86,14 +86,14 @@ def _take_stream_slot(job_id: uuid.UUID) -> Slot:
         made = StreamSlots(res.redis, res.settings.stream_slot_ttl_seconds)
         slots = app.extensions.setdefault("bookchat.stream_slots", made)
     scopes = stream_scopes(
-        res.settings, current_user_id(), current_user().role, job_id, client_address()
+        res.settings, current_user_id(), current_account().role, job_id, client_address()
     )
     return slots.acquire(scopes)
 
 
 def current_spender(settings: Settings) -> Spender:
     """Whose daily quotas the signed-in caller's model tokens count against."""
-    user = current_user()
+    user = current_account()
     return spender_of(settings, user.id, user.role, user.email, user.external_id, client_address())
 
 

@@ -1,0 +1,155 @@
+"""Access tokens checked with one decode and one Redis round trip per request.
+
+flask-jwt-extended decodes a token twice (once unverified, to hand the claims to the key
+loader, then verified) and parses its header twice more; then the blocklist is one round trip
+and the user's row one query. Here the header is parsed once (our key choice needs only the
+header), the token is decoded and verified once by PyJWT, and one MGET reads the token's
+blocklist entry, its sign-in family, and the account's cached facts with their version
+(common/accounts/account_facts.py). A cache miss reads the row and caches it.
+
+The errors raised are flask-jwt-extended's and PyJWT's own classes, so its error handlers
+(and our loaders in web/security.py) shape the same problem+json as before. Refresh tokens
+still go through flask-jwt-extended (a refresh is rare).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import jwt
+from flask import current_app, g, request
+from flask_jwt_extended.exceptions import (
+    InvalidHeaderError,
+    NoAuthorizationError,
+    RevokedTokenError,
+    UserLookupError,
+    WrongTokenError,
+)
+from jwt import DecodeError, ExpiredSignatureError
+
+from common.accounts import account_facts, refresh_tokens
+from common.accounts.account_facts import AccountFacts
+from common.platform.models import User
+from web.resources import db, resources
+
+_G_KEY = "bookchat_access_token"
+KeyLoader = Callable[[dict[str, Any], dict[str, Any]], Any]
+ClaimsCheck = Callable[[dict[str, Any], dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """The request's verified access token and its account's facts."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    account: AccountFacts
+
+
+def presented_token() -> VerifiedToken | None:
+    """The token this request verified with `verify_access_token`, if it did."""
+    return cast(VerifiedToken | None, g.get(_G_KEY))
+
+
+def _bearer_token() -> str:
+    # The same parsing, and the same messages, as flask-jwt-extended's header location.
+    auth_header = request.headers.get("Authorization", "").strip().strip(",")
+    if not auth_header:
+        raise NoAuthorizationError("Missing Authorization Header")
+    bearers = [s for s in re.split(r",\s*", auth_header) if s and s.split()[0] == "Bearer"]
+    if len(bearers) != 1:
+        raise NoAuthorizationError(
+            "Missing 'Bearer' type in 'Authorization' header. "
+            "Expected 'Authorization: Bearer <JWT>'"
+        )
+    parts = bearers[0].split()
+    if len(parts) != 2:
+        raise InvalidHeaderError("Bad Authorization header. Expected 'Authorization: Bearer <JWT>'")
+    return parts[1]
+
+
+def _header_of(token: str) -> dict[str, Any]:
+    # Only the first segment: the key is chosen by the header, the claims are decoded once.
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise DecodeError(f"Invalid header padding: {exc}") from None
+    if not isinstance(header, dict):
+        raise DecodeError("Invalid header string: must be a json object")
+    return header
+
+
+def _decode(token: str, header: dict[str, Any], key_loader: KeyLoader) -> dict[str, Any]:
+    key = key_loader(header, {})
+    algorithms = current_app.config["JWT_DECODE_ALGORITHMS"]
+    try:
+        claims: dict[str, Any] = jwt.decode(token, key, algorithms=algorithms)
+    except ExpiredSignatureError as exc:
+        # Only on this error path: the expired claims name the token's kind in the problem.
+        setattr(exc, "jwt_header", header)  # noqa: B010 - the attribute flask-jwt-extended reads
+        expired = jwt.decode(token, key, algorithms=algorithms, options={"verify_exp": False})
+        setattr(exc, "jwt_data", expired)  # noqa: B010
+        raise
+    if "sub" not in claims:
+        raise DecodeError("Missing claim: sub")
+    claims.setdefault("type", "access")
+    claims.setdefault("fresh", False)
+    claims.setdefault("jti", None)
+    return claims
+
+
+def _account(header: dict[str, Any], claims: dict[str, Any], values: list[Any]) -> AccountFacts:
+    if "kid" in header:  # Better Auth's: found (or provisioned) by subject, not cached
+        return AccountFacts.of(_provisioned(header, claims))
+    user_id = uuid.UUID(str(claims["sub"]))
+    raw, version = values[-2], values[-1]
+    facts = account_facts.cached_facts(raw, version)
+    if facts is not None:
+        return facts
+    user = db().get(User, user_id)
+    if user is None:
+        raise UserLookupError("the account no longer exists", header, claims)
+    facts = AccountFacts.of(user)
+    account_facts.store_facts(resources().redis, facts, version)
+    return facts
+
+
+def _provisioned(header: dict[str, Any], claims: dict[str, Any]) -> User:
+    from common.accounts.better_auth import find_or_provision
+
+    return find_or_provision(db(), claims)
+
+
+def verify_access_token(key_loader: KeyLoader, claims_check: ClaimsCheck) -> VerifiedToken:
+    """Verify the request's access token (raises flask-jwt-extended's and PyJWT's errors)."""
+    token = _bearer_token()
+    header = _header_of(token)
+    claims = _decode(token, header, key_loader)
+    if claims["type"] == "refresh":
+        raise WrongTokenError("Only non-refresh tokens are allowed")
+    claims_check(header, claims)  # refuses ours without a jti or a family
+    jti = claims.get("jti")
+    family = claims.get("fam") if "kid" not in header else None
+    keys = []
+    if isinstance(jti, str):
+        keys.append(refresh_tokens.blocked_key(jti))
+    if isinstance(family, str):
+        keys.append(refresh_tokens.family_key(family))
+    if "kid" not in header:
+        keys += [account_facts.facts_key(claims["sub"]), account_facts.version_key(claims["sub"])]
+    values: list[Any] = cast(list[Any], resources().redis.mget(keys)) if keys else []
+    blocked = isinstance(jti, str) and values[0] is not None
+    family_gone = isinstance(family, str) and values[1 if isinstance(jti, str) else 0] is None
+    if blocked or family_gone:
+        raise RevokedTokenError(header, claims)
+    verified = VerifiedToken(header, claims, _account(header, claims, values))
+    setattr(g, _G_KEY, verified)
+    return verified
