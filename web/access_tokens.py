@@ -33,6 +33,7 @@ from flask_jwt_extended.exceptions import (
     WrongTokenError,
 )
 from jwt import DecodeError, ExpiredSignatureError
+from jwt.types import Options
 
 from common.accounts import account_facts, refresh_tokens
 from common.accounts.account_facts import AccountFacts
@@ -91,11 +92,15 @@ def _decode(token: str, header: dict[str, Any], key_loader: KeyLoader) -> dict[s
     key = key_loader(header, {})
     algorithms = current_app.config["JWT_DECODE_ALGORITHMS"]
     try:
-        claims: dict[str, Any] = jwt.decode(token, key, algorithms=algorithms)
+        # The audience is Better Auth's to check (check_claims), as flask-jwt-extended left it.
+        claims: dict[str, Any] = jwt.decode(
+            token, key, algorithms=algorithms, options={"verify_aud": False}
+        )
     except ExpiredSignatureError as exc:
         # Only on this error path: the expired claims name the token's kind in the problem.
         setattr(exc, "jwt_header", header)  # noqa: B010 - the attribute flask-jwt-extended reads
-        expired = jwt.decode(token, key, algorithms=algorithms, options={"verify_exp": False})
+        options: Options = {"verify_exp": False, "verify_aud": False}
+        expired = jwt.decode(token, key, algorithms=algorithms, options=options)
         setattr(exc, "jwt_data", expired)  # noqa: B010
         raise
     if "sub" not in claims:

@@ -128,8 +128,10 @@ def submit(body: ChatJobCreate) -> tuple[Response, int]:
     job, replayed = queue_chat_job(
         session, res.celery, res.events, current_user_id(), body, key, reservation
     )
-    commit(session)  # the job's id is sent now, or the job is failed and this is a 503
+    # The body first: the row was written from these values, and the commit would expire them
+    # (a reload query for nothing).
     response = jsonify(chat_job_body(job))
+    commit(session)  # the job's id is sent now, or the job is failed and this is a 503
     response.headers["Location"] = f"/v1/chat/jobs/{job.id}"
     response.headers["Retry-After"] = "1"
     if replayed:

@@ -1,0 +1,138 @@
+"""What an authenticated request costs: one token decode, no read of the account's row, and
+the account's cached role still refused at once after a demotion or a deletion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from sqlalchemy import event
+
+from common.platform.migrate import upgrade_database
+from tests.support.stack import TEST_PASSWORD, Stack, make_settings
+from tests.web.assertions import assert_problem
+from web import create_app
+from web.openapi_fixes import BookchatOpenAPI
+
+
+def _submit(stack: Stack, headers: dict[str, str]) -> None:
+    body = {"message": f"What is a node? ({uuid.uuid4().hex[:6]})"}
+    response = stack.client.post("/v1/chat/jobs", json=body, headers=headers)
+    assert response.status_code == 202, response.get_json()
+
+
+def test_a_submit_decodes_its_token_once(
+    idle_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = idle_stack.signup()
+    _submit(idle_stack, reader)  # warm: the first request caches the account's facts
+    decodes: list[str] = []
+    real_decode = jwt.decode
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decodes.append(str(kwargs.get("options")))
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    _submit(idle_stack, reader)
+
+    assert len(decodes) == 1, decodes
+
+
+def test_a_submit_reads_no_row_of_its_account(idle_stack: Stack) -> None:
+    reader = idle_stack.signup()
+    _submit(idle_stack, reader)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    engine = idle_stack.resources.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        _submit(idle_stack, reader)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert [s for s in statements if s.startswith("select") and "from users" in s] == []
+    # Nor is the job read back after its commit: the body comes from the values written.
+    assert [s for s in statements if s.startswith("select") and "from chat_jobs" in s and
+            "where chat_jobs.id" in s] == []  # fmt: skip
+
+
+@pytest.fixture
+def two_apps(tmp_path: Path, redis_url: str) -> Iterator[tuple[BookchatOpenAPI, BookchatOpenAPI]]:
+    """Two apps from the factory over one database and one Redis, as two processes would be."""
+    settings = make_settings(tmp_path, redis_url, f"sqlite:///{tmp_path / 'bookchat.db'}")
+    upgrade_database(settings)
+    apps = (create_app(settings), create_app(settings))
+    try:
+        yield apps
+    finally:
+        for app in apps:
+            app.extensions["bookchat"].close()
+
+
+def _login(app: BookchatOpenAPI, email: str) -> dict[str, str]:
+    body = {"email": email, "password": TEST_PASSWORD}
+    response = app.test_client().post("/v1/auth/login", json=body)
+    assert response.status_code == 200, response.get_json()
+    return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+
+def _new_admin(app: BookchatOpenAPI) -> tuple[str, dict[str, str]]:
+    from common.accounts.users import create_user
+    from common.platform.db import session_scope
+    from common.platform.models import Role
+
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
+    with session_scope(app.extensions["bookchat"].sessions) as session:
+        user_id = str(create_user(session, email, TEST_PASSWORD, "Admin", Role.ADMIN).id)
+    return user_id, _login(app, email)
+
+
+def test_a_demoted_admin_is_refused_on_the_next_request_in_every_process(
+    two_apps: tuple[BookchatOpenAPI, BookchatOpenAPI],
+) -> None:
+    first, second = two_apps
+    boss_id, boss = _new_admin(first)
+    demoted_id, demoted = _new_admin(first)
+    for app in two_apps:  # both have the demoted admin's facts cached, as admin
+        assert app.test_client().get("/v1/admin/queues", headers=demoted).status_code == 200
+
+    response = first.test_client().post(
+        f"/v1/admin/users/{demoted_id}/role", json={"role": "user"}, headers=boss
+    )
+    assert response.status_code == 200, response.get_json()
+
+    for app in (second, first):  # the very next request, with the old token, in either
+        refused = app.test_client().get("/v1/admin/queues", headers=demoted)
+        assert_problem(refused, 403, "forbidden")
+    # And back: a promotion counts at once too.
+    first.test_client().post(
+        f"/v1/admin/users/{demoted_id}/role", json={"role": "admin"}, headers=boss
+    )
+    assert second.test_client().get("/v1/admin/queues", headers=demoted).status_code == 200
+    assert boss_id != demoted_id
+
+
+def test_a_deleted_account_is_refused_at_once_in_every_process(
+    two_apps: tuple[BookchatOpenAPI, BookchatOpenAPI],
+) -> None:
+    first, second = two_apps
+    email = f"gone-{uuid.uuid4().hex[:10]}@example.com"
+    signup = {"email": email, "password": TEST_PASSWORD}
+    assert first.test_client().post("/v1/auth/signup", json=signup).status_code == 201
+    deleting, other_session = _login(first, email), _login(second, email)
+    assert second.test_client().get("/v1/me/profile", headers=other_session).status_code == 200
+
+    assert first.test_client().delete("/v1/me", headers=deleting).status_code == 204
+
+    # Another sign-in's token (its own family, not revoked by the deletion) is refused too.
+    refused = second.test_client().get("/v1/me/profile", headers=other_session)
+    assert_problem(refused, 401, "invalid_token")
+    assert "no longer exists" in refused.get_json()["detail"]
