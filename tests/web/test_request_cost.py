@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+import redis.connection
 from sqlalchemy import event
 
 from common.platform.migrate import upgrade_database
@@ -136,3 +137,50 @@ def test_a_deleted_account_is_refused_at_once_in_every_process(
     refused = second.test_client().get("/v1/me/profile", headers=other_session)
     assert_problem(refused, 401, "invalid_token")
     assert "no longer exists" in refused.get_json()["detail"]
+
+
+def test_a_submit_reads_its_limit_window_with_the_hit_not_again_for_the_headers(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(
+        tmp_path, redis_url, f"sqlite:///{tmp_path / 'bookchat.db'}", rate_limit_submit="50/minute"
+    )
+    upgrade_database(settings)
+    app = create_app(settings)
+    sent: list[bytes] = []
+    marks: dict[str, int] = {}
+    real_send = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        real_send(self, command, check_health)
+
+    submit = app.view_functions["chat_jobs.submit"]
+
+    def marked(*args: Any, **kwargs: Any) -> Any:  # outermost: after the auth hooks
+        marks["view"] = len(sent)
+        try:
+            return submit(*args, **kwargs)
+        finally:
+            marks["done"] = len(sent)
+
+    app.view_functions["chat_jobs.submit"] = marked
+    try:
+        signup = {"email": f"c-{uuid.uuid4().hex[:8]}@example.com", "password": TEST_PASSWORD}
+        token = app.test_client().post("/v1/auth/signup", json=signup).get_json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        body = {"message": "What is a node?"}
+        app.test_client().post("/v1/chat/jobs", json=body, headers=headers)  # warm the caches
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+        response = app.test_client().post("/v1/chat/jobs", json=body, headers=headers)
+        marks["end"] = len(sent)
+    finally:
+        app.extensions["bookchat"].close()
+
+    assert response.status_code == 202, response.get_json()
+    assert response.headers["X-RateLimit-Limit"] == "50"
+    assert response.headers["X-RateLimit-Remaining"] == "48"
+    # The token's revocation, its family and the account's facts: one round trip.
+    assert marks["view"] == 1, sent[: marks["view"]]
+    # The headers come from the hit: nothing is read after the view.
+    assert marks["end"] == marks["done"], sent[marks["done"] : marks["end"]]
