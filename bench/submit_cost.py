@@ -169,7 +169,7 @@ def profile(args: argparse.Namespace) -> str:
             stack.stop()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("cumulative").print_stats(args.profile_lines)
+    stats.sort_stats(args.profile_sort).print_stats(args.profile_lines)
     return out.getvalue()
 
 
@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: SQLite under a temp folder")
     parser.add_argument("--profile", action="store_true", help="print a CPU profile of submits")
     parser.add_argument("--profile-lines", type=int, default=40)
+    parser.add_argument("--profile-sort", default="cumulative", choices=["cumulative", "tottime"])
     args = parser.parse_args()
     if args.profile:
         print(profile(args))

@@ -7,6 +7,11 @@ header), the token is decoded and verified once by PyJWT, and one MGET reads the
 blocklist entry, its sign-in family, and the account's cached facts with their version
 (common/accounts/account_facts.py). A cache miss reads the row and caches it.
 
+A token of ours already verified in this process is not decoded again: its claims are kept,
+keyed by the exact token, until its expiry (a forged or altered token is another key, and is
+verified). Revocation and the account are still checked in Redis on every request. Better
+Auth's tokens are verified every time (their keys can be rotated out).
+
 The errors raised are flask-jwt-extended's and PyJWT's own classes, so its error handlers
 (and our loaders in web/security.py) shape the same problem+json as before. Refresh tokens
 still go through flask-jwt-extended (a refresh is rare).
@@ -18,6 +23,7 @@ import base64
 import binascii
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +47,16 @@ from common.platform.models import User
 from web.resources import db, resources
 
 _G_KEY = "bookchat_access_token"
+_VERIFIED = "bookchat.verified_tokens"  # app.extensions: one app's (one secret's) tokens
+_VERIFIED_MAX = 10_000  # tokens of ours whose signature this process checked (a few MB)
+Verified = dict[str, tuple[dict[str, Any], dict[str, Any]]]
+
+
+def _verified() -> Verified:
+    known: Verified = current_app.extensions.setdefault(_VERIFIED, {})
+    return known
+
+
 KeyLoader = Callable[[dict[str, Any], dict[str, Any]], Any]
 ClaimsCheck = Callable[[dict[str, Any], dict[str, Any]], bool]
 
@@ -133,14 +149,47 @@ def _provisioned(header: dict[str, Any], claims: dict[str, Any]) -> User:
     return find_or_provision(db(), claims)
 
 
+def _now() -> float:
+    return time.time()
+
+
+def _verified_before(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    known = _verified().get(token)
+    if known is None:
+        return None
+    header, claims = known
+    if claims["exp"] <= _now():
+        _verified().pop(token, None)
+        expired = ExpiredSignatureError("Signature has expired")
+        setattr(expired, "jwt_header", header)  # noqa: B010 - read by flask-jwt-extended
+        setattr(expired, "jwt_data", claims)  # noqa: B010
+        raise expired
+    return header, dict(claims)
+
+
+def _remember(token: str, header: dict[str, Any], claims: dict[str, Any]) -> None:
+    if "kid" in header or not isinstance(claims.get("exp"), int | float):
+        return
+    verified = _verified()
+    if len(verified) >= _VERIFIED_MAX:
+        verified.clear()  # simpler than an LRU, and as safe: a miss only decodes again
+    verified[token] = (header, dict(claims))
+
+
 def verify_access_token(key_loader: KeyLoader, claims_check: ClaimsCheck) -> VerifiedToken:
     """Verify the request's access token (raises flask-jwt-extended's and PyJWT's errors)."""
     token = _bearer_token()
-    header = _header_of(token)
-    claims = _decode(token, header, key_loader)
+    known = _verified_before(token)
+    if known is not None:
+        header, claims = known
+    else:
+        header = _header_of(token)
+        claims = _decode(token, header, key_loader)
+        if claims["type"] != "refresh":
+            claims_check(header, claims)  # refuses ours without a jti or a family
+            _remember(token, header, claims)
     if claims["type"] == "refresh":
         raise WrongTokenError("Only non-refresh tokens are allowed")
-    claims_check(header, claims)  # refuses ours without a jti or a family
     jti = claims.get("jti")
     family = claims.get("fam") if "kid" not in header else None
     keys = []

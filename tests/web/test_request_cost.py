@@ -3,6 +3,7 @@ the account's cached role still refused at once after a demotion or a deletion."
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlalchemy import event
 from common.platform.migrate import upgrade_database
 from tests.support.stack import TEST_PASSWORD, Stack, make_settings
 from tests.web.assertions import assert_problem
-from web import create_app
+from web import access_tokens, create_app
 from web.openapi_fixes import BookchatOpenAPI
 
 
@@ -26,11 +27,10 @@ def _submit(stack: Stack, headers: dict[str, str]) -> None:
     assert response.status_code == 202, response.get_json()
 
 
-def test_a_submit_decodes_its_token_once(
+def test_a_token_is_decoded_once_per_request_and_not_again_by_the_process(
     idle_stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reader = idle_stack.signup()
-    _submit(idle_stack, reader)  # warm: the first request caches the account's facts
     decodes: list[str] = []
     real_decode = jwt.decode
 
@@ -40,8 +40,28 @@ def test_a_submit_decodes_its_token_once(
 
     monkeypatch.setattr(jwt, "decode", counting)
     _submit(idle_stack, reader)
+    assert len(decodes) == 1, decodes  # flask-jwt-extended decoded twice
+    _submit(idle_stack, reader)
+    assert len(decodes) == 1, decodes  # verified already: its claims are kept
 
-    assert len(decodes) == 1, decodes
+
+def test_a_kept_token_still_expires(idle_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = idle_stack.signup()
+    _submit(idle_stack, reader)  # verified, and kept
+    later = time.time() + 86400  # past any access token's lifetime
+    monkeypatch.setattr(access_tokens, "_now", lambda: later)
+
+    response = idle_stack.client.get("/v1/me/profile", headers=reader)
+
+    assert_problem(response, 401, "token_expired")
+
+
+def test_a_revoked_kept_token_is_refused(idle_stack: Stack) -> None:
+    reader = idle_stack.signup()
+    _submit(idle_stack, reader)  # verified, and kept
+    assert idle_stack.client.post("/v1/auth/logout", headers=reader).status_code == 204
+
+    assert_problem(idle_stack.client.get("/v1/me/profile", headers=reader), 401, "invalid_token")
 
 
 def test_a_submit_reads_no_row_of_its_account(idle_stack: Stack) -> None:
