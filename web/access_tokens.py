@@ -40,6 +40,7 @@ from flask_jwt_extended.exceptions import (
 )
 from jwt import DecodeError, ExpiredSignatureError
 from jwt.types import Options
+from redis.client import Pipeline
 
 from common.accounts import account_facts, refresh_tokens
 from common.accounts.account_facts import AccountFacts
@@ -57,6 +58,11 @@ def _verified() -> Verified:
     return known
 
 
+# Work that rides in the token check's round trip: given the verified claims, it queues
+# commands on the pipeline and returns what to do with their replies (web/rate_limits.py
+# queues the request's limit hits). Listed in app.extensions[AUTH_COMPANIONS].
+AUTH_COMPANIONS = "bookchat.auth_companions"
+AuthCompanion = Callable[[dict[str, Any], Pipeline], Callable[[list[Any]], None] | None]
 KeyLoader = Callable[[dict[str, Any], dict[str, Any]], Any]
 ClaimsCheck = Callable[[dict[str, Any], dict[str, Any]], bool]
 
@@ -176,6 +182,28 @@ def _remember(token: str, header: dict[str, Any], claims: dict[str, Any]) -> Non
     verified[token] = (header, dict(claims))
 
 
+def _check_in_one_round_trip(keys: list[str], claims: dict[str, Any] | None) -> list[Any]:
+    """MGET the token's and the account's keys, with what rides along (for `claims` of our
+    tokens: a Better Auth subject is not the local id the limits are keyed by); the values."""
+    pipe = resources().redis.pipeline(transaction=False)
+    if keys:
+        pipe.mget(keys)
+    handlers = []
+    for companion in current_app.extensions.get(AUTH_COMPANIONS, ()) if claims else ():
+        start = len(pipe)
+        handle = companion(claims, pipe)
+        if handle is not None:
+            handlers.append((start, len(pipe), handle))
+    if not len(pipe):
+        return []
+    replies = pipe.execute(raise_on_error=False)
+    if keys and isinstance(replies[0], Exception):
+        raise replies[0]
+    for start, end, handle in handlers:
+        handle(replies[start:end])
+    return cast(list[Any], replies[0]) if keys else []
+
+
 def verify_access_token(key_loader: KeyLoader, claims_check: ClaimsCheck) -> VerifiedToken:
     """Verify the request's access token (raises flask-jwt-extended's and PyJWT's errors)."""
     token = _bearer_token()
@@ -199,7 +227,7 @@ def verify_access_token(key_loader: KeyLoader, claims_check: ClaimsCheck) -> Ver
         keys.append(refresh_tokens.family_key(family))
     if "kid" not in header:
         keys += [account_facts.facts_key(claims["sub"]), account_facts.version_key(claims["sub"])]
-    values: list[Any] = cast(list[Any], resources().redis.mget(keys)) if keys else []
+    values = _check_in_one_round_trip(keys, claims if "kid" not in header else None)
     blocked = isinstance(jti, str) and values[0] is not None
     family_gone = isinstance(family, str) and values[1 if isinstance(jti, str) else 0] is None
     if blocked or family_gone:

@@ -34,17 +34,19 @@ from functools import wraps
 from typing import Any
 
 import redis
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from redis import RedisError
+from redis.client import Pipeline
 
 from common.platform.errors import GuestLimitReached, RateLimited
 from common.platform.models import Role
 from common.platform.redis_client import redis_url
 from common.platform.settings import Settings
+from web.access_tokens import AUTH_COMPANIONS, AuthCompanion
 from web.login_throttle import LoginThrottle, guard_login
 from web.resources import resources
 from web.security import current_account, current_user_id, token_claims
@@ -86,16 +88,6 @@ def _role() -> str | None:
     return current_account().role if _claims() else None
 
 
-def _not_a_user() -> bool:
-    # Users' own limit: admins are exempt, guests have theirs, and a request without a
-    # verified token is the view's to refuse.
-    return not _claims() or _role() in (Role.ADMIN.value, Role.GUEST.value)
-
-
-def _not_a_guest() -> bool:
-    return _role() != Role.GUEST.value
-
-
 @dataclass(frozen=True)
 class EndpointLimit:
     """One row of the table: a limit shared by its endpoints, keyed per caller."""
@@ -105,8 +97,14 @@ class EndpointLimit:
     endpoints: tuple[str, ...]
     limit: Callable[[Settings], str]
     key: Callable[[], str]
-    exempt_when: Callable[[], bool] | None = None
+    # The roles it applies to (None: every caller). Users' own limit: admins are exempt,
+    # guests have theirs, and a request without a verified token is the view's to refuse.
+    roles: frozenset[str] | None = None
     error: type[RateLimited] = RateLimited  # its own code where the client must say more
+
+    def applies_to(self, role: str | None) -> bool:
+        """Whether a caller of this role (None: no verified token) counts against the row."""
+        return self.roles is None or role in self.roles
 
 
 JOB_ENDPOINTS = ("chat_jobs.submit", "chapters.personalize", "chapters.translate")
@@ -126,11 +124,11 @@ LIMITS: tuple[EndpointLimit, ...] = (
     ),
     EndpointLimit(
         "jobs-user", "jobs submitted by this user", JOB_ENDPOINTS,
-        lambda s: s.rate_limit_submit, job_owner, exempt_when=_not_a_user,
+        lambda s: s.rate_limit_submit, job_owner, roles=frozenset({Role.USER.value}),
     ),
     EndpointLimit(
         "jobs-guest", "jobs submitted by this guest", JOB_ENDPOINTS,
-        lambda s: s.rate_limit_guest_submit, job_owner, exempt_when=_not_a_guest,
+        lambda s: s.rate_limit_guest_submit, job_owner, roles=frozenset({Role.GUEST.value}),
     ),
     EndpointLimit(
         "feedback-user", "ratings from this user", FEEDBACK_ENDPOINTS,
@@ -168,6 +166,8 @@ if found < 0 then return {counted, 0, ARGV[1]} end
 return {counted, found + 1, redis.call('LINDEX', KEYS[1], found)}
 """
 _G_KEY = "bookchat_rate_limit"
+_PLANNED = "bookchat_rate_limit_planned"  # hits sent with the token check
+_CHECKED = "bookchat_rate_limit_checked"
 
 
 @dataclass(frozen=True)
@@ -185,14 +185,56 @@ class Hit:
         return max(0, self.item.amount - self.in_window)
 
 
+def _queue_hit(pipe: Pipeline, item: RateLimitItem, key: str, scope: str) -> None:
+    # EVAL, not EVALSHA: redis-py's pipeline would ask SCRIPT EXISTS first (a round trip);
+    # Redis keeps the compiled script, so the text only costs its bytes on the wire.
+    window = f"LIMITS:{item.key_for(key, scope)}"
+    pipe.eval(_HIT, 1, window, time.time(), item.amount, item.get_expiry())
+
+
+def _result(item: RateLimitItem, reply: Any) -> Hit:
+    counted, in_window, oldest = reply
+    return Hit(item, bool(counted), int(in_window), float(oldest) + item.get_expiry())
+
+
 def _hit(client: redis.Redis, item: RateLimitItem, key: str, scope: str) -> Hit:
-    now = time.time()
-    expiry = item.get_expiry()
-    script: Any = client.register_script(_HIT)
-    counted, in_window, oldest = script(
-        keys=[f"LIMITS:{item.key_for(key, scope)}"], args=[now, item.amount, expiry]
-    )
-    return Hit(item, bool(counted), int(in_window), float(oldest) + expiry)
+    pipe = client.pipeline(transaction=False)
+    _queue_hit(pipe, item, key, scope)
+    return _result(item, pipe.execute()[0])
+
+
+def ride_along(
+    rows_of: dict[str, tuple[EndpointLimit, ...]], items: dict[str, list[RateLimitItem]]
+) -> AuthCompanion:
+    """The request's per-user limit hits, sent in the token check's round trip.
+
+    The row is chosen by the token's role claim, a guess the account's facts confirm in
+    `check_limits` (a demoted admin's request, guessed exempt, is counted there instead).
+    """
+
+    def queue(claims: dict[str, Any], pipe: Pipeline) -> Callable[[list[Any]], None] | None:
+        rows = rows_of.get(request.endpoint or "", ())
+        role, subject = claims.get("role"), claims.get("sub")
+        if getattr(g, _CHECKED, False) or not isinstance(subject, str):
+            return None
+        planned = [
+            (row.scope, items[row.scope][0])
+            for row in rows
+            if row.key is job_owner and row.applies_to(role) and len(items[row.scope]) == 1
+        ]
+        for scope, item in planned:
+            _queue_hit(pipe, item, subject, scope)
+
+        def keep(replies: list[Any]) -> None:
+            hits = {}
+            for (scope, item), reply in zip(planned, replies, strict=True):
+                if not isinstance(reply, Exception):  # else check_limits counts it itself
+                    hits[(scope, str(item))] = _result(item, reply)
+            setattr(g, _PLANNED, hits)
+
+        return keep if planned else None
+
+    return queue
 
 
 def _refusal(row: EndpointLimit, hit: Hit) -> RateLimited:
@@ -212,15 +254,20 @@ def check_limits(rows: tuple[EndpointLimit, ...], items: dict[str, list[RateLimi
 
     Redis unreachable: the request goes through unlimited (logged), see the module docstring.
     """
+    setattr(g, _CHECKED, True)
+    planned: dict[tuple[str, str], Hit] = getattr(g, _PLANNED, {})
+    role = _role()
     for row in rows:
-        if row.exempt_when is not None and row.exempt_when():
+        if not row.applies_to(role):
             continue
         key = row.key()
         if not key:
             continue
         for item in items[row.scope]:
             try:
-                hit = _hit(resources().redis, item, key, row.scope)
+                hit = planned.get((row.scope, str(item))) or _hit(
+                    resources().redis, item, key, row.scope
+                )
             except RedisError:
                 log.exception("could not count the request against %s; let through", row.scope)
                 return
@@ -279,10 +326,13 @@ def init_app(app: Flask, settings: Settings) -> list[str]:
         app.view_functions[LOGIN_ENDPOINT] = guard_login(throttle, login, client_address)
     items = {row.scope: parse_many(row.limit(settings)) for row in LIMITS}
     scopes: dict[str, list[str]] = {}
+    rows_of: dict[str, tuple[EndpointLimit, ...]] = {}
     for endpoint in app.view_functions:
         rows = tuple(row for row in LIMITS if endpoint in row.endpoints)
         if rows:
             app.view_functions[endpoint] = _limited(app.view_functions[endpoint], rows, items)
             scopes[endpoint] = sorted(row.scope for row in rows)
+            rows_of[endpoint] = rows
     app.extensions[RATE_LIMITED] = scopes  # the OpenAPI document declares their 429
+    app.extensions.setdefault(AUTH_COMPANIONS, []).append(ride_along(rows_of, items))
     return sorted(scopes)

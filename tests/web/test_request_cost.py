@@ -18,6 +18,7 @@ from common.platform.migrate import upgrade_database
 from tests.support.stack import TEST_PASSWORD, Stack, make_settings
 from tests.web.assertions import assert_problem
 from web import access_tokens, create_app
+from web.api import chat_jobs
 from web.openapi_fixes import BookchatOpenAPI
 
 
@@ -176,15 +177,20 @@ def test_a_submit_reads_its_limit_window_with_the_hit_not_again_for_the_headers(
         real_send(self, command, check_health)
 
     submit = app.view_functions["chat_jobs.submit"]
+    first_line = chat_jobs.idempotency_key
 
     def marked(*args: Any, **kwargs: Any) -> Any:  # outermost: after the auth hooks
-        marks["view"] = len(sent)
         try:
             return submit(*args, **kwargs)
         finally:
             marks["done"] = len(sent)
 
+    def body_starts() -> str | None:  # the view's first line: after auth, limits, validation
+        marks["view"] = len(sent)
+        return first_line()
+
     app.view_functions["chat_jobs.submit"] = marked
+    monkeypatch.setattr(chat_jobs, "idempotency_key", body_starts)
     try:
         signup = {"email": f"c-{uuid.uuid4().hex[:8]}@example.com", "password": TEST_PASSWORD}
         token = app.test_client().post("/v1/auth/signup", json=signup).get_json()["access_token"]
@@ -200,7 +206,28 @@ def test_a_submit_reads_its_limit_window_with_the_hit_not_again_for_the_headers(
     assert response.status_code == 202, response.get_json()
     assert response.headers["X-RateLimit-Limit"] == "50"
     assert response.headers["X-RateLimit-Remaining"] == "48"
-    # The token's revocation, its family and the account's facts: one round trip.
+    # The token's revocation, its family, the account's facts and the limit's hit: one round
+    # trip (the quota reservation needs the validated body: the view makes it).
     assert marks["view"] == 1, sent[: marks["view"]]
     # The headers come from the hit: nothing is read after the view.
     assert marks["end"] == marks["done"], sent[marks["done"] : marks["end"]]
+
+
+def test_the_limit_follows_the_account_not_the_token_claim(
+    two_apps: tuple[BookchatOpenAPI, BookchatOpenAPI],
+) -> None:
+    first, second = two_apps
+    _, boss = _new_admin(first)
+    demoted_id, demoted = _new_admin(first)  # its token says "admin": guessed exempt
+    body = {"message": "What is a node?"}
+    exempt = second.test_client().post("/v1/chat/jobs", json=body, headers=demoted)
+    assert exempt.status_code == 202, exempt.get_json()
+    assert "X-RateLimit-Limit" not in exempt.headers
+
+    first.test_client().post(
+        f"/v1/admin/users/{demoted_id}/role", json={"role": "user"}, headers=boss
+    )
+    counted = second.test_client().post("/v1/chat/jobs", json=body, headers=demoted)
+
+    assert counted.status_code == 202, counted.get_json()
+    assert "X-RateLimit-Limit" in counted.headers  # the users' limit, from the account's role
