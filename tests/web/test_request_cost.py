@@ -86,10 +86,15 @@ def test_a_submit_reads_no_row_of_its_account(idle_stack: Stack) -> None:
             "where chat_jobs.id" in s] == []  # fmt: skip
 
 
-@pytest.fixture
-def two_apps(tmp_path: Path, redis_url: str) -> Iterator[tuple[BookchatOpenAPI, BookchatOpenAPI]]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_apps(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str
+) -> Iterator[tuple[BookchatOpenAPI, BookchatOpenAPI]]:
     """Two apps from the factory over one database and one Redis, as two processes would be."""
-    settings = make_settings(tmp_path, redis_url, f"sqlite:///{tmp_path / 'bookchat.db'}")
+    database = f"sqlite:///{tmp_path / 'bookchat.db'}"
+    if request.param == "postgresql":
+        database = request.getfixturevalue("postgres_url")
+    settings = make_settings(tmp_path, redis_url, database)
     upgrade_database(settings)
     apps = (create_app(settings), create_app(settings))
     try:
