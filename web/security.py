@@ -172,7 +172,7 @@ def require_refresh_token() -> None:
 
 
 def require_role(*roles: Role) -> None:
-    """Reject the request unless its user has one of these roles (the row's role, not a claim)."""
+    """Reject the request unless its user has one of these roles (the account's, not a claim)."""
     require_access_token()
     if current_account().role not in {role.value for role in roles}:
         raise Forbidden("your account cannot use this endpoint")
