@@ -10,12 +10,19 @@ submitted jobs stay queued, and reads the gunicorn workers' CPU (utime + stime f
 - the submit: `POST /v1/chat/jobs` with a fresh Idempotency-Key each time (the common case).
 
     python -m bench.submit_cost [--requests 2000] [--database-url postgresql://...]
+
+`--profile` instead builds the app in this process over the same private Redis and database
+and prints the functions taking the most cumulative CPU over N submits (cProfile around the
+WSGI call only, so the test client's own work is left out).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 import tempfile
 import time
 import uuid
@@ -120,6 +127,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def profile(args: argparse.Namespace) -> str:
+    """The top functions by cumulative CPU of `args.requests` submits, in process."""
+    env = {"ADMISSION_MAX_QUEUED": str(10 * args.requests + 1000)}
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = BenchStack.start(Path(tmp), env, workers=0, web=False)
+        try:
+            os.environ.update(stack.env)
+            from common.platform.settings import Settings  # after the env: read once here
+            from web import create_app
+
+            app = create_app(Settings())
+            profiler = cProfile.Profile(time.process_time)
+            inner = app.wsgi_app
+
+            def profiled(environ: Any, start_response: Any) -> Any:
+                profiler.enable()
+                try:
+                    return list(inner(environ, start_response))
+                finally:
+                    profiler.disable()
+
+            client = app.test_client()
+            signup = {"email": f"b-{uuid.uuid4().hex[:8]}@example.com", "password": "x" * 12}
+            token = client.post("/v1/auth/signup", json=signup).get_json()["access_token"]
+
+            def submit(n: int) -> None:
+                headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
+                body = {"message": f"What is a ROS 2 node? ({n})"}
+                response = client.post("/v1/chat/jobs", json=body, headers=headers)
+                assert response.status_code == 202, response.get_data(as_text=True)
+
+            for n in range(50):  # warm up unprofiled
+                submit(n)
+            app.wsgi_app = profiled  # type: ignore[method-assign]
+            for n in range(args.requests):
+                submit(n)
+        finally:
+            stack.stop()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats(args.profile_sort).print_stats(args.profile_lines)
+    return out.getvalue()
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
@@ -131,7 +184,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per round and kind")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default="", help="default: SQLite under a temp folder")
-    result = run(parser.parse_args())
+    parser.add_argument("--profile", action="store_true", help="print a CPU profile of submits")
+    parser.add_argument("--profile-lines", type=int, default=40)
+    parser.add_argument("--profile-sort", default="cumulative", choices=["cumulative", "tottime"])
+    args = parser.parse_args()
+    if args.profile:
+        print(profile(args))
+        return
+    result = run(args)
     print_metrics(result)
 
 

@@ -7,6 +7,7 @@ import uuid
 from typing import TextIO
 
 from cli.operator import Operator, plain_errors
+from common.accounts.account_facts import account_changed
 from common.accounts.schemas import SignupRequest
 from common.accounts.users import create_user, find_user, get_user, normalize_email
 from common.platform.db import session_scope
@@ -41,6 +42,7 @@ def _promote(op: Operator, user_id: uuid.UUID) -> int:
         user = get_user(action.session, user_id)
         action.detail.update(email=user.email, previous=user.role)
         user.role = Role.ADMIN.value
+        account_changed(action.session, op.redis(), [user.id])
     previous = action.detail["previous"]
     if previous == Role.ADMIN.value:
         print(f"{user.email} is already an admin")

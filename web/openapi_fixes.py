@@ -13,8 +13,6 @@ import re
 from typing import Any
 
 from flask import Flask
-from flask_limiter import Limiter
-from flask_limiter.util import get_qualified_name
 from flask_openapi3 import OpenAPI
 from werkzeug.routing import Rule, UnicodeConverter
 
@@ -135,15 +133,8 @@ def _openapi_path(rule: str) -> str:
 
 
 def _rate_limited(app: Flask) -> dict[str, list[str]]:
-    """Endpoint -> the scopes of the limits flask-limiter applies to it (each declares 429)."""
-    limiter: Limiter | None = app.extensions.get("bookchat.limiter")
-    if limiter is None:
-        return {}
-    limited: dict[str, list[str]] = {}
-    for endpoint, view in app.view_functions.items():
-        limits = limiter.limit_manager.decorated_limits(get_qualified_name(view))
-        if limits:
-            limited[endpoint] = sorted({str(limit.scope or limit.limit) for limit in limits})
+    """Endpoint -> the scopes of the limits web/rate_limits.py applies to it (each declares 429)."""
+    limited: dict[str, list[str]] = app.extensions.get("bookchat.rate_limited", {})
     return limited
 
 

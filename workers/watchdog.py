@@ -23,6 +23,7 @@ from redis.exceptions import LockNotOwnedError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from common.accounts.account_facts import account_changed
 from common.accounts.guest_retention import BATCH as GUEST_BATCH
 from common.accounts.guest_retention import purge_old_guests
 from common.jobs.lifecycle import mark_enqueued
@@ -150,7 +151,9 @@ class Watchdog:
         # next pass.
         for _ in range(GUEST_BATCHES_PER_PASS):
             with session_scope(self.res.sessions) as session:
-                purged = len(purge_old_guests(session, utcnow(), days))
+                guests = purge_old_guests(session, utcnow(), days)
+                account_changed(session, self.res.redis, guests)
+                purged = len(guests)
             if purged:
                 log.info("deleted %d guests older than %d days with their data", purged, days)
             if purged < GUEST_BATCH:

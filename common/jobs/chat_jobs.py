@@ -57,6 +57,8 @@ _UNSET_ON_SUBMIT = dict.fromkeys(
         "incomplete_reason",
         "language",
         "cache_key",
+        "label",
+        "top_similarity",
     )
 )
 
@@ -172,6 +174,7 @@ def submit_chat_job(
         "request_hash": fingerprint,
         "citations": [],
         "attempts": 0,
+        "waits": 0,
         # Sent right after commit; the watchdog re-sends it if that send is lost.
         "enqueued_at": now,
         "created_at": now,

@@ -10,6 +10,7 @@ from flask import Response, jsonify
 from flask_openapi3.types import ResponseDict
 from redis import RedisError
 
+from common.accounts.account_facts import account_changed
 from common.accounts.users import get_user
 from common.admin.audit import audit_page
 from common.admin.operator_jobs import (
@@ -144,6 +145,7 @@ def set_role(path: UserPath, body: RoleRequest) -> Response:
         user = get_user(db(), path.user_id)
         note.detail["previous"] = user.role
         user.role = body.as_role().value
+        account_changed(db(), resources().redis, [user.id])  # counts on the next request
     return jsonify({"id": str(user.id), "object": "user", "email": user.email, "role": user.role})
 
 

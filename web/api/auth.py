@@ -6,6 +6,7 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3.types import ResponseDict
 
+from common.accounts.account_facts import account_changed
 from common.accounts.schemas import (
     LoginRequest,
     SignupRequest,
@@ -29,6 +30,7 @@ from web.resources import db, resources
 from web.security import (
     BEARER,
     current_user,
+    current_user_id,
     issue_tokens,
     optional_access_token,
     require_access_token,
@@ -53,6 +55,7 @@ def _adopt_presented_guest(user: User) -> None:
     guest = optional_access_token()
     if guest is not None and guest.role == Role.GUEST.value:
         adopt_guest(db(), guest.id, user.id)
+        account_changed(db(), resources().redis, [guest.id])  # the guest row is gone
         revoke_current_token()
 
 
@@ -114,7 +117,9 @@ def me() -> Response:
 def delete_me() -> tuple[str, int]:
     """Delete the account with its conversations, jobs and their results."""
     require_access_token()
-    job_ids = delete_account(db(), current_user().id)
+    user_id = current_user_id()
+    job_ids = delete_account(db(), user_id)
+    account_changed(db(), resources().redis, [user_id])  # refused at once, in every process
     db().commit()
     # After the commit: the rows are gone for good, so their streams and sessions go too.
     revoke_current_token()

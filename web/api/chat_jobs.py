@@ -30,7 +30,7 @@ from web.job_events import StreamReader, job_event_stream, resume_point, wait_fo
 from web.problems import REDIS_ERRORS, validation_problem
 from web.rate_limits import client_address
 from web.resources import db, resources
-from web.security import BEARER, current_user, current_user_id, require_access_token
+from web.security import BEARER, current_account, current_user_id, require_access_token
 from web.serializers import chat_job_body
 from web.stream_slots import Slot, StreamSlots, stream_scopes
 
@@ -86,14 +86,14 @@ def _take_stream_slot(job_id: uuid.UUID) -> Slot:
         made = StreamSlots(res.redis, res.settings.stream_slot_ttl_seconds)
         slots = app.extensions.setdefault("bookchat.stream_slots", made)
     scopes = stream_scopes(
-        res.settings, current_user_id(), current_user().role, job_id, client_address()
+        res.settings, current_user_id(), current_account().role, job_id, client_address()
     )
     return slots.acquire(scopes)
 
 
 def current_spender(settings: Settings) -> Spender:
     """Whose daily quotas the signed-in caller's model tokens count against."""
-    user = current_user()
+    user = current_account()
     return spender_of(settings, user.id, user.role, user.email, user.external_id, client_address())
 
 
@@ -128,8 +128,10 @@ def submit(body: ChatJobCreate) -> tuple[Response, int]:
     job, replayed = queue_chat_job(
         session, res.celery, res.events, current_user_id(), body, key, reservation
     )
-    commit(session)  # the job's id is sent now, or the job is failed and this is a 503
+    # The body first: the row was written from these values, and the commit would expire them
+    # (a reload query for nothing).
     response = jsonify(chat_job_body(job))
+    commit(session)  # the job's id is sent now, or the job is failed and this is a 503
     response.headers["Location"] = f"/v1/chat/jobs/{job.id}"
     response.headers["Retry-After"] = "1"
     if replayed:
