@@ -25,6 +25,7 @@ from common.llm.errors import LLMError, RetryLater
 from common.platform.db import is_unavailable
 from common.platform.models import AttemptOutcome, JobKind, JobStatus
 from workers.attempts import Attempt, AttemptLost, HandBack, WaitForIndex, claim
+from workers.cached_answers import CacheProbe, cache_probe, remember, serve_cached
 from workers.chapter_runner import rewrite_chapter
 from workers.chat_runner import answer_question
 from workers.job_stream import JobStream
@@ -62,6 +63,9 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
 
 
 def _run_attempt(attempt: Attempt) -> None:
+    served, probe = _from_cache(attempt)
+    if served:
+        return
     attempt.publish("status", {"status": JobStatus.IN_PROGRESS.value, "attempt": attempt.number})
     if attempt.number > 1:
         # Readers drop any partial text of an earlier attempt (see "Events" in docs/api.md).
@@ -81,7 +85,27 @@ def _run_attempt(attempt: Attempt) -> None:
     cited = resolve_citations(answer.text, passages) if chat else CitedAnswer(answer.text)
     if chat and not passages and attempt.closest:
         cited = replace(cited, sources=resolve_citations("", attempt.closest).sources)
-    finish(attempt, answer, cited)
+    if finish(attempt, answer, cited) and probe is not None:
+        remember(attempt, probe, answer, cited)
+
+
+def _from_cache(attempt: Attempt) -> tuple[bool, CacheProbe | None]:
+    """Whether the cache answered the job, and its probe (to store its answer later).
+
+    Anything going wrong here only means the model answers: the cache is an optimisation.
+    """
+    try:
+        probe = cache_probe(attempt)
+        if probe is None:
+            return False, None
+        if serve_cached(attempt, probe):
+            return True, probe
+    except Exception:
+        log.warning("the answer cache failed for chat job %s", attempt.job.id, exc_info=True)
+        return False, None
+    if not attempt.job.selected_text:
+        attempt.query_vector = probe.vector  # retrieval searches for the same question
+    return False, probe
 
 
 def _produce(attempt: Attempt) -> tuple[Answer, list[Passage]] | None:

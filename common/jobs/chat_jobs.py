@@ -57,6 +57,7 @@ _UNSET_ON_SUBMIT = dict.fromkeys(
         "incomplete_reason",
         "language",
         "cache_key",
+        "cached_from_job_id",
     )
 )
 

@@ -168,6 +168,14 @@ class Settings(BaseSettings):
     chat_job_time_limit_seconds: int = Field(default=180, ge=10)
     history_turns: int = Field(default=4, ge=0, le=20)
     event_retention_seconds: int = Field(default=86400, ge=60)
+    # The answer cache (docs/answer-cache.md): a first-turn question that means the same as an
+    # answered one (cosine of the two questions' embeddings at least the bound, calibrated by
+    # `make bench-answer-cache`) gets that answer without a model call. Entries live in Redis
+    # this long, at most this many per (index version, selection, profile, model) bucket.
+    answer_cache_enabled: bool = True
+    answer_cache_min_similarity: float = Field(default=0.93, ge=0.5, le=1.0)
+    answer_cache_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    answer_cache_max_entries: int = Field(default=5000, ge=1)
     # Admission: refuse new chat jobs (503 overloaded) while the backlog is past either bound.
     admission_max_queued: int = Field(default=5000, ge=1)
     admission_max_wait_seconds: float = Field(default=300.0, gt=0)

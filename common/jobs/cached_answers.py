@@ -1,0 +1,112 @@
+"""The database side of the answer cache: which answers may be served again, and serving one.
+
+A source must be a first-turn chat answer that completed whole, labelled `answered` (a refusal,
+an uncertain or off-topic answer is not worth repeating: the next reader should get a fresh
+look), never itself a copy, and never rated down, neither by its reader nor by a reader who got
+a copy of it. The Redis side (workers/answer_cache.py) only finds candidates; this decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from common.jobs.chat_jobs import complete_chat_job
+from common.platform.models import (
+    AnswerFeedback,
+    AnswerLabel,
+    ChatJob,
+    FeedbackRating,
+    JobStatus,
+)
+
+ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """What a copy takes from its source job."""
+
+    job_id: uuid.UUID
+    message: str
+    answer: str
+    citations: list[Any]
+    sources: list[Any]
+    model: str
+    label: str | None
+    top_similarity: float | None
+    profile_applied: list[Any] | None
+
+
+def is_cacheable(status: str, label: str | None, task: str, cached_from: uuid.UUID | None) -> bool:
+    """Whether a finished job's answer may be served to others who ask the same."""
+    return (
+        task == "chat"
+        and status == JobStatus.COMPLETED.value
+        and label == AnswerLabel.ANSWERED.value
+        and cached_from is None
+    )
+
+
+def rated_down(session: Session, job_id: uuid.UUID) -> bool:
+    """A reader rated this answer, or a copy of it, down."""
+    copies = select(ChatJob.id).where(ChatJob.cached_from_job_id == job_id)
+    down = exists().where(
+        AnswerFeedback.rating == FeedbackRating.DOWN.value,
+        or_(AnswerFeedback.job_id == job_id, AnswerFeedback.job_id.in_(copies)),
+    )
+    return bool(session.scalar(select(down)))
+
+
+def cache_source(session: Session, job_id: uuid.UUID) -> CachedAnswer | None:
+    """The job's answer if it may still be served again; None if not (or the job is gone)."""
+    job = session.get(ChatJob, job_id)
+    if job is None or not is_cacheable(job.status, job.label, job.task, job.cached_from_job_id):
+        return None
+    if job.answer is None or job.model is None or rated_down(session, job_id):
+        return None
+    return CachedAnswer(
+        job.id,
+        job.message,
+        job.answer,
+        list(job.citations or []),
+        list(job.sources or []),
+        job.model,
+        job.label,
+        job.top_similarity,
+        job.profile_applied,
+    )
+
+
+def complete_from_cache(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    source: CachedAnswer,
+    metrics: dict[str, Any],
+) -> bool:
+    """Finish the attempt's job with a copy of the source's answer, at zero model tokens."""
+    done = complete_chat_job(
+        session,
+        job_id,
+        source.answer,
+        source.citations,
+        source.model,
+        dict(ZERO_USAGE),
+        metrics,
+        attempt=attempt,
+        sources=source.sources,
+    )
+    if done:
+        copied = {
+            "cached_from_job_id": source.job_id,
+            "label": source.label,
+            "top_similarity": source.top_similarity,
+            "profile_applied": source.profile_applied,
+        }
+        session.execute(update(ChatJob).where(ChatJob.id == job_id).values(copied))
+    return done
