@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint lock chromium bench-answers bench-burst bench-conversation bench-guardrail bench-insights bench-labels bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
+.PHONY: dev test test-fast lint lock chromium bench-answer-cache bench-answers bench-burst bench-conversation bench-guardrail bench-insights bench-labels bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
 
 # Installs the exact versions in requirements.lock (every extra: worker, postgres, dev), then
 # bookchat itself (editable).
@@ -54,6 +54,9 @@ lint: $(STAMP)
 	JWT_SECRET_KEY=placeholder-of-32-characters-for-lint \
 	  $$($(BIN)/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")') \
 	  -f docker-compose.yml config --quiet
+
+bench-answer-cache: $(STAMP)
+	$(BIN)/python -m bench.answer_cache $(ARGS)
 
 bench-answers: $(STAMP)
 	$(BIN)/python -m bench.answer_quality $(ARGS)

@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     # `make bench-answer-cache`) gets that answer without a model call. Entries live in Redis
     # this long, at most this many per (index version, selection, profile, model) bucket.
     answer_cache_enabled: bool = True
-    answer_cache_min_similarity: float = Field(default=0.93, ge=0.5, le=1.0)
+    answer_cache_min_similarity: float = Field(default=0.94, ge=0.5, le=1.0)
     answer_cache_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     answer_cache_max_entries: int = Field(default=5000, ge=1)
     # Admission: refuse new chat jobs (503 overloaded) while the backlog is past either bound.
