@@ -6,6 +6,9 @@ a question in the same bucket can match, so a scan reads a few hundred vectors f
 questions (thousands cost a few milliseconds). Every worker process shares the store;
 a new index version starts new buckets and the old ones expire (ANSWER_CACHE_TTL_SECONDS).
 
+While a question is being answered, its job is also in the bucket's pending hash: a twin that
+arrives meanwhile waits for that answer instead of calling the model too (single flight).
+
 The index version is a counter an ingest bumps when it starts and when it ends (any mode, any
 outcome): an answer computed while an ingest ran is stored under the version it started with,
 which the ingest's end leaves behind.
@@ -29,8 +32,12 @@ from common.platform.settings import Settings
 log = logging.getLogger(__name__)
 INDEX_VERSION_KEY = "bookchat:index:version"
 _PREFIX = "bookchat:answer-cache:"
+_PENDING = ":pending"
 # A bucket's vectors are read in one round trip; more than this many candidates are never tried.
 MAX_CANDIDATES = 3
+# Questions being answered: kept at most this long after the last one was added (each entry's
+# job row says whether it still runs).
+PENDING_TTL_S = 900
 
 
 def index_version(client: redis.Redis) -> int:
@@ -113,7 +120,30 @@ class AnswerCache:
         self, key: BucketKey, vector: list[float], min_similarity: float
     ) -> list[tuple[uuid.UUID, float]]:
         """Stored questions at least `min_similarity` from `vector`, nearest first."""
-        entries: Any = self.client.hgetall(key.redis_key())
+        return self._nearest(key.redis_key(), vector, min_similarity)
+
+    def nearest_pending(
+        self, key: BucketKey, vector: list[float], min_similarity: float
+    ) -> list[tuple[uuid.UUID, float]]:
+        """Questions being answered now at least `min_similarity` from `vector`."""
+        return self._nearest(key.redis_key() + _PENDING, vector, min_similarity)
+
+    def mark_pending(self, key: BucketKey, job_id: uuid.UUID, vector: list[float]) -> None:
+        """Say that this question is being answered: its twins wait for it (single flight)."""
+        self._put(key.redis_key() + _PENDING, job_id, vector, PENDING_TTL_S)
+
+    def is_pending(self, key: BucketKey, job_id: uuid.UUID) -> bool:
+        """Whether this job was marked as answering its question."""
+        return bool(self.client.hexists(key.redis_key() + _PENDING, str(job_id)))
+
+    def clear_pending(self, key: BucketKey, job_id: uuid.UUID) -> None:
+        """The question is no longer being answered."""
+        self.client.hdel(key.redis_key() + _PENDING, str(job_id))
+
+    def _nearest(
+        self, name: str, vector: list[float], min_similarity: float
+    ) -> list[tuple[uuid.UUID, float]]:
+        entries: Any = self.client.hgetall(name)
         if not entries:
             return []
         ids = list(entries)
@@ -133,11 +163,14 @@ class AnswerCache:
         size: Any = self.client.hlen(name)
         if int(size or 0) >= self.max_entries:
             return
+        self._put(name, job_id, vector, self.ttl_seconds)
+
+    def _put(self, name: str, job_id: uuid.UUID, vector: list[float], ttl: int) -> None:
         # Base64: the shared client decodes replies as text.
         packed = base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode()
         pipe = self.client.pipeline()
         pipe.hset(name, str(job_id), packed)
-        pipe.expire(name, self.ttl_seconds)
+        pipe.expire(name, ttl)
         pipe.execute()
 
     def forget(self, key: BucketKey, job_id: uuid.UUID) -> None:

@@ -5,7 +5,10 @@ embedded (retrieval reuses the vector), its bucket's nearest stored questions ar
 first whose source job may still be served (common/jobs/cached_answers.py) and that no cheap
 check tells apart (common/jobs/question_match.py) answers it. The job then completes with a copy
 of that answer at zero model tokens and streams the events of any job, each marked `cached`.
-A cache that fails (Redis away, a source unreadable) only means the model answers.
+A twin that arrives while the same question is being answered waits for that answer (it goes
+back to the queue for a moment, as a job waiting for the rate limiter does) instead of calling
+the model too. A cache that fails (Redis away, a source unreadable) only means the model
+answers.
 """
 
 from __future__ import annotations
@@ -13,23 +16,34 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 from functools import partial
 from typing import Any
 
 from redis import RedisError
 
 from common.jobs.answer_labels import label_answer
-from common.jobs.cached_answers import ZERO_USAGE, CachedAnswer, cache_source, complete_from_cache
+from common.jobs.cached_answers import (
+    ZERO_USAGE,
+    CachedAnswer,
+    Twin,
+    cache_source,
+    complete_from_cache,
+    twin_of,
+)
 from common.jobs.job_endings import ending_events
 from common.jobs.question_match import veto
 from common.llm.base import Answer
 from common.llm.citations import CitedAnswer
-from common.platform.models import AnswerLabel, JobStatus
+from common.platform.models import AnswerLabel, JobStatus, utcnow
 from workers.answer_cache import BucketKey, answer_model, bucket_key, index_version
 from workers.attempts import Attempt
 from workers.outcomes import count_finished, settle
 
 log = logging.getLogger(__name__)
+# A job whose twin is being answered looks again after this long (or once the twin is due).
+TWIN_POLL_S = 2.0
+TWIN_MAX_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,41 @@ def serve_cached(attempt: Attempt, probe: CacheProbe) -> bool:
     return False
 
 
+def wait_for_twin(attempt: Attempt, probe: CacheProbe) -> float | None:
+    """Seconds to wait for a twin being answered now, or None when this job answers.
+
+    A job that answers is marked pending, so its own twins wait for it, unless a twin ended
+    without an answer worth caching (a refusal, a failure): then each asks for itself.
+    """
+    res, job = attempt.res, attempt.job
+    if res.answer_cache.is_pending(probe.key, job.id):
+        return None  # back from a wait for the rate limiter: its twins wait for it, not it
+    bound = res.settings.answer_cache_min_similarity
+    ended = False
+    for twin_id, _ in res.answer_cache.nearest_pending(probe.key, probe.vector, bound):
+        if twin_id == job.id:
+            continue
+        twin = attempt.record(partial(twin_of, job_id=twin_id))
+        if twin is None or veto(job.message, twin.message) is not None:
+            continue
+        if not twin.active:
+            ended = True
+            continue
+        return _twin_delay(twin)
+    if not ended:
+        res.answer_cache.mark_pending(probe.key, job.id, probe.vector)
+    return None
+
+
+def _twin_delay(twin: Twin) -> float:
+    """Until the twin is due again and has had time to answer, or a poll's interval."""
+    if twin.due_at is None:
+        return TWIN_POLL_S
+    due_at = twin.due_at if twin.due_at.tzinfo else twin.due_at.replace(tzinfo=UTC)
+    due_in = (due_at - utcnow()).total_seconds()
+    return min(max(TWIN_POLL_S, due_in + TWIN_POLL_S), TWIN_MAX_WAIT_S)
+
+
 def _serve(attempt: Attempt, source: CachedAnswer, similarity: float) -> None:
     job, number = attempt.job, attempt.number
     marker: dict[str, Any] = {"cached": True, "cached_from": str(source.job_id)}
@@ -114,7 +163,9 @@ def remember(attempt: Attempt, probe: CacheProbe, answer: Answer, cited: CitedAn
     if label is not AnswerLabel.ANSWERED:
         return
     try:
-        attempt.res.answer_cache.store(probe.key, attempt.job.id, probe.vector)
+        cache = attempt.res.answer_cache
+        cache.store(probe.key, attempt.job.id, probe.vector)
+        cache.clear_pending(probe.key, attempt.job.id)
     except RedisError:
         log.warning("could not store chat job %s in the answer cache", attempt.job.id)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, or_, select, update
@@ -80,6 +81,26 @@ def cache_source(session: Session, job_id: uuid.UUID) -> CachedAnswer | None:
         job.top_similarity,
         job.profile_applied,
     )
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A job asking (maybe) the same question that is being answered now."""
+
+    message: str
+    active: bool  # queued or running: its answer may still come
+    due_at: datetime | None  # when a queued one runs again
+
+
+def twin_of(session: Session, job_id: uuid.UUID) -> Twin | None:
+    """What a waiting job needs to know of its twin; None if the twin is gone."""
+    row = session.execute(
+        select(ChatJob.message, ChatJob.status, ChatJob.due_at).where(ChatJob.id == job_id)
+    ).first()
+    if row is None:
+        return None
+    active = row.status in (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+    return Twin(row.message, active, row.due_at)
 
 
 def complete_from_cache(

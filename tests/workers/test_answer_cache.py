@@ -132,3 +132,18 @@ def test_the_setting_turns_the_cache_off(new_stack: NewStack, sim: SimulatorHand
 
     assert first["status"] == again["status"] == "completed"
     assert again["cached"] is False and model_calls(sim) == 2
+
+
+def test_twins_asked_at_once_wait_for_one_answer(cache_stack: Stack, sim: SimulatorHandle) -> None:
+    sim.update_config(ttft_s=1.0)
+    readers = [cache_stack.signup() for _ in range(3)]
+    message = "How does Gazebo simulate sensors?"
+    ids = [cache_stack.submit(headers, message=message)["id"] for headers in readers]
+
+    jobs = [cache_stack.wait(headers, job_id) for headers, job_id in zip(readers, ids, strict=True)]
+
+    assert all(job["status"] == "completed" for job in jobs), jobs
+    sources = [job for job in jobs if not job["cached"]]
+    assert len(sources) == 1 and sources[0]["label"] == "answered", jobs
+    assert all(job["cached_from"] == sources[0]["id"] for job in jobs if job["cached"])
+    assert model_calls(sim) == 1
