@@ -25,9 +25,10 @@ pytestmark = pytest.mark.slow  # real processes: `make test` runs it, `make test
 def cache_stack(
     new_stack: NewStack, simulator: SimulatorHandle, database_url: str
 ) -> Iterator[Stack]:
-    """A stack answering through the simulator, with the answer cache on (the default)."""
+    """A stack answering through the simulator, with the answer cache on (its default)."""
     name = "cache-" + database_url.partition(":")[0]
-    with new_stack(name, database_url=database_url, **simulator_settings(simulator)) as running:
+    settings = {**simulator_settings(simulator), "answer_cache_enabled": True}
+    with new_stack(name, database_url=database_url, **settings) as running:
         yield running
 
 
