@@ -20,6 +20,7 @@ import json
 import random
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
             "LLM_TPM": str(args.tpm),
             "ADMISSION_MAX_QUEUED": str(args.jobs * 10),
             "ANSWER_CACHE_ENABLED": "true" if cache else "false",
+            "ANSWER_CACHE_LABELS": json.dumps(args.labels),
         }
         if args.database_url:
             env["DATABASE_URL"] = args.database_url
@@ -140,6 +142,9 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
         "cached_e2e_p99_ms": round(percentile([e2e_s(j) for j in cached], 99) * 1000, 1),
         "model_e2e_p50_s": round(percentile([e2e_s(j) for j in fresh], 50), 2),
         "model_e2e_p99_s": round(percentile([e2e_s(j) for j in fresh], 99), 2),
+        # Only `answered` answers are served again: the others' repeats each ask the model.
+        "model_answers_by_label": dict(Counter(str(j.get("label")) for j in fresh)),
+        "distinct_uncached_questions": len({j["message"] for j in fresh}),
         # Repeats asked one at a time once the spike has drained: the cache's own latency.
         "warm_repeats_cached": f"{sum(1 for j in warm if j.get('cached'))}/{len(warm)}",
         "warm_e2e_p50_ms": round(percentile([e2e_s(j) for j in warm], 50) * 1000, 1),
@@ -185,6 +190,9 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=900)
     parser.add_argument("--warm", type=int, default=100, help="repeats after the drain (cache on)")
     parser.add_argument("--only", choices=["on", "off"], help="run one side only")
+    parser.add_argument(
+        "--labels", nargs="+", default=["answered"], help="ANSWER_CACHE_LABELS of the cache"
+    )
     parser.add_argument("--database-url", default="", help="an empty database; default SQLite")
     args = parser.parse_args()
     mix = zipf_mix(questions(args.questions), args.jobs, args.zipf_s)

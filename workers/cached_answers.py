@@ -35,7 +35,7 @@ from common.jobs.job_endings import ending_events
 from common.jobs.question_match import veto
 from common.llm.base import Answer
 from common.llm.citations import CitedAnswer
-from common.platform.models import AnswerLabel, JobStatus, utcnow
+from common.platform.models import JobStatus, utcnow
 from workers.answer_cache import BucketKey, answer_model, bucket_key, index_version
 from workers.attempts import Attempt
 from workers.outcomes import count_finished, settle
@@ -81,7 +81,8 @@ def serve_cached(attempt: Attempt, probe: CacheProbe) -> bool:
     for source_id, similarity in res.answer_cache.nearest(probe.key, probe.vector, bound):
         if source_id == job.id:
             continue
-        source = attempt.record(partial(cache_source, job_id=source_id))
+        labels = res.settings.answer_cache_labels
+        source = attempt.record(partial(cache_source, job_id=source_id, labels=labels))
         if source is None:
             _forget(attempt, probe.key, source_id)
             continue
@@ -160,7 +161,7 @@ def remember(attempt: Attempt, probe: CacheProbe, answer: Answer, cited: CitedAn
     if answer.incomplete_reason is not None:
         return
     label = label_answer(attempt.coverage, cited.text, len(cited.citations))
-    if label is not AnswerLabel.ANSWERED:
+    if label.value not in attempt.res.settings.answer_cache_labels:
         return
     try:
         cache = attempt.res.answer_cache

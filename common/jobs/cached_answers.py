@@ -1,14 +1,16 @@
 """The database side of the answer cache: which answers may be served again, and serving one.
 
-A source must be a first-turn chat answer that completed whole, labelled `answered` (a refusal,
-an uncertain or off-topic answer is not worth repeating: the next reader should get a fresh
-look), never itself a copy, and never rated down, neither by its reader nor by a reader who got
-a copy of it. The Redis side (workers/answer_cache.py) only finds candidates; this decides.
+A source must be a first-turn chat answer that completed whole, labelled `answered` (by default:
+ANSWER_CACHE_LABELS may add `uncertain` or `refused`; a weakly supported answer is not repeated
+to a whole class unless the operator says so), never itself a copy, and never rated down,
+neither by its reader nor by a reader who got a copy of it. The Redis side
+(workers/answer_cache.py) only finds candidates; this decides.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +28,8 @@ from common.platform.models import (
 )
 
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+# The labels whose answers are served again unless ANSWER_CACHE_LABELS says otherwise.
+DEFAULT_LABELS = (AnswerLabel.ANSWERED.value,)
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,18 @@ class CachedAnswer:
     profile_applied: list[Any] | None
 
 
-def is_cacheable(status: str, label: str | None, task: str, cached_from: uuid.UUID | None) -> bool:
+def is_cacheable(
+    status: str,
+    label: str | None,
+    task: str,
+    cached_from: uuid.UUID | None,
+    labels: Collection[str] = DEFAULT_LABELS,
+) -> bool:
     """Whether a finished job's answer may be served to others who ask the same."""
     return (
         task == "chat"
         and status == JobStatus.COMPLETED.value
-        and label == AnswerLabel.ANSWERED.value
+        and label in labels
         and cached_from is None
     )
 
@@ -63,10 +73,14 @@ def rated_down(session: Session, job_id: uuid.UUID) -> bool:
     return bool(session.scalar(select(down)))
 
 
-def cache_source(session: Session, job_id: uuid.UUID) -> CachedAnswer | None:
+def cache_source(
+    session: Session, job_id: uuid.UUID, labels: Collection[str] = DEFAULT_LABELS
+) -> CachedAnswer | None:
     """The job's answer if it may still be served again; None if not (or the job is gone)."""
     job = session.get(ChatJob, job_id)
-    if job is None or not is_cacheable(job.status, job.label, job.task, job.cached_from_job_id):
+    if job is None or not is_cacheable(
+        job.status, job.label, job.task, job.cached_from_job_id, labels
+    ):
         return None
     if job.answer is None or job.model is None or rated_down(session, job_id):
         return None
