@@ -122,10 +122,11 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
             submitted = asyncio.run(submit_all(base, tokens, mix, args.clients))
             jobs = poll(base, submitted, args.drain_timeout)
             drain_s = time.perf_counter() - started
+            calls = [r for r in sim.log() if r["endpoint"] == "/v1/chat/completions"]
             warm = _warm(base, tokens, mix, args.warm) if cache and args.warm else []
+            behind = _behind(base, tokens, mix, args.behind) if cache and args.behind else []
         finally:
             stack.stop()
-        calls = [r for r in sim.log() if r["endpoint"] == "/v1/chat/completions"]
     cached = [j for j in jobs if j.get("cached")]
     fresh = [j for j in jobs if j["status"] == "completed" and not j.get("cached")]
     return {
@@ -149,7 +150,39 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
         "warm_repeats_cached": f"{sum(1 for j in warm if j.get('cached'))}/{len(warm)}",
         "warm_e2e_p50_ms": round(percentile([e2e_s(j) for j in warm], 50) * 1000, 1),
         "warm_e2e_p99_ms": round(percentile([e2e_s(j) for j in warm], 99) * 1000, 1),
+        "warm_worker_p50_ms": round(percentile([worker_s(j) for j in warm], 50) * 1000, 1),
+        # Repeats mixed into a burst of new questions that wait for the rate limiter.
+        "behind_repeats_cached": f"{sum(1 for j in behind if j.get('cached'))}/{len(behind)}",
+        "behind_e2e_p50_ms": round(percentile([e2e_s(j) for j in behind], 50) * 1000, 1),
+        "behind_e2e_p99_ms": round(percentile([e2e_s(j) for j in behind], 99) * 1000, 1),
     }
+
+
+def worker_s(job: dict[str, Any]) -> float:
+    """Seconds from the worker's claim to completion."""
+    done = datetime.fromisoformat(job["completed_at"])
+    return (done - datetime.fromisoformat(job["started_at"])).total_seconds()
+
+
+def _behind(base: str, tokens: list[str], mix: list[str], count: int) -> list[dict[str, Any]]:
+    """A burst of `count` new questions with a cached repeat as every tenth; the repeats' ends.
+
+    The new ones are told apart by their numbers, so none is served from the cache: they queue
+    for the rate limiter, and the repeats show whether a cached answer waits behind them.
+    """
+    burst = [f"What is a ROS 2 node? (question {n})" for n in range(count)]
+    for n in range(0, count, 10):
+        burst[n] = mix[n % len(mix)]
+    submitted = asyncio.run(submit_all(base, tokens, burst, clients=20))
+    wanted = [(job_id, token) for job_id, token in submitted if _message_of(base, job_id, token)]
+    return poll(base, wanted, timeout=120)
+
+
+def _message_of(base: str, job_id: str, token: str) -> bool:
+    """Whether the job asks a question of the warm mix (not a numbered new one)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    job = httpx.get(f"{base}/v1/chat/jobs/{job_id}", headers=headers).json()
+    return "(question " not in job["message"]
 
 
 def _warm(base: str, tokens: list[str], mix: list[str], count: int) -> list[dict[str, Any]]:
@@ -189,6 +222,9 @@ def main() -> None:
     parser.add_argument("--per-token", type=float, default=0.03)
     parser.add_argument("--drain-timeout", type=float, default=900)
     parser.add_argument("--warm", type=int, default=100, help="repeats after the drain (cache on)")
+    parser.add_argument(
+        "--behind", type=int, default=300, help="new questions with repeats mixed in (cache on)"
+    )
     parser.add_argument("--only", choices=["on", "off"], help="run one side only")
     parser.add_argument(
         "--labels", nargs="+", default=["answered"], help="ANSWER_CACHE_LABELS of the cache"
