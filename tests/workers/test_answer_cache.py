@@ -148,3 +148,33 @@ def test_twins_asked_at_once_wait_for_one_answer(cache_stack: Stack, sim: Simula
     assert len(sources) == 1 and sources[0]["label"] == "answered", jobs
     assert all(job["cached_from"] == sources[0]["id"] for job in jobs if job["cached"])
     assert model_calls(sim) == 1
+
+
+def test_a_copy_rated_down_retires_its_source(cache_stack: Stack, sim: SimulatorHandle) -> None:
+    first = answered(cache_stack, "How do ROS 2 services work?")
+    reader = cache_stack.signup()
+    copy = ask(cache_stack, reader, "How do ROS 2 services work?")
+    assert copy["cached_from"] == first["id"], copy
+    rated = cache_stack.client.post(
+        f"/v1/chat/jobs/{copy['id']}/feedback", json={"rating": "down"}, headers=reader
+    )
+    assert rated.status_code in (200, 201), rated.get_json()
+
+    again = ask(cache_stack, cache_stack.signup(), "How do ROS 2 services work?")
+
+    assert again["cached"] is False and model_calls(sim) == 2
+
+
+def test_an_answer_about_one_selection_is_not_served_for_another(
+    cache_stack: Stack, sim: SimulatorHandle
+) -> None:
+    page = "/ros2/nodes-and-topics"
+    one = {"selected_text": "A node is a process that performs computation.", "page_url": page}
+    other = {"selected_text": "A topic is a named bus over which nodes exchange messages."}
+
+    first = ask(cache_stack, cache_stack.signup(), "Explain this selection.", **one)
+    elsewhere = ask(cache_stack, cache_stack.signup(), "Explain this selection.", **other)
+    again = ask(cache_stack, cache_stack.signup(), "Explain this selection.", **one)
+
+    assert first["label"] == "answered" and elsewhere["cached"] is False
+    assert again["cached_from"] == first["id"] and model_calls(sim) == 2
