@@ -98,8 +98,9 @@ def serve_cached(attempt: Attempt, probe: CacheProbe) -> bool:
 def wait_for_twin(attempt: Attempt, probe: CacheProbe) -> float | None:
     """Seconds to wait for a twin being answered now, or None when this job answers.
 
-    A job that answers is marked pending, so its own twins wait for it, unless a twin ended
-    without an answer worth caching (a refusal, a failure): then each asks for itself.
+    A job that answers is marked pending, so its own twins wait for it, unless a twin was
+    answered without an answer worth caching (refused, uncertain, cut off): then each asks for
+    itself. A twin that failed or was cancelled is forgotten: this job answers in its place.
     """
     res, job = attempt.res, attempt.job
     if res.answer_cache.is_pending(probe.key, job.id):
@@ -110,10 +111,14 @@ def wait_for_twin(attempt: Attempt, probe: CacheProbe) -> float | None:
         if twin_id == job.id:
             continue
         twin = attempt.record(partial(twin_of, job_id=twin_id))
-        if twin is None or veto(job.message, twin.message) is not None:
+        if twin is None or not (twin.active or twin.answered):
+            # Gone, failed or cancelled: it says nothing about the question; this job takes over.
+            res.answer_cache.clear_pending(probe.key, twin_id)
             continue
-        if not twin.active:
-            ended = True
+        if veto(job.message, twin.message) is not None:
+            continue
+        if twin.answered:
+            ended = True  # answered, yet not stored: each asks for itself
             continue
         return _twin_delay(twin)
     if not ended:

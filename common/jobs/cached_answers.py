@@ -103,6 +103,7 @@ class Twin:
 
     message: str
     active: bool  # queued or running: its answer may still come
+    answered: bool  # finished with an answer (completed or incomplete), cacheable or not
     due_at: datetime | None  # when a queued one runs again
 
 
@@ -114,7 +115,8 @@ def twin_of(session: Session, job_id: uuid.UUID) -> Twin | None:
     if row is None:
         return None
     active = row.status in (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
-    return Twin(row.message, active, row.due_at)
+    answered = row.status in (JobStatus.COMPLETED.value, JobStatus.INCOMPLETE.value)
+    return Twin(row.message, active, answered, row.due_at)
 
 
 def complete_from_cache(
