@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     answer_cache_enabled: bool = True
     answer_cache_min_similarity: float = Field(default=0.94, ge=0.5, le=1.0)
     answer_cache_ttl_seconds: int = Field(default=7 * 86400, ge=60)
-    answer_cache_max_entries: int = Field(default=5000, ge=1)
+    answer_cache_max_entries: int = Field(default=1000, ge=1)
     # The answer labels (common/jobs/answer_labels.py) whose answers are served again.
     answer_cache_labels: list[CacheableLabel] = Field(default_factory=_answered_only)
     # Admission: refuse new chat jobs (503 overloaded) while the backlog is past either bound.
