@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint lock chromium bench-answers bench-burst bench-conversation bench-guardrail bench-insights bench-labels bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-streams clean
+.PHONY: dev test test-fast lint lock chromium bench-answer-cache bench-answers bench-burst bench-conversation bench-guardrail bench-insights bench-labels bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-spike-zipf bench-streams clean
 
 # Installs the exact versions in requirements.lock (every extra: worker, postgres, dev), then
 # bookchat itself (editable).
@@ -55,6 +55,9 @@ lint: $(STAMP)
 	  $$($(BIN)/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")') \
 	  -f docker-compose.yml config --quiet
 
+bench-answer-cache: $(STAMP)
+	$(BIN)/python -m bench.answer_cache $(ARGS)
+
 bench-answers: $(STAMP)
 	$(BIN)/python -m bench.answer_quality $(ARGS)
 
@@ -69,6 +72,9 @@ bench-recovery: $(STAMP)
 
 bench-spike: $(STAMP)
 	$(BIN)/python -m bench.spike $(ARGS)
+
+bench-spike-zipf: $(STAMP)
+	$(BIN)/python -m bench.spike_zipf $(ARGS)
 
 bench-streams: $(STAMP)
 	$(BIN)/python -m bench.streams $(ARGS)

@@ -81,9 +81,10 @@ def wait_for_job(hub: StreamHub, job_id: uuid.UUID, timeout: float) -> None:
 
 def replay_from_snapshot(job: dict[str, Any]) -> list[JobEvent]:
     """Events rebuilt from a finished job's row, for when its stream has expired."""
-    frames = [JobEvent("0-1", "status", {"status": job["status"]})]
+    marker = {"cached": True, "cached_from": job["cached_from"]} if job.get("cached") else {}
+    frames = [JobEvent("0-1", "status", {"status": job["status"], **marker})]
     if job.get("answer"):
-        frames.append(JobEvent("0-2", "delta", {"text": job["answer"]}))
+        frames.append(JobEvent("0-2", "delta", {"text": job["answer"], **marker}))
     if job.get("citations") or job.get("sources"):
         cited = citations_data(job["citations"], job.get("sources"))
         frames.append(JobEvent("0-3", "citations", cited))
@@ -91,7 +92,7 @@ def replay_from_snapshot(job: dict[str, Any]) -> list[JobEvent]:
         frames.append(JobEvent("0-4", "error", job.get("error") or {}))
     else:
         reason = (job.get("incomplete_details") or {}).get("reason")
-        frames.append(JobEvent("0-4", "done", done_data(job["status"], reason)))
+        frames.append(JobEvent("0-4", "done", done_data(job["status"], reason, **marker)))
     return frames
 
 

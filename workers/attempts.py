@@ -118,6 +118,8 @@ class Attempt:
     # reader's selection was the subject), and the passages it judged too far to answer from.
     coverage: Coverage | None = None
     closest: list[Passage] = field(default_factory=list)
+    # The question's embedding when the answer cache computed it: retrieval reuses it.
+    query_vector: list[float] | None = None
 
     @property
     def number(self) -> int:

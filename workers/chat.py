@@ -25,6 +25,13 @@ from common.llm.errors import LLMError, RetryLater
 from common.platform.db import is_unavailable
 from common.platform.models import AttemptOutcome, JobKind, JobStatus
 from workers.attempts import Attempt, AttemptLost, HandBack, WaitForIndex, claim
+from workers.cached_answers import (
+    CacheProbe,
+    cache_probe,
+    remember,
+    serve_cached,
+    wait_for_twin,
+)
 from workers.chapter_runner import rewrite_chapter
 from workers.chat_runner import answer_question
 from workers.job_stream import JobStream
@@ -62,6 +69,12 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
 
 
 def _run_attempt(attempt: Attempt) -> None:
+    served, probe = _from_cache(attempt)
+    if served:
+        return
+    if isinstance(probe, RetryLater):
+        requeue(attempt, probe)
+        return
     attempt.publish("status", {"status": JobStatus.IN_PROGRESS.value, "attempt": attempt.number})
     if attempt.number > 1:
         # Readers drop any partial text of an earlier attempt (see "Events" in docs/api.md).
@@ -81,7 +94,33 @@ def _run_attempt(attempt: Attempt) -> None:
     cited = resolve_citations(answer.text, passages) if chat else CitedAnswer(answer.text)
     if chat and not passages and attempt.closest:
         cited = replace(cited, sources=resolve_citations("", attempt.closest).sources)
-    finish(attempt, answer, cited)
+    if finish(attempt, answer, cited) and probe is not None:
+        remember(attempt, probe, answer, cited)
+
+
+def _from_cache(attempt: Attempt) -> tuple[bool, CacheProbe | RetryLater | None]:
+    """Whether the cache answered the job; its probe (to store its answer later), or the wait
+    for a twin being answered now.
+
+    Anything going wrong here only means the model answers: the cache is an optimisation.
+    """
+    try:
+        probe = cache_probe(attempt)
+        if probe is None:
+            return False, None
+        if serve_cached(attempt, probe):
+            return True, probe
+        wait = wait_for_twin(attempt, probe)
+        if wait is not None:
+            return False, RetryLater(wait, "waiting for the same question's answer")
+        if serve_cached(attempt, probe):  # a twin may have finished since the first look
+            return True, probe
+    except Exception:
+        log.warning("the answer cache failed for chat job %s", attempt.job.id, exc_info=True)
+        return False, None
+    if not attempt.job.selected_text:
+        attempt.query_vector = probe.vector  # retrieval searches for the same question
+    return False, probe
 
 
 def _produce(attempt: Attempt) -> tuple[Answer, list[Passage]] | None:

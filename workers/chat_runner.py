@@ -73,8 +73,9 @@ def retrieve(attempt: Attempt) -> tuple[list[Passage], SearchQuery]:
             len(query.text),
             query.rewritten_by,
         )
+    dense = attempt.query_vector if query.text == job.message else None
     retrieval = res.retriever.retrieve(
-        query.text, k=res.settings.retrieval_k, page_url=job.page_url
+        query.text, k=res.settings.retrieval_k, page_url=job.page_url, dense=dense
     )
     attempt.coverage = retrieval.coverage
     if not retrieval.coverage.covered:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
+from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,7 @@ from common.jobs.ingest_jobs import (
 from common.jobs.lifecycle import release_attempt
 from common.platform.db import is_unavailable, run_unit, session_scope
 from common.platform.models import AttemptOutcome, JobKind
+from workers.answer_cache import bump_index_version
 from workers.indexing import IngestRefused, ingest_tree, reindex_document, remove_book
 from workers.resources import WorkerResources
 
@@ -109,7 +111,7 @@ def _ingest(res: WorkerResources, job_id: uuid.UUID, run: IngestRun) -> IngestRe
 def _run_attempt(res: WorkerResources, job_id: uuid.UUID, run: IngestRun) -> None:
     attempt = run.attempt
     try:
-        report = _ingest(res, job_id, run)
+        report = _changing_index(res, lambda: _ingest(res, job_id, run))
     except PathUnavailable as exc:
         # The caller sees one answer for every reason; the log says which it was.
         log.warning("ingest job %s: refused %r: %s", job_id, exc.path, exc.reason)
@@ -148,6 +150,27 @@ def _run_attempt(res: WorkerResources, job_id: uuid.UUID, run: IngestRun) -> Non
     collection = None if run.mode is IngestMode.DOCUMENT else report.collection or None
     _record(res, lambda s: finish_ingest_job(s, job_id, report, collection, attempt=attempt))
     log.info("ingested %s %s (job %s): %s", run.path, run.document or "", job_id, report)
+
+
+def _changing_index(res: WorkerResources, ingest: Callable[[], T]) -> T:
+    """Run an ingest between two bumps of the index version (see workers/answer_cache.py).
+
+    Cached answers of the old version stop matching when it starts, and answers stored while
+    it ran (under its first bump) when it ends, however it ends.
+    """
+    _bump(res)
+    try:
+        return ingest()
+    finally:
+        _bump(res)
+
+
+def _bump(res: WorkerResources) -> None:
+    try:
+        bump_index_version(res.redis)
+    except RedisError:
+        # Answers cached before stay served until their TTL: say so, but index the book.
+        log.warning("could not bump the index version; cached answers may be stale")
 
 
 class _HandBack(Exception):

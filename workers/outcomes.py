@@ -30,17 +30,18 @@ log = logging.getLogger(__name__)
 CANCELLED = AttemptOutcome.CANCELLED
 
 
-def finish(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> None:
+def finish(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> bool:
     """Record the answer with what it cites, settle its tokens, then end the stream.
 
     The paid answer is written first; the settlement is best-effort, and until it lands the
-    job's quotas count its estimate, which errs high.
+    job's quotas count its estimate, which errs high. False if the job was no longer this
+    attempt's.
     """
     recorded = _record_answer(attempt, answer, cited)
     # Spent whether or not the row is still this attempt's (a lost lease re-runs the job).
     settle(attempt, max(usage_tokens(answer.usage), spent(attempt.stats)))
     if not recorded:
-        return
+        return False
     count_finished(attempt.res)
     if cited.text != answer.text:
         # Markers that named no passage were dropped: readers replace the streamed text.
@@ -53,6 +54,7 @@ def finish(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> None:
     )
     for event, data in ending:
         attempt.publish(event, data)
+    return True
 
 
 def _record_answer(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> bool:

@@ -25,6 +25,7 @@ from common.platform.db import make_engine, make_session_factory
 from common.platform.redis_client import make_redis
 from common.platform.retry_policy import RetryPolicy, retry_policy
 from common.platform.settings import Settings
+from workers.answer_cache import AnswerCache
 from workers.leases import LeaseKeeper
 
 
@@ -90,6 +91,14 @@ class WorkerResources:
         """Search with the coverage guardrail."""
         search = TextbookSearch(self.index, self.embedder, self.settings.search_mode)
         return Retriever(search, Guardrail())
+
+    @cached_property
+    def answer_cache(self) -> AnswerCache:
+        """Answered questions, shared by every worker through Redis."""
+        settings = self.settings
+        return AnswerCache(
+            self.redis, settings.answer_cache_ttl_seconds, settings.answer_cache_max_entries
+        )
 
     @cached_property
     def answerer(self) -> Answerer:

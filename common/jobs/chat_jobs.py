@@ -59,6 +59,7 @@ _UNSET_ON_SUBMIT = dict.fromkeys(
         "cache_key",
         "label",
         "top_similarity",
+        "cached_from_job_id",
     )
 )
 

@@ -150,6 +150,14 @@ class ChatJobOut(BaseModel):
     feedback: FeedbackOut | None = Field(
         default=None, description="The reader's rating of the answer, if they gave one"
     )
+    cached: bool = Field(
+        default=False,
+        description="Answered from the answer cache: a copy of an earlier job's answer to the "
+        "same question, without a model call (usage is zero); see docs/answer-cache.md",
+    )
+    cached_from: uuid.UUID | None = Field(
+        default=None, description="The job a cached answer was copied from; null otherwise"
+    )
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None

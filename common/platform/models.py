@@ -170,6 +170,7 @@ class ChatJob(JobLifecycle, Base):
         Index("ix_chat_jobs_status", "status"),
         Index("ix_chat_jobs_created", "created_at"),
         Index("ix_chat_jobs_cache_key", "cache_key"),
+        Index("ix_chat_jobs_cached_from", "cached_from_job_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -210,6 +211,9 @@ class ChatJob(JobLifecycle, Base):
     label: Mapped[str | None] = mapped_column(String(16))
     # The best retrieved passage's similarity: how strong the book's evidence was.
     top_similarity: Mapped[float | None] = mapped_column()
+    # Answered from the answer cache: the job whose answer was copied (docs/answer-cache.md).
+    # No foreign key: the source may be deleted with its reader, the copy stays its own.
+    cached_from_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="jobs")
 

@@ -22,6 +22,13 @@ Environment = Literal["development", "test", "production"]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?", re.IGNORECASE)
 
+# Labels of answers the answer cache may serve again (off_topic answers never are).
+CacheableLabel = Literal["answered", "uncertain", "refused"]
+
+
+def _answered_only() -> list[CacheableLabel]:
+    return ["answered"]
+
 
 class Settings(BaseSettings):
     """All configuration; each unset service falls back to an embedded default."""
@@ -168,6 +175,16 @@ class Settings(BaseSettings):
     chat_job_time_limit_seconds: int = Field(default=180, ge=10)
     history_turns: int = Field(default=4, ge=0, le=20)
     event_retention_seconds: int = Field(default=86400, ge=60)
+    # The answer cache (docs/answer-cache.md): a first-turn question that means the same as an
+    # answered one (cosine of the two questions' embeddings at least the bound, calibrated by
+    # `make bench-answer-cache`) gets that answer without a model call. Entries live in Redis
+    # this long, at most this many per (index version, selection, profile, model) bucket.
+    answer_cache_enabled: bool = True
+    answer_cache_min_similarity: float = Field(default=0.94, ge=0.5, le=1.0)
+    answer_cache_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    answer_cache_max_entries: int = Field(default=1000, ge=1)
+    # The answer labels (common/jobs/answer_labels.py) whose answers are served again.
+    answer_cache_labels: list[CacheableLabel] = Field(default_factory=_answered_only)
     # Admission: refuse new chat jobs (503 overloaded) while the backlog is past either bound.
     admission_max_queued: int = Field(default=5000, ge=1)
     admission_max_wait_seconds: float = Field(default=300.0, gt=0)

@@ -74,6 +74,9 @@ def make_settings(
         "textbook_path": SAMPLE_TEXTBOOK,
         "ingest_roots": [SAMPLE_TEXTBOOK, var_dir.parent],
         "metrics_cache_seconds": 0,  # tests compare scrapes taken moments apart
+        # Tests ask the same questions again and count model calls: the answer cache is on
+        # only where a test says so (tests/workers/test_answer_cache.py).
+        "answer_cache_enabled": False,
         **GENEROUS_LIMITS,
         **overrides,
     }

@@ -58,8 +58,12 @@ class Retriever:
         path_prefix: str | None = None,
         mode: SearchMode | None = None,
         page_url: str | None = None,
+        dense: list[float] | None = None,
     ) -> Retrieval:
-        """The best passages and whether they cover the query; the reader's page preferred."""
+        """The best passages and whether they cover the query; the reader's page preferred.
+
+        `dense`: the query's embedding, when the caller has it already.
+        """
         prefer = self.pages().preferences(page_url) if page_url else []
-        passages = self.search.search(query, k, path_prefix, mode, prefer=prefer)
+        passages = self.search.search(query, k, path_prefix, mode, prefer=prefer, dense=dense)
         return Retrieval(passages, self.guardrail.assess(query, passages, self.vocabulary()))

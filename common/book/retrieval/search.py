@@ -59,17 +59,20 @@ class TextbookSearch:
         mode: SearchMode | None = None,
         book: str | None = None,
         prefer: Sequence[Preference] = (),
+        dense: list[float] | None = None,
     ) -> list[Passage]:
         """The k best passages for the query from every book, or within one book, folder or file.
 
         `prefer` adds rankings restricted to those pages or folders, fused with the global one
-        by weighted RRF: they rise, and nothing else is filtered out.
+        by weighted RRF: they rise, and nothing else is filtered out. `dense` is the query's
+        embedding when the caller computed it already.
         """
         mode = mode or self.mode
         if not query.strip() or self.index.current_collection() is None:
             return []
         query_filter = _filter(path_prefix, book)
-        dense = self.embedder.embed_query(query)
+        if dense is None:
+            dense = self.embedder.embed_query(query)
         sparse = query_vector(query)
         if mode == "sparse" and not sparse.indices:
             return []

@@ -1,0 +1,149 @@
+"""The database side of the answer cache: which answers may be served again, and serving one.
+
+A source must be a first-turn chat answer that completed whole, labelled `answered` (by default:
+ANSWER_CACHE_LABELS may add `uncertain` or `refused`; a weakly supported answer is not repeated
+to a whole class unless the operator says so), never itself a copy, and never rated down,
+neither by its reader nor by a reader who got a copy of it. The Redis side
+(workers/answer_cache.py) only finds candidates; this decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from common.jobs.chat_jobs import complete_chat_job
+from common.platform.models import (
+    AnswerFeedback,
+    AnswerLabel,
+    ChatJob,
+    FeedbackRating,
+    JobStatus,
+)
+
+ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+# The labels whose answers are served again unless ANSWER_CACHE_LABELS says otherwise.
+DEFAULT_LABELS = (AnswerLabel.ANSWERED.value,)
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """What a copy takes from its source job."""
+
+    job_id: uuid.UUID
+    message: str
+    answer: str
+    citations: list[Any]
+    sources: list[Any]
+    model: str
+    label: str | None
+    top_similarity: float | None
+    profile_applied: list[Any] | None
+
+
+def is_cacheable(
+    status: str,
+    label: str | None,
+    task: str,
+    cached_from: uuid.UUID | None,
+    labels: Collection[str] = DEFAULT_LABELS,
+) -> bool:
+    """Whether a finished job's answer may be served to others who ask the same."""
+    return (
+        task == "chat"
+        and status == JobStatus.COMPLETED.value
+        and label in labels
+        and cached_from is None
+    )
+
+
+def rated_down(session: Session, job_id: uuid.UUID) -> bool:
+    """A reader rated this answer, or a copy of it, down."""
+    copies = select(ChatJob.id).where(ChatJob.cached_from_job_id == job_id)
+    down = exists().where(
+        AnswerFeedback.rating == FeedbackRating.DOWN.value,
+        or_(AnswerFeedback.job_id == job_id, AnswerFeedback.job_id.in_(copies)),
+    )
+    return bool(session.scalar(select(down)))
+
+
+def cache_source(
+    session: Session, job_id: uuid.UUID, labels: Collection[str] = DEFAULT_LABELS
+) -> CachedAnswer | None:
+    """The job's answer if it may still be served again; None if not (or the job is gone)."""
+    job = session.get(ChatJob, job_id)
+    if job is None or not is_cacheable(
+        job.status, job.label, job.task, job.cached_from_job_id, labels
+    ):
+        return None
+    if job.answer is None or job.model is None or rated_down(session, job_id):
+        return None
+    return CachedAnswer(
+        job.id,
+        job.message,
+        job.answer,
+        list(job.citations or []),
+        list(job.sources or []),
+        job.model,
+        job.label,
+        job.top_similarity,
+        job.profile_applied,
+    )
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A job asking (maybe) the same question that is being answered now."""
+
+    message: str
+    active: bool  # queued or running: its answer may still come
+    answered: bool  # finished with an answer (completed or incomplete), cacheable or not
+    due_at: datetime | None  # when a queued one runs again
+
+
+def twin_of(session: Session, job_id: uuid.UUID) -> Twin | None:
+    """What a waiting job needs to know of its twin; None if the twin is gone."""
+    row = session.execute(
+        select(ChatJob.message, ChatJob.status, ChatJob.due_at).where(ChatJob.id == job_id)
+    ).first()
+    if row is None:
+        return None
+    active = row.status in (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+    answered = row.status in (JobStatus.COMPLETED.value, JobStatus.INCOMPLETE.value)
+    return Twin(row.message, active, answered, row.due_at)
+
+
+def complete_from_cache(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    source: CachedAnswer,
+    metrics: dict[str, Any],
+) -> bool:
+    """Finish the attempt's job with a copy of the source's answer, at zero model tokens."""
+    done = complete_chat_job(
+        session,
+        job_id,
+        source.answer,
+        source.citations,
+        source.model,
+        dict(ZERO_USAGE),
+        metrics,
+        attempt=attempt,
+        sources=source.sources,
+    )
+    if done:
+        copied = {
+            "cached_from_job_id": source.job_id,
+            "label": source.label,
+            "top_similarity": source.top_similarity,
+            "profile_applied": source.profile_applied,
+        }
+        session.execute(update(ChatJob).where(ChatJob.id == job_id).values(copied))
+    return done
