@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis.lock import Lock
 
 from common.accounts.profiles import ReaderProfileIn, profile_hash
 from common.platform.settings import Settings
@@ -135,6 +136,11 @@ class AnswerCache:
         name = key.redis_key() + _PENDING
         if not self._full(name):
             self._put(name, job_id, vector, PENDING_TTL_S)
+
+    def pending_turn(self, key: BucketKey) -> Lock:
+        """A bucket's turn to look for a twin and mark itself pending, one job at a time."""
+        # Without it two twins claimed at once each find no other pending and both answer.
+        return self.client.lock(key.redis_key() + ":turn", timeout=10, blocking_timeout=5)
 
     def is_pending(self, key: BucketKey, job_id: uuid.UUID) -> bool:
         """Whether this job was marked as answering its question."""

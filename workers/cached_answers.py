@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from redis import RedisError
+from redis.exceptions import LockError
 
 from common.jobs.answer_labels import label_answer
 from common.jobs.cached_answers import (
@@ -105,6 +106,16 @@ def wait_for_twin(attempt: Attempt, probe: CacheProbe) -> float | None:
     res, job = attempt.res, attempt.job
     if res.answer_cache.is_pending(probe.key, job.id):
         return None  # back from a wait for the rate limiter: its twins wait for it, not it
+    try:
+        with res.answer_cache.pending_turn(probe.key):
+            return _find_twin_or_mark(attempt, probe)
+    except LockError:  # the turn did not come within its wait: answering is always safe
+        log.warning("no turn in the answer cache's bucket for job %s; it answers", job.id)
+        return None
+
+
+def _find_twin_or_mark(attempt: Attempt, probe: CacheProbe) -> float | None:
+    res, job = attempt.res, attempt.job
     bound = res.settings.answer_cache_min_similarity
     ended = False
     for twin_id, _ in res.answer_cache.nearest_pending(probe.key, probe.vector, bound):
