@@ -6,10 +6,17 @@ the greenlet holding the lock (between its INSERT and its COMMIT, waiting on Red
 run either, so the waiter slept its full busy timeout and failed with "database is locked".
 
 So, in a gevent-patched process only, every connection of a SQLite engine is an
-`OffloadedConnection`: a statement that may take the write lock, every other statement but
-SELECT, COMMIT and ROLLBACK run in gevent's pool of real OS threads (`hub.threadpool`); the
-sqlite3 module releases the GIL while SQLite steps, so the event loop goes on meanwhile. In WAL
-mode a SELECT never waits for a writer: it runs inline, where it costs no thread hand-off.
+`OffloadedConnection`, which runs on the event loop only what cannot wait:
+
+- a SELECT (in WAL mode a reader never waits for a writer), and the statements of a write
+  transaction that already holds the lock;
+- a transaction's first write, tried once with SQLite's busy timeout at 0: the lock is usually
+  free and the write goes through at once. If another process holds it, nothing was written;
+  the empty transaction is rolled back and the write runs again in a thread, where it waits;
+- everything else (COMMIT, which may checkpoint the log into the database with fsyncs, ROLLBACK
+  of a transaction, PRAGMAs, connecting and closing) in gevent's pool of real OS threads
+  (`hub.threadpool`). The sqlite3 module releases the GIL while SQLite works, so the event loop
+  goes on meanwhile. A submit costs one thread hand-off: its COMMIT.
 
 Writers of this process also queue for one cooperative gate (FIFO) before they start a write
 transaction and leave it at COMMIT or ROLLBACK. SQLite admits one writer at a time anyway; the
@@ -34,6 +41,7 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN", "WITH", "CREATE", "
 # SQLite writes one at a time; a few more threads let reads-heavy statements (PRAGMA, a
 # checkpoint) and the rare connect wait beside it.
 THREADPOOL_SIZE = 4
+_BUSY = object()  # a write found the lock taken and must wait for it
 
 
 def gevent_patched() -> bool:
@@ -134,13 +142,36 @@ class OffloadedConnection:
             self._gate.enter()
             object.__setattr__(self, "_in_gate", True)
         try:
-            result = _in_thread(call, statement, parameters)
+            result: Any = _BUSY
+            if write and not self._connection.in_transaction:
+                result = self._without_waiting(call, statement, parameters)
+            if result is _BUSY:
+                result = _in_thread(call, statement, parameters)
         finally:
             if not self._connection.in_transaction:
                 self._end()  # autocommit, or a statement that failed before its BEGIN
         # The first write of a transaction took the lock: the next statements cannot wait.
         object.__setattr__(self, "_writing", write and self._connection.in_transaction)
-        return result
+        return cast(T, result)
+
+    def _without_waiting(self, call: Callable[..., T], statement: str, parameters: Any) -> Any:
+        """Take the lock inline if it is free (the usual case); `_BUSY` if another has it.
+
+        SQLite's busy timeout is 0 for this try, so it never waits on the event loop; a busy
+        lock leaves nothing done (the write had not started), so the transaction that
+        sqlite3 opened is rolled back and the statement is run again, waiting, in a thread.
+        """
+        raw = self._connection
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            return call(statement, parameters)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            raw.rollback()
+            return _BUSY
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={round(self._gate.timeout * 1000)}")
 
     def commit(self) -> None:
         """Commit in a thread (SQLite may checkpoint the log into the database), open the gate."""
