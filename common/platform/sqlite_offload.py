@@ -1,4 +1,4 @@
-"""SQLite under gevent: waits for the write lock and the disk happen off the event loop.
+"""SQLite under gevent: nothing waits on the event loop; waits for the lock run in real threads.
 
 SQLite waits for its write lock inside C (the busy handler sleeps in `sqlite3_step`), where
 gevent cannot switch greenlets. In gunicorn's gevent worker that froze the whole process; worse,
@@ -6,25 +6,28 @@ the greenlet holding the lock (between its INSERT and its COMMIT, waiting on Red
 run either, so the waiter slept its full busy timeout and failed with "database is locked".
 
 So, in a gevent-patched process only, every connection of a SQLite engine is an
-`OffloadedConnection`, which runs on the event loop only what cannot wait:
+`OffloadedConnection`, whose SQLite busy timeout is 0 on the event loop:
 
-- a SELECT (in WAL mode a reader never waits for a writer), and the statements of a write
-  transaction that already holds the lock;
-- a transaction's first write, tried once with SQLite's busy timeout at 0: the lock is usually
-  free and the write goes through at once. If another process holds it, nothing was written;
-  the empty transaction is rolled back and the write runs again in a thread, where it waits;
-- everything else (COMMIT, which may checkpoint the log into the database with fsyncs, ROLLBACK
-  of a transaction, PRAGMAs, connecting and closing) in gevent's pool of real OS threads
-  (`hub.threadpool`). The sqlite3 module releases the GIL while SQLite works, so the event loop
-  goes on meanwhile. A submit costs one thread hand-off: its COMMIT.
+- SELECT, INSERT, UPDATE, DELETE, COMMIT and ROLLBACK run inline, and SQLite cannot wait there:
+  a statement that finds the lock taken fails at once with SQLITE_BUSY, having done nothing.
+  The transaction that sqlite3 opened for it is rolled back (it was empty) and the statement
+  runs again in gevent's pool of OS threads (`hub.threadpool`) with the full busy timeout. The
+  sqlite3 module releases the GIL while SQLite waits, so the event loop goes on meanwhile.
+- Everything else (PRAGMAs, DDL, connect and close) runs in a thread, waiting as SQLite does.
+- In WAL mode, with synchronous=NORMAL, a COMMIT appends to the log without an fsync; the
+  checkpoint that copies the log into the database (with fsyncs) is what may take long. These
+  connections never checkpoint on commit (wal_autocheckpoint=0): every `CHECKPOINT_EVERY`
+  commits of the process, the committing request runs a PASSIVE checkpoint in a thread after
+  its commit. The Celery workers' connections keep SQLite's automatic checkpoints.
 
-Writers of this process also queue for one cooperative gate (FIFO) before they start a write
-transaction and leave it at COMMIT or ROLLBACK. SQLite admits one writer at a time anyway; the
-gate makes the wait cooperative among greenlets and hands the lock on at once, instead of
-leaving each waiter to SQLite's busy handler, which polls with growing sleeps (up to 100 ms)
-and in no order. Other processes (the Celery workers) still meet SQLite's own lock, waited
-for in a pool thread. A gate not given within the busy timeout raises the same
-`OperationalError` ("database is locked", SQLITE_BUSY) SQLite would have raised.
+A submit (two INSERTs and a COMMIT) thus costs no thread hand-off while the lock is free.
+
+Writers of this process also queue at one cooperative gate (a gevent lock, first come first
+served) before a transaction's first write and leave it when the transaction ends: exactly
+while SQLite's lock is held. A greenlet holding a write transaction open while it waits on
+something else (Redis) makes the others wait cooperatively, not in threads polling SQLite's
+busy handler (sleeps of 1 to 100 ms, in no order). A turn not given within the busy timeout
+raises the `OperationalError` SQLite raises ("database is locked", SQLITE_BUSY).
 
 Processes without gevent's patching (Celery workers, the CLI, tests) keep plain sqlite3.
 """
@@ -36,12 +39,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
+# Statements that run inline: they either read, or write inside the lock they take at once.
+_INLINE = ("SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
 # Statements after which sqlite3 (legacy transaction control) holds a write transaction open.
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN", "WITH", "CREATE", "DROP", "ALTER")
-# SQLite writes one at a time; a few more threads let reads-heavy statements (PRAGMA, a
-# checkpoint) and the rare connect wait beside it.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "BEGIN", "CREATE", "DROP", "ALTER")
+# At least this many threads: one waiting for the lock, checkpoints, connects, gevent's DNS.
 THREADPOOL_SIZE = 4
-_BUSY = object()  # a write found the lock taken and must wait for it
+CHECKPOINT_EVERY = 200  # commits of the process between two checkpoints (~1,000 pages)
 
 
 def gevent_patched() -> bool:
@@ -53,26 +57,40 @@ def gevent_patched() -> bool:
     return bool(monkey.is_module_patched("threading"))
 
 
+def _locked() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    error.sqlite_errorname = "SQLITE_BUSY"
+    return error
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 class WriteGate:
-    """This process's writers, one at a time, in arrival order (a gevent lock)."""
+    """This process's writers, one at a time, in arrival order; and its commits, counted."""
 
     def __init__(self, timeout: float) -> None:
         from gevent.lock import Semaphore
 
         self._lock = Semaphore(1)
         self.timeout = timeout
+        self.commits = 0
 
     def enter(self) -> None:
         """Wait for the gate; SQLite's own "database is locked" after the busy timeout."""
         if not self._lock.acquire(timeout=self.timeout):
-            error = sqlite3.OperationalError("database is locked")
-            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
-            error.sqlite_errorname = "SQLITE_BUSY"
-            raise error
+            raise _locked()
 
     def leave(self) -> None:
         """Let the next writer in."""
         self._lock.release()
+
+    def checkpoint_due(self) -> bool:
+        """Count a commit; True once every CHECKPOINT_EVERY."""
+        self.commits += 1
+        return self.commits % CHECKPOINT_EVERY == 0
 
 
 def _in_thread(call: Callable[..., T], *args: Any) -> T:
@@ -95,14 +113,14 @@ def _outcome(call: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Base
 
 
 class OffloadedCursor:
-    """A sqlite3 cursor whose statements that may wait run in a real thread."""
+    """A sqlite3 cursor whose statements run where `OffloadedConnection.run` decides."""
 
     def __init__(self, cursor: sqlite3.Cursor, connection: OffloadedConnection) -> None:
         self._cursor = cursor
         self._connection = connection
 
     def execute(self, statement: str, parameters: Any = ()) -> OffloadedCursor:
-        """Run one statement (see the module's docstring for where)."""
+        """Run one statement."""
         self._connection.run(self._cursor.execute, statement, parameters)
         return self
 
@@ -126,85 +144,76 @@ class OffloadedConnection:
         object.__setattr__(self, "_connection", connection)
         object.__setattr__(self, "_gate", gate)
         object.__setattr__(self, "_in_gate", False)
-        object.__setattr__(self, "_writing", False)
 
     def cursor(self) -> OffloadedCursor:
         """A cursor whose statements run as `run` decides."""
         return OffloadedCursor(self._connection.cursor(), self)
 
     def run(self, call: Callable[..., T], statement: str, parameters: Any) -> T:
-        """Run a statement: inline when it cannot wait, else in a thread (writers via the gate)."""
+        """Run a statement inline if SQLite need not wait for it, else in a thread."""
         head = statement.lstrip()[:8].upper()
-        if head.startswith("SELECT") or self._holds_lock():
-            return call(statement, parameters)
-        write = head.startswith(_WRITES)
-        if write and not self._in_gate:
+        if head.startswith(_WRITES) and not self._in_gate:
             self._gate.enter()
             object.__setattr__(self, "_in_gate", True)
         try:
-            result: Any = _BUSY
-            if write and not self._connection.in_transaction:
-                result = self._without_waiting(call, statement, parameters)
-            if result is _BUSY:
-                result = _in_thread(call, statement, parameters)
+            if not head.startswith(_INLINE):
+                return self._waiting(call, statement, parameters)
+            fresh = not self._connection.in_transaction  # a BUSY then leaves nothing behind
+            try:
+                return call(statement, parameters)
+            except sqlite3.OperationalError as exc:
+                if not (fresh and _busy(exc)):
+                    raise
+            if self._connection.in_transaction:
+                self._connection.rollback()  # the empty transaction sqlite3 began for it
+            return self._waiting(call, statement, parameters)
         finally:
             if not self._connection.in_transaction:
-                self._end()  # autocommit, or a statement that failed before its BEGIN
-        # The first write of a transaction took the lock: the next statements cannot wait.
-        object.__setattr__(self, "_writing", write and self._connection.in_transaction)
-        return cast(T, result)
-
-    def _without_waiting(self, call: Callable[..., T], statement: str, parameters: Any) -> Any:
-        """Take the lock inline if it is free (the usual case); `_BUSY` if another has it.
-
-        SQLite's busy timeout is 0 for this try, so it never waits on the event loop; a busy
-        lock leaves nothing done (the write had not started), so the transaction that
-        sqlite3 opened is rolled back and the statement is run again, waiting, in a thread.
-        """
-        raw = self._connection
-        raw.execute("PRAGMA busy_timeout=0")
-        try:
-            return call(statement, parameters)
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
-                raise
-            raw.rollback()
-            return _BUSY
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={round(self._gate.timeout * 1000)}")
+                self._leave_gate()  # a read, autocommit, or a write that failed
 
     def commit(self) -> None:
-        """Commit in a thread (SQLite may checkpoint the log into the database), open the gate."""
-        self._finish(self._connection.commit)
+        """Commit inline (no fsync in WAL mode), then checkpoint in a thread when due."""
+        writing = self._connection.in_transaction
+        try:
+            self._connection.commit()
+        finally:
+            if not self._connection.in_transaction:
+                self._leave_gate()
+        if writing and self._gate.checkpoint_due():
+            self._waiting(self._checkpoint)
 
     def rollback(self) -> None:
-        """Roll back (in a thread if a transaction is open), then open the gate."""
-        self._finish(self._connection.rollback)
+        """Roll back inline (it only drops what the transaction wrote), then open the gate."""
+        try:
+            self._connection.rollback()
+        finally:
+            if not self._connection.in_transaction:
+                self._leave_gate()
 
     def close(self) -> None:
-        """Close (SQLite rolls back what is open), then open the gate."""
+        """Close in a thread (the last connection to close checkpoints), then open the gate."""
         try:
             _in_thread(self._connection.close)
         finally:
-            self._end()
+            self._leave_gate()
 
-    def _finish(self, call: Callable[[], None]) -> None:
-        if not self._connection.in_transaction:
-            call()  # nothing to write: no wait either (the pool's reset on return)
-            self._end()
-            return
-        try:
-            _in_thread(call)
-        finally:
-            if not self._connection.in_transaction:  # a failed COMMIT is rolled back next
-                self._end()
+    def _checkpoint(self) -> None:
+        # Read its one row: a statement left stepping would refuse the next COMMIT.
+        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    def _holds_lock(self) -> bool:
-        return bool(self._writing and self._connection.in_transaction)
+    def _waiting(self, call: Callable[..., T], *args: Any) -> T:
+        """`call(*args)` in a thread, where SQLite waits for the lock up to the busy timeout."""
+        raw = self._connection
+        busy_ms = round(self._gate.timeout * 1000)
 
-    def _end(self) -> None:
-        object.__setattr__(self, "_writing", False)
-        self._leave_gate()
+        def wait_there() -> T:
+            raw.execute(f"PRAGMA busy_timeout={busy_ms}")
+            try:
+                return call(*args)
+            finally:
+                raw.execute("PRAGMA busy_timeout=0")
+
+        return _in_thread(wait_there)
 
     def _leave_gate(self) -> None:
         if self._in_gate:
@@ -221,11 +230,15 @@ class OffloadedConnection:
 
 
 def offloaded_connect(gate: WriteGate) -> Callable[..., OffloadedConnection]:
-    """A `do_connect` handler: open the sqlite3 connection in a thread and wrap it."""
+    """A `do_connect` handler: open the sqlite3 connection in a thread, never waiting inline."""
 
     def connect(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
-        raw = _in_thread(lambda: sqlite3.connect(*cargs, **cparams))
-        return OffloadedConnection(raw, gate)
+        def open_connection() -> sqlite3.Connection:
+            raw = sqlite3.connect(*cargs, **{**cparams, "timeout": 0})
+            raw.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in a thread instead
+            return raw
+
+        return OffloadedConnection(_in_thread(open_connection), gate)
 
     return connect
 
