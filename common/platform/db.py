@@ -68,10 +68,11 @@ def make_sqlite_engine(url: str, busy_seconds: float) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_seconds},
-        # SQLite connections are cheap; under gevent a request may hold one while it waits
-        # on Redis, and a hundred requests at once should not queue for five.
-        pool_size=10,
-        max_overflow=20,
+        # SQLite connections are cheap; under gevent each request in flight holds one (it may
+        # wait on Redis meanwhile): a hundred at once should neither queue for five nor open
+        # and close a connection each.
+        pool_size=20,
+        max_overflow=30,
     )
     if gevent_patched():
         size_threadpool()

@@ -9,11 +9,13 @@ So, in a gevent-patched process only, every connection of a SQLite engine is an
 `OffloadedConnection`, whose SQLite busy timeout is 0 on the event loop:
 
 - SELECT, INSERT, UPDATE, DELETE, COMMIT and ROLLBACK run inline, and SQLite cannot wait there:
-  a statement that finds the lock taken fails at once with SQLITE_BUSY, having done nothing.
-  The transaction that sqlite3 opened for it is rolled back (it was empty) and the statement
-  runs again in gevent's pool of OS threads (`hub.threadpool`) with the full busy timeout. The
-  sqlite3 module releases the GIL while SQLite waits, so the event loop goes on meanwhile.
-- Everything else (PRAGMAs, DDL, connect and close) runs in a thread, waiting as SQLite does.
+  a statement that finds the lock taken (another process writes) fails at once with
+  SQLITE_BUSY, having done nothing. It is then tried again in gevent's pool of OS threads
+  (`hub.threadpool`) every `RETRY_SECONDS` until it gets the lock or the busy timeout passes
+  (SQLite's own busy handler sleeps up to 100 ms between tries); the empty transaction sqlite3
+  began for each failed try is rolled back. The sqlite3 module releases the GIL while SQLite
+  works, so the event loop goes on meanwhile.
+- Everything else (PRAGMAs, DDL, connect and close) runs in a thread with SQLite's busy timeout.
 - In WAL mode, with synchronous=NORMAL, a COMMIT appends to the log without an fsync; the
   checkpoint that copies the log into the database (with fsyncs) is what may take long. These
   connections never checkpoint on commit (wal_autocheckpoint=0): every `CHECKPOINT_EVERY`
@@ -25,8 +27,8 @@ A submit (two INSERTs and a COMMIT) thus costs no thread hand-off while the lock
 Writers of this process also queue at one cooperative gate (a gevent lock, first come first
 served) before a transaction's first write and leave it when the transaction ends: exactly
 while SQLite's lock is held. A greenlet holding a write transaction open while it waits on
-something else (Redis) makes the others wait cooperatively, not in threads polling SQLite's
-busy handler (sleeps of 1 to 100 ms, in no order). A turn not given within the busy timeout
+something else (Redis) makes the others wait cooperatively, in order, rather than each take
+a pool thread to poll for the lock. A turn not given within the busy timeout
 raises the `OperationalError` SQLite raises ("database is locked", SQLITE_BUSY).
 
 Processes without gevent's patching (Celery workers, the CLI, tests) keep plain sqlite3.
@@ -35,6 +37,7 @@ Processes without gevent's patching (Celery workers, the CLI, tests) keep plain 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -45,6 +48,7 @@ _INLINE = ("SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "BEGIN", "CREATE", "DROP", "ALTER")
 # At least this many threads: one waiting for the lock, checkpoints, connects, gevent's DNS.
 THREADPOOL_SIZE = 4
+RETRY_SECONDS = 0.002  # how often a write that found the lock taken tries again (in a thread)
 CHECKPOINT_EVERY = 200  # commits of the process between two checkpoints (~1,000 pages)
 
 
@@ -91,6 +95,13 @@ class WriteGate:
         """Count a commit; True once every CHECKPOINT_EVERY."""
         self.commits += 1
         return self.commits % CHECKPOINT_EVERY == 0
+
+
+def _sleep(seconds: float) -> None:
+    """The unpatched time.sleep: pool threads have no event loop to wait on."""
+    from gevent import monkey
+
+    monkey.get_original("time", "sleep")(seconds)
 
 
 def _in_thread(call: Callable[..., T], *args: Any) -> T:
@@ -164,9 +175,7 @@ class OffloadedConnection:
             except sqlite3.OperationalError as exc:
                 if not (fresh and _busy(exc)):
                     raise
-            if self._connection.in_transaction:
-                self._connection.rollback()  # the empty transaction sqlite3 began for it
-            return self._waiting(call, statement, parameters)
+            return _in_thread(self._retry, call, statement, parameters)
         finally:
             if not self._connection.in_transaction:
                 self._leave_gate()  # a read, autocommit, or a write that failed
@@ -196,6 +205,24 @@ class OffloadedConnection:
             _in_thread(self._connection.close)
         finally:
             self._leave_gate()
+
+    def _retry(self, call: Callable[..., T], statement: str, parameters: Any) -> T:
+        """In a thread: run a statement that found the lock taken until it gets it.
+
+        Every `RETRY_SECONDS` rather than with SQLite's busy handler, whose sleeps grow to
+        100 ms: the lock is taken the moment it is free. Each try that finds it busy did
+        nothing; the empty transaction sqlite3 began for it is rolled back first.
+        """
+        deadline = time.monotonic() + self._gate.timeout
+        while True:
+            if self._connection.in_transaction:
+                self._connection.rollback()
+            _sleep(RETRY_SECONDS)
+            try:
+                return call(statement, parameters)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
 
     def _checkpoint(self) -> None:
         # Read its one row: a statement left stepping would refuse the next COMMIT.

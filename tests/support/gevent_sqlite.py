@@ -169,6 +169,31 @@ def greenlets_take_turns(url: str, hold: float, busy_seconds: float) -> dict[str
     return {"order": order, "rows": rows}
 
 
+def many_commits(url: str, path: Path, commits: int) -> dict[str, Any]:
+    """Commits enough rows that the log must be copied into the database file meanwhile."""
+    engine = make_sqlite_engine(url, busy_seconds=5)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE pages (body TEXT)"))
+        raw: Any = connection.connection.dbapi_connection
+        settings = {  # read by a SELECT, which runs on the loop as the app's statements do
+            name: connection.exec_driver_sql(f"SELECT * FROM pragma_{name}").scalar()
+            for name in ("busy_timeout", "journal_mode")
+        }
+    for _ in range(commits):
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO pages VALUES (:body)"), {"body": "x" * 2000})
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT count(*) FROM pages")).scalar()
+    engine.dispose()
+    return {
+        "connection": type(raw).__name__,
+        "pragmas": settings,
+        "rows": rows,
+        # Rows reach the database file only through checkpoints (the rest is in the -wal file).
+        "database_bytes": path.stat().st_size,
+    }
+
+
 def main(folder: Path) -> dict[str, Any]:
     """Every scenario, each on a database file of its own."""
     return {
@@ -178,6 +203,7 @@ def main(folder: Path) -> dict[str, Any]:
         ),
         "turns": greenlets_take_turns(f"sqlite:///{folder / 'turns.db'}", 0.2, 10),
         "turn_too_long": greenlets_take_turns(f"sqlite:///{folder / 'long.db'}", 2.0, 0.5),
+        "many_commits": many_commits(f"sqlite:///{folder / 'many.db'}", folder / "many.db", 450),
     }
 
 

@@ -96,3 +96,13 @@ def test_processes_without_gevent_keep_plain_sqlite3(tmp_path: Path) -> None:
         assert isinstance(connection.connection.dbapi_connection, sqlite3.Connection)
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30_000
     engine.dispose()
+
+
+def test_the_loop_never_waits_and_checkpoints_still_happen(seen: dict[str, Any]) -> None:
+    many = seen["many_commits"]
+    assert many["connection"] == "OffloadedConnection"
+    # On the event loop SQLite waits for nothing (a wait is redone in a thread), and never
+    # checkpoints on commit; the process checkpoints in a thread every CHECKPOINT_EVERY commits.
+    assert many["pragmas"] == {"busy_timeout": 0, "journal_mode": "wal"}
+    assert many["rows"] == 450
+    assert many["database_bytes"] > 450 * 2000 * 0.8, many  # 2 checkpoints copied 400 rows
