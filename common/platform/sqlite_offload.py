@@ -106,11 +106,14 @@ def _sleep(seconds: float) -> None:
 
 def _in_thread(call: Callable[..., T], *args: Any) -> T:
     """`call(*args)` in a pool thread; this greenlet waits (and gets its error) cooperatively."""
-    from gevent import get_hub
+    from gevent import get_hub, getcurrent
 
     # The error comes back as a value: gevent's pool would print the traceback of every
     # exception a thread raises, and an IntegrityError (a replayed idempotency key) is routine.
-    value, error = get_hub().threadpool.apply(_outcome, (call, args))
+    hub = get_hub()
+    if getcurrent() is hub:  # e.g. the pool closing a collected connection: cannot wait here
+        return call(*args)
+    value, error = hub.threadpool.apply(_outcome, (call, args))
     if error is not None:
         raise error
     return cast(T, value)
