@@ -24,12 +24,15 @@ So, in a gevent-patched process only, every connection of a SQLite engine is an
 
 A submit (two INSERTs and a COMMIT) thus costs no thread hand-off while the lock is free.
 
-Writers of this process also queue at one cooperative gate (a gevent lock, first come first
-served) before a transaction's first write and leave it when the transaction ends: exactly
-while SQLite's lock is held. A greenlet holding a write transaction open while it waits on
-something else (Redis) makes the others wait cooperatively, in order, rather than each take
-a pool thread to poll for the lock. A turn not given within the busy timeout
-raises the `OperationalError` SQLite raises ("database is locked", SQLITE_BUSY).
+Writers of this process that found the lock taken queue at one cooperative gate (a gevent
+lock, first come first served) before they wait in a thread: one pool thread at a time polls
+for the lock, the others wait as greenlets, and the pool stays free for checkpoints, connects
+and gevent's DNS. A writer that finds the lock free takes no turn: its transaction (two
+INSERTs and a COMMIT for a submit) runs inline without yielding, so it never holds the lock
+across a switch. (A gate held for the whole transaction was tried first: each turn then ended
+only when the committing greenlet was scheduled again, and under a burst writers queued at it
+for hundreds of milliseconds.) A turn not given within the busy timeout raises the
+`OperationalError` SQLite raises ("database is locked", SQLITE_BUSY).
 
 Processes without gevent's patching (Celery workers, the CLI, tests) keep plain sqlite3.
 """
@@ -44,8 +47,6 @@ from typing import Any, TypeVar, cast
 T = TypeVar("T")
 # Statements that run inline: they either read, or write inside the lock they take at once.
 _INLINE = ("SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
-# Statements after which sqlite3 (legacy transaction control) holds a write transaction open.
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "BEGIN", "CREATE", "DROP", "ALTER")
 # At least this many threads: one waiting for the lock, checkpoints, connects, gevent's DNS.
 THREADPOOL_SIZE = 4
 RETRY_SECONDS = 0.002  # how often a write that found the lock taken tries again (in a thread)
@@ -73,7 +74,7 @@ def _busy(error: sqlite3.OperationalError) -> bool:
 
 
 class WriteGate:
-    """This process's writers, one at a time, in arrival order; and its commits, counted."""
+    """This process's writers waiting for the lock, one at a time in order; its commits, counted."""
 
     def __init__(self, timeout: float) -> None:
         from gevent.lock import Semaphore
@@ -88,7 +89,7 @@ class WriteGate:
             raise _locked()
 
     def leave(self) -> None:
-        """Let the next writer in."""
+        """Let the next waiter in."""
         self._lock.release()
 
     def checkpoint_due(self) -> bool:
@@ -157,7 +158,6 @@ class OffloadedConnection:
     def __init__(self, connection: sqlite3.Connection, gate: WriteGate) -> None:
         object.__setattr__(self, "_connection", connection)
         object.__setattr__(self, "_gate", gate)
-        object.__setattr__(self, "_in_gate", False)
 
     def cursor(self) -> OffloadedCursor:
         """A cursor whose statements run as `run` decides."""
@@ -165,58 +165,44 @@ class OffloadedConnection:
 
     def run(self, call: Callable[..., T], statement: str, parameters: Any) -> T:
         """Run a statement inline if SQLite need not wait for it, else in a thread."""
-        head = statement.lstrip()[:8].upper()
-        if head.startswith(_WRITES) and not self._in_gate:
-            self._gate.enter()
-            object.__setattr__(self, "_in_gate", True)
+        if not statement.lstrip()[:8].upper().startswith(_INLINE):
+            return self._waiting(call, statement, parameters)
+        fresh = not self._connection.in_transaction  # a BUSY then leaves nothing behind
         try:
-            if not head.startswith(_INLINE):
-                return self._waiting(call, statement, parameters)
-            fresh = not self._connection.in_transaction  # a BUSY then leaves nothing behind
-            try:
-                return call(statement, parameters)
-            except sqlite3.OperationalError as exc:
-                if not (fresh and _busy(exc)):
-                    raise
-            return _in_thread(self._retry, call, statement, parameters)
+            return call(statement, parameters)
+        except sqlite3.OperationalError as exc:
+            if not (fresh and _busy(exc)):
+                raise
+        # The lock is taken: wait for it in a thread, behind this process's other waiters.
+        deadline = time.monotonic() + self._gate.timeout
+        self._gate.enter()
+        try:
+            return _in_thread(self._retry, call, statement, parameters, deadline)
         finally:
-            if not self._connection.in_transaction:
-                self._leave_gate()  # a read, autocommit, or a write that failed
+            self._gate.leave()
 
     def commit(self) -> None:
         """Commit inline (no fsync in WAL mode), then checkpoint in a thread when due."""
         writing = self._connection.in_transaction
-        try:
-            self._connection.commit()
-        finally:
-            if not self._connection.in_transaction:
-                self._leave_gate()
+        self._connection.commit()
         if writing and self._gate.checkpoint_due():
             self._waiting(self._checkpoint)
 
     def rollback(self) -> None:
-        """Roll back inline (it only drops what the transaction wrote), then open the gate."""
-        try:
-            self._connection.rollback()
-        finally:
-            if not self._connection.in_transaction:
-                self._leave_gate()
+        """Roll back inline: it only drops what the transaction wrote."""
+        self._connection.rollback()
 
     def close(self) -> None:
-        """Close in a thread (the last connection to close checkpoints), then open the gate."""
-        try:
-            _in_thread(self._connection.close)
-        finally:
-            self._leave_gate()
+        """Close in a thread: the last connection to close checkpoints."""
+        _in_thread(self._connection.close)
 
-    def _retry(self, call: Callable[..., T], statement: str, parameters: Any) -> T:
+    def _retry(self, call: Callable[..., T], statement: str, parameters: Any, deadline: float) -> T:
         """In a thread: run a statement that found the lock taken until it gets it.
 
         Every `RETRY_SECONDS` rather than with SQLite's busy handler, whose sleeps grow to
         100 ms: the lock is taken the moment it is free. Each try that finds it busy did
         nothing; the empty transaction sqlite3 began for it is rolled back first.
         """
-        deadline = time.monotonic() + self._gate.timeout
         while True:
             if self._connection.in_transaction:
                 self._connection.rollback()
@@ -244,11 +230,6 @@ class OffloadedConnection:
                 raw.execute("PRAGMA busy_timeout=0")
 
         return _in_thread(wait_there)
-
-    def _leave_gate(self) -> None:
-        if self._in_gate:
-            object.__setattr__(self, "_in_gate", False)
-            self._gate.leave()
 
     def __getattr__(self, name: str) -> Any:
         # isolation_level, in_transaction, create_function, ...: the connection's own.

@@ -135,6 +135,34 @@ def write_while_another_holds_the_lock(url: str, path: str) -> dict[str, Any]:
     return out
 
 
+def waiters_queue_until_the_lock_is_free(url: str, path: str, writers: int) -> dict[str, Any]:
+    """Another connection holds the lock while `writers` greenlets write; then it lets go."""
+    engine = make_sqlite_engine(url, busy_seconds=10)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE queue (who INTEGER)"))
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    done: list[int] = []
+
+    def write(who: int) -> None:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO queue VALUES (:who)"), {"who": who})
+        done.append(who)
+
+    count, ticker = ticking()
+    greenlets = [gevent.spawn(write, n) for n in range(writers)]
+    gevent.sleep(0.3)  # every writer has found the lock taken by now
+    out: dict[str, Any] = {"done_while_held": list(done), "ticks_while_held": count()}
+    holder.execute("COMMIT")
+    gevent.joinall(greenlets, raise_error=True)
+    ticker.kill()
+    with engine.connect() as connection:
+        out["rows"] = connection.execute(text("SELECT count(*) FROM queue")).scalar()
+    holder.close()
+    engine.dispose()
+    return out
+
+
 def greenlets_take_turns(url: str, hold: float, busy_seconds: float) -> dict[str, Any]:
     """Greenlet A writes, then waits `hold` s before its COMMIT; greenlet B writes meanwhile."""
     engine = make_sqlite_engine(url, busy_seconds=busy_seconds)
@@ -203,6 +231,9 @@ def main(folder: Path) -> dict[str, Any]:
         ),
         "turns": greenlets_take_turns(f"sqlite:///{folder / 'turns.db'}", 0.2, 10),
         "turn_too_long": greenlets_take_turns(f"sqlite:///{folder / 'long.db'}", 2.0, 0.5),
+        "waiters": waiters_queue_until_the_lock_is_free(
+            f"sqlite:///{folder / 'waiters.db'}", str(folder / "waiters.db"), 5
+        ),
         "many_commits": many_commits(f"sqlite:///{folder / 'many.db'}", folder / "many.db", 450),
     }
 

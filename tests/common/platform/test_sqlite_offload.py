@@ -106,3 +106,10 @@ def test_the_loop_never_waits_and_checkpoints_still_happen(seen: dict[str, Any])
     assert many["pragmas"] == {"busy_timeout": 0, "journal_mode": "wal"}
     assert many["rows"] == 450
     assert many["database_bytes"] > 450 * 2000 * 0.8, many  # 2 checkpoints copied 400 rows
+
+
+def test_writers_wait_for_another_process_lock_then_all_land(seen: dict[str, Any]) -> None:
+    waiters = seen["waiters"]
+    assert waiters["done_while_held"] == [], waiters  # nobody wrote past the held lock
+    assert waiters["ticks_while_held"] > 1, waiters  # while five writers waited, the loop ran
+    assert waiters["rows"] == 5, waiters  # and each landed once the lock was free
