@@ -60,10 +60,11 @@ def make_engine(settings: Settings) -> Engine:
 
 
 def make_sqlite_engine(url: str, busy_seconds: float) -> Engine:
-    """A SQLite engine; under gevent, its lock waits and disk writes leave the event loop.
+    """A SQLite engine; under gevent, waits for its lock and its checkpoints leave the event loop.
 
-    See common/platform/sqlite_offload.py. `busy_seconds`: how long a writer waits for the
-    lock (SQLite's busy timeout, and this process's write gate) before "database is locked".
+    See common/platform/sqlite_offload.py (it sets the busy timeout to 0 on the loop, and waits
+    in threads instead). `busy_seconds`: how long a writer waits for the lock before "database
+    is locked".
     """
     engine = create_engine(
         url,
