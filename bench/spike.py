@@ -1,17 +1,21 @@
 """Demo-day spike: a thousand readers ask at once; the API stays fast and no job is lost.
 
 Real processes: gunicorn (bookchat's own server configuration), a Celery worker, a private
-Redis, SQLite, and the OpenAI-compatible simulator answering in ~1-3 s under a rate limit.
-In one run, side by side:
+Redis, the database, and the OpenAI-compatible simulator answering in ~1-3 s under a rate
+limit. For each database named (the embedded SQLite default, PostgreSQL), on a fresh empty
+database and a fresh simulator, side by side:
 
 - **floor:** the same burst against `/healthz`, a trivial view on the same server;
 - **bookchat:** 1,000 submissions from 100 concurrent clients, then every job polled to its
   end (submit latency, errors, lost jobs, time to drain, end-to-end latency, peak RSS);
 - **open loop:** submits offered at fixed rates (50, 100, 200, 400 a second), p99 at each;
-- **baseline:** the same burst against the original design (`bench.sync_baseline`, the model
-  called inside the request, gunicorn with 32 threads).
 
-    python -m bench.spike [--jobs 1000] [--clients 100]
+then once, unless `--no-baseline`: the same burst against the original design
+(`bench.sync_baseline`, the model called inside the request, gunicorn with 32 threads).
+With both databases, the table ends with SQLite's p99 over PostgreSQL's.
+
+    python -m bench.spike [--databases sqlite postgresql] [--postgres-url URL]
+    python -m bench.spike --jobs 200 --rates 50 100 --no-baseline   # a quick check
 """
 
 from __future__ import annotations
@@ -19,169 +23,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
-from collections import Counter
-from datetime import datetime
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.openai_sim import SimConfig, start_simulator
-from bench.support import REPO_ROOT, BenchStack, free_port, percentile
+from bench.spike_phases import burst, drain, open_loop, peak_rss_mb, run_baseline, summary
+from bench.support import REPO_ROOT, BenchStack, percentile
 
-TERMINAL = ("completed", "incomplete", "failed", "cancelled")
-
-
-async def burst(
-    base_url: str, path: str, total: int, clients: int, headers: dict[str, str], get: bool = False
-) -> list[tuple[float, int, dict[str, Any]]]:
-    """`total` requests from `clients` concurrent clients; (latency s, status, body) each."""
-    results: list[tuple[float, int, dict[str, Any]]] = []
-    counter = iter(range(total))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-
-    async def client(http: httpx.AsyncClient) -> None:
-        for n in counter:
-            started = time.perf_counter()
-            try:
-                if get:
-                    response = await http.get(path, headers=headers)
-                else:
-                    body = {"message": f"What is a ROS 2 node? ({n})"}
-                    response = await http.post(path, json=body, headers=headers)
-                status = response.status_code
-                data = response.json() if response.content else {}
-            except httpx.HTTPError as exc:
-                status, data = 0, {"error": type(exc).__name__}
-            results.append((time.perf_counter() - started, status, data))
-
-    async with httpx.AsyncClient(base_url=base_url, timeout=300, limits=limits) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-    return results
+DATABASES = ("sqlite", "postgresql")
 
 
-async def open_loop(
-    base_url: str, headers: dict[str, str], rate: float, seconds: float
-) -> tuple[list[float], list[str]]:
-    """Submits offered at a fixed rate whatever the answers' speed; latencies and job ids."""
-    latencies: list[float] = []
-    ids: list[str] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+@contextmanager
+def fresh_database(kind: str, postgres_url: str) -> Iterator[str]:
+    """An empty database for one phase: "" (SQLite in the stack's folder) or a new PostgreSQL one.
 
-        async def one(n: int) -> None:
-            started = time.perf_counter()
-            body = {"message": f"What is a topic? (open loop {rate}/{n})"}
-            response = await http.post("/v1/chat/jobs", json=body, headers=headers)
-            latencies.append(time.perf_counter() - started)
-            if response.status_code == 202:
-                ids.append(response.json()["id"])
+    `postgres_url` is a server login allowed to create databases; the new one is dropped after.
+    """
+    if kind == "sqlite":
+        yield ""  # the embedded default: var/bookchat.db in the stack's fresh folder
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
 
-        tasks = []
-        begin = time.perf_counter()
-        for n in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
-    return latencies, ids
-
-
-def summary(results: list[tuple[float, int, dict[str, Any]]], ok: int) -> dict[str, Any]:
-    """p50/p99 and errors of a burst."""
-    latencies = [latency for latency, _, _ in results]
-    return {
-        "submit_p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "submit_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "errors": sum(1 for _, status, _ in results if status != ok),
-        "error_statuses": dict(Counter(str(status) for _, status, _ in results if status != ok)),
-    }
-
-
-def drain(base_url: str, headers: dict[str, str], ids: list[str], timeout: float) -> dict[str, Any]:
-    """Poll every job to its end; lost = never finished (or failed), end-to-end latencies."""
-    finished: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=base_url, timeout=30) as http:
-        while len(finished) < len(ids) and time.monotonic() < deadline:
-            for job_id in ids:
-                if job_id not in finished:
-                    job = http.get(f"/v1/chat/jobs/{job_id}", headers=headers).json()
-                    if job["status"] in TERMINAL:
-                        finished[job_id] = job
-            time.sleep(0.5)
-    e2e = [
-        (
-            datetime.fromisoformat(j["completed_at"]) - datetime.fromisoformat(j["created_at"])
-        ).total_seconds()
-        for j in finished.values()
-        if j.get("completed_at")
-    ]
-    completed = sum(1 for j in finished.values() if j["status"] == "completed")
-    failures: dict[str, int] = {}
-    for job in finished.values():
-        if job["status"] != "completed":
-            code = (job.get("error") or {}).get("code") or job["status"]
-            failures[code] = failures.get(code, 0) + 1
-    return {
-        "lost_jobs": len(ids) - completed,
-        "not_completed_by_code": failures,
-        "e2e_p50_s": round(percentile(e2e, 50), 2),
-        "e2e_p95_s": round(percentile(e2e, 95), 2),
-    }
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a process and its children (VmHWM), in MB."""
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    total = 0
-    for each in pids:
-        status = Path(f"/proc/{each}/status")
-        if status.exists():
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-    return round(total / 1024, 1)
-
-
-def run_baseline(sim_url: str, total: int, clients: int) -> dict[str, Any]:
-    """The same burst against the original synchronous design."""
-    port = free_port()
-    env = {**os.environ, "OPENAI_BASE_URL": f"{sim_url}/v1", "OPENAI_API_KEY": "sk-bench"}
-    command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "32",
-               "--workers", "1", "--bind", f"127.0.0.1:{port}", "--timeout", "300",
-               "bench.sync_baseline:create_app()"]  # fmt: skip
-    server = subprocess.Popen(
-        command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    name = f"bench_spike_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.post(f"{url}/v1/chat", json={"message": "hi"}, timeout=30)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        started = time.perf_counter()
-        results = asyncio.run(burst(url, "/v1/chat", total, clients, {}))
-        return {
-            **summary(results, 200),
-            "drain_s": round(time.perf_counter() - started, 1),
-            "lost_jobs": sum(1 for _, status, _ in results if status != 200),
-        }
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every phase in one run."""
+def run_database(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
+    """Floor, burst, drain and open loop against one stack on one (empty) database."""
     config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token, rpm=args.rpm, tpm=args.tpm)
     with start_simulator(config) as sim, tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -191,8 +73,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "LLM_TPM": str(args.tpm),
             "ADMISSION_MAX_QUEUED": str(args.jobs * 10),
         }
-        if args.database_url:
-            env["DATABASE_URL"] = args.database_url
+        if database_url:
+            env["DATABASE_URL"] = database_url
         # Local-mode Qdrant admits one process per folder: one worker process, many threads.
         stack = BenchStack.start(Path(tmp), env, workers=1, concurrency=args.concurrency)
         try:
@@ -214,23 +96,83 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "web": peak_rss_mb(stack.processes[-1].pid),
                 "workers": sum(peak_rss_mb(w.pid) for w in stack.workers()),
             }
-            loop = {}
+            loop: dict[str, dict[str, float]] = {}
             for rate in args.rates:
-                latencies, _ = asyncio.run(open_loop(base, headers, rate, args.loop_seconds))
-                loop[str(rate)] = round(percentile(latencies, 99) * 1000, 1)
+                latencies, _, errors = asyncio.run(
+                    open_loop(base, headers, rate, args.loop_seconds)
+                )
+                p99 = round(percentile(latencies, 99) * 1000, 1)
+                loop[f"{rate:g}"] = {"p99_ms": p99, "errors": errors}
         finally:
             stack.stop()
-        baseline = run_baseline(sim.url, args.jobs, args.clients)
-    return {
-        **ours,
-        "floor": {**summary(floor, 200), "lost_jobs": 0, "drain_s": 0},
-        "open_loop": loop,
-        "baseline": baseline,
-    }
+    return {**ours, "floor": summary(floor, 200), "open_loop": loop}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every phase on every database named, then the baseline once."""
+    result: dict[str, Any] = {"databases": {}}
+    for kind in args.databases:
+        with fresh_database(kind, args.postgres_url) as url:
+            result["databases"][kind] = run_database(args, url)
+    if set(DATABASES) <= set(result["databases"]):
+        result["sqlite_over_postgresql"] = ratios(
+            result["databases"]["sqlite"], result["databases"]["postgresql"]
+        )
+    if args.baseline:
+        config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token, rpm=args.rpm, tpm=args.tpm)
+        with start_simulator(config) as sim:
+            result["baseline"] = run_baseline(sim.url, args.jobs, args.clients)
+    return result
+
+
+def ratios(sqlite: dict[str, Any], postgresql: dict[str, Any]) -> dict[str, float | None]:
+    """SQLite's p99 over PostgreSQL's: the burst's submits and each open-loop rate."""
+
+    def ratio(a: float, b: float) -> float | None:
+        return round(a / b, 2) if b else None
+
+    out = {"submit_p99": ratio(sqlite["submit_p99_ms"], postgresql["submit_p99_ms"])}
+    for rate, row in sqlite["open_loop"].items():
+        other = postgresql["open_loop"].get(rate)
+        if other:
+            out[f"open_loop_{rate}_p99"] = ratio(row["p99_ms"], other["p99_ms"])
+    return out
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    """The Markdown tables of a run."""
+    print("| server | database | submit p50 ms | submit p99 ms | errors | lost jobs | drain s |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, row in result["databases"].items():
+        print(f"| bookchat | {kind} | {row['submit_p50_ms']} | {row['submit_p99_ms']} | "
+              f"{row['errors']} | {row['lost_jobs']} | {row['drain_s']} "
+              f"(floor {row['drain_floor_s']}) |")  # fmt: skip
+        floor = row["floor"]
+        print(f"| floor (/healthz) | {kind} | {floor['submit_p50_ms']} | "
+              f"{floor['submit_p99_ms']} | {floor['errors']} | - | - |")  # fmt: skip
+    if "baseline" in result:
+        base = result["baseline"]
+        print(f"| baseline (model in the request) | - | {base['submit_p50_ms']} | "
+              f"{base['submit_p99_ms']} | {base['errors']} | {base['lost_jobs']} | "
+              f"{base['drain_s']} |")  # fmt: skip
+    print()
+    kinds = list(result["databases"])
+    print("| offered submits/s | " + " | ".join(f"{k} p99 ms (errors)" for k in kinds) + " |")
+    print("|---|" + "---|" * len(kinds))
+    rates = result["databases"][kinds[0]]["open_loop"] if kinds else {}
+    for rate in rates:
+        cells = []
+        for kind in kinds:
+            row = result["databases"][kind]["open_loop"][rate]
+            cells.append(f"{row['p99_ms']} ({row['errors']})")
+        print(f"| {rate} | " + " | ".join(cells) + " |")
+    if "sqlite_over_postgresql" in result:
+        print()
+        print("SQLite p99 / PostgreSQL p99:", json.dumps(result["sqlite_over_postgresql"]))
 
 
 def main() -> None:
-    """Print the table and the JSON line."""
+    """Print the tables and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=100)
@@ -243,21 +185,20 @@ def main() -> None:
     parser.add_argument("--loop-seconds", type=float, default=5.0)
     parser.add_argument("--drain-timeout", type=float, default=900)
     parser.add_argument(
-        "--database-url", default="", help="e.g. PostgreSQL (an empty database); default SQLite"
+        "--databases", nargs="+", choices=DATABASES, default=list(DATABASES),
+        help="each on a fresh empty database, in this order",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL login that may CREATE DATABASE (one is made per run, then dropped)",
     )
+    parser.add_argument(
+        "--no-baseline", dest="baseline", action="store_false",
+        help="skip the slow synchronous baseline (quick runs)",
+    )  # fmt: skip
     result = run(parser.parse_args())
-    rows = [("bookchat", result), ("floor (/healthz)", result["floor"]),
-            ("baseline (model in the request)", result["baseline"])]  # fmt: skip
-    print("| server | submit p50 ms | submit p99 ms | errors | lost jobs | drain s |")
-    print("|---|---|---|---|---|---|")
-    for name, row in rows:
-        print(f"| {name} | {row['submit_p50_ms']} | {row['submit_p99_ms']} | {row['errors']} | "
-              f"{row['lost_jobs']} | {row['drain_s']} |")  # fmt: skip
-    print()
-    print("| offered submits/s | p99 ms |")
-    print("|---|---|")
-    for rate, p99 in result["open_loop"].items():
-        print(f"| {rate} | {p99} |")
+    print_tables(result)
     print(json.dumps(result))
 
 

@@ -17,6 +17,12 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from common.platform.after_commit import commit
 from common.platform.settings import Settings
+from common.platform.sqlite_offload import (
+    WriteGate,
+    gevent_patched,
+    offloaded_connect,
+    size_threadpool,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -26,6 +32,7 @@ log = logging.getLogger(__name__)
 _PG_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "57014")
 # SQLite result codes that mean "try again": another writer holds the file, or it can't be opened.
 _SQLITE_OUTAGE_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")
+SQLITE_BUSY_SECONDS = 30  # how long a writer waits for SQLite's lock before "database is locked"
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -33,9 +40,7 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _configure_sqlite)
-        return engine
+        return make_sqlite_engine(url, SQLITE_BUSY_SECONDS)
     # psycopg is the [postgres] extra: imported only when a PostgreSQL engine is made.
     from common.platform.db_deadline import bound_waits
 
@@ -51,6 +56,40 @@ def make_engine(settings: Settings) -> Engine:
     # ... and when it stops answering on an open connection (see common/platform/db_deadline.py).
     bound_waits(engine, settings.database_statement_timeout_seconds)
     event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
+    return engine
+
+
+def make_sqlite_engine(url: str, busy_seconds: float) -> Engine:
+    """A SQLite engine; under gevent, waits for its lock and its checkpoints leave the event loop.
+
+    See common/platform/sqlite_offload.py (it sets the busy timeout to 0 on the loop, and waits
+    in threads instead). `busy_seconds`: how long a writer waits for the lock before "database
+    is locked".
+    """
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_seconds},
+        # SQLite connections are cheap; under gevent each request in flight holds one (it may
+        # wait on Redis meanwhile): a hundred at once should neither queue for five nor open
+        # and close a connection each.
+        pool_size=20,
+        max_overflow=30,
+    )
+    if gevent_patched():
+        size_threadpool()
+        event.listen(engine, "do_connect", offloaded_connect(WriteGate(busy_seconds)))
+
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_seconds * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows (DELETE /v1/me) are overwritten with zeros, not left in free space.
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.close()
+
+    event.listen(engine, "connect", configure)
     return engine
 
 
@@ -80,17 +119,6 @@ def _replace_nul(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_replace_nul(item) for item in value)
     return value
-
-
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    # Deleted rows (DELETE /v1/me) are overwritten with zeros, not left in free space.
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
