@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint lock chromium bench-answer-cache bench-answers bench-burst bench-conversation bench-guardrail bench-insights bench-labels bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-spike-zipf bench-streams clean
+.PHONY: dev test test-fast lint lock chromium bench-answer-cache bench-answers bench-burst bench-conversation bench-guardrail bench-insights bench-labels bench-ratelimit bench-recovery bench-rerankers bench-retrieval bench-spike bench-spike-zipf bench-streams bench-first-word clean
 
 # Installs the exact versions in requirements.lock (every extra: worker, postgres, dev), then
 # bookchat itself (editable).
@@ -78,6 +78,9 @@ bench-spike-zipf: $(STAMP)
 
 bench-streams: $(STAMP)
 	$(BIN)/python -m bench.streams $(ARGS)
+
+bench-first-word: $(STAMP)
+	$(BIN)/python -m bench.first_word $(ARGS)
 
 bench-retrieval: $(STAMP)
 	$(BIN)/python -m bench.retrieval $(ARGS)

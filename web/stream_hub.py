@@ -38,6 +38,8 @@ RETRY_SECONDS = 0.5
 # Events and new waiters wait at most this long for the next read.
 MIN_INTERVAL_SECONDS = 0.02
 BATCH = 500
+# Waiters woken between two yields of the reader when one read feeds many of them.
+WAKE_BATCH = 50
 _WAKE_RETENTION_SECONDS = 3600
 
 StreamId = tuple[int, int]
@@ -230,15 +232,25 @@ class StreamHub:
                 for event_id, fields in entries
             ]
             batches.append((key, parsed))
+        woken: list[_Waiter] = []
         with self._lock:
             self._reading = False  # until the next snapshot, a new waiter needs no wake-up
             for key, parsed in batches:
                 for waiter in list(self._waiters.get(key, ())):
                     fresh = [event for event_id, event in parsed if event_id > waiter.after]
                     if fresh:
+                        # Handed over under the lock: a waiter that stops waiting on its own
+                        # (time-out, hang-up) before it is woken still returns these events.
                         waiter.events = fresh
                         self._discard(waiter)
-                        waiter.ready.set()
+                        woken.append(waiter)
+        for n, waiter in enumerate(woken):
+            if n and n % WAKE_BATCH == 0:
+                # Under gevent each wake-up is a callback that runs the request's greenlet: a
+                # fan-out to thousands queues them all ahead of any other request. Yielding
+                # lets what was scheduled meanwhile (a /healthz) run between batches.
+                time.sleep(0)
+            waiter.ready.set()
 
     def _fail_all(self, exc: BaseException) -> None:
         with self._lock:

@@ -69,7 +69,8 @@ def claim_job(
     ]
     if only_if is not None:
         conditions.append(only_if)
-    result: Any = session.execute(
+    # One round trip: the claimed row comes back with the UPDATE (RETURNING), not a SELECT.
+    claimed = session.scalars(
         update(model)
         .where(*conditions)
         .values(
@@ -81,10 +82,12 @@ def claim_job(
             due_at=None,
             enqueued_at=None,
         )
+        .returning(model)
+        .execution_options(populate_existing=True)
     )
-    if result.rowcount == 0:
+    job = claimed.one_or_none()
+    if job is None:
         return None
-    job = session.get(model, job_id, populate_existing=True)
     assert isinstance(job, ChatJob | IngestJob | ReprocessJob)
     session.add(JobAttempt(job_kind=kind.value, job_id=job_id, number=job.attempts, worker=worker))
     return job

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,7 +15,7 @@ import redis
 
 from common.jobs.events import JobEvents
 from tests.support.redis_server import RedisServer
-from tests.support.stack import Stack
+from tests.support.stack import REPO_ROOT, Stack
 from tests.web.assertions import assert_problem
 from web.stream_hub import StreamHub
 
@@ -98,6 +101,28 @@ def test_many_waiters_share_the_reader(hub: StreamHub, redis_db: redis.Redis) ->
     for thread, _found in readers:
         thread.join(LONG)
     assert [found[0].data["job"] for _thread, found in readers] == [str(j) for j in jobs]
+
+
+def test_under_gevent_a_fan_out_yields_and_every_reader_gets_every_event_in_order(
+    redis_url: str,
+) -> None:
+    # gunicorn's gevent worker: each wake-up runs the request's greenlet from the event loop,
+    # so a hub that wakes hundreds at once keeps every other request (a /healthz) waiting.
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.gevent_hub_fanout", redis_url],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+
+    # A greenlet spawned by the first waiter woken ran while most were still to be woken
+    # (waking all at once, it ran after 250 or 500 of the 500).
+    assert result["probe_before"] < result["waiters"] // 4, result
+    assert result["streams"] and all(result["streams"]), result
 
 
 def test_waiters_learn_of_a_redis_outage_and_the_hub_recovers(tmp_path: Path) -> None:
