@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from common.accounts.profiles import ReaderProfileIn, get_profile
+from common.accounts.profiles import ReaderProfileIn, user_and_profile
 from common.accounts.quotas import Spender, spender_of
 from common.book.retrieval.guardrail import Coverage
 from common.book.retrieval.passages import Passage
@@ -24,7 +24,7 @@ from common.jobs.chat_jobs import claim_chat_job, conversation_history
 from common.llm.base import GenerationStopped
 from common.llm.metrics import CallStats
 from common.platform.db import run_unit
-from common.platform.models import JobKind, User
+from common.platform.models import JobKind
 from workers.job_stream import JobStream
 from workers.resources import WorkerResources
 
@@ -63,7 +63,7 @@ def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> JobI
         return None
     chat = job.task == "chat"  # chapter jobs have no conversation
     history = conversation_history(session, job, res.settings.history_turns) if chat else []
-    user = session.get(User, job.user_id)
+    user, profile = user_and_profile(session, job.user_id)
     spender = (
         spender_of(res.settings, user.id, user.role, user.email, user.external_id)
         if user is not None
@@ -78,7 +78,7 @@ def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> JobI
         job.attempts,
         job.queued_at or job.created_at,
         job.metrics,
-        get_profile(session, job.user_id),
+        profile,
         owner=job.user_id,
         spender=spender,
         task=job.task,

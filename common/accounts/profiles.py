@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.platform.models import ReaderProfile, utcnow
+from common.platform.models import ReaderProfile, User, utcnow
 
 SoftwareLevel = Literal["beginner", "intermediate", "advanced"]
 # none: never worked with robots; some: robotics projects, little or no ROS 2; ros2: uses ROS 2.
@@ -130,6 +131,21 @@ def get_profile(session: Session, user_id: uuid.UUID) -> ReaderProfileIn | None:
     """The user's saved profile, or None when they never saved one."""
     row = session.get(ReaderProfile, user_id)
     return _as_input(row) if row is not None else None
+
+
+def user_and_profile(
+    session: Session, user_id: uuid.UUID
+) -> tuple[User | None, ReaderProfileIn | None]:
+    """The account and its saved profile in one query (a worker reads both for every job)."""
+    row = session.execute(
+        select(User, ReaderProfile)
+        .outerjoin(ReaderProfile, ReaderProfile.user_id == User.id)
+        .where(User.id == user_id)
+    ).first()
+    if row is None:
+        return None, None
+    user, profile = row
+    return user, _as_input(profile) if profile is not None else None
 
 
 def show_profile(session: Session, user_id: uuid.UUID) -> ReaderProfileOut:
