@@ -29,10 +29,10 @@ import numpy as np
 import redis
 
 from common.accounts.profiles import ReaderProfileIn, profile_hash
+from common.jobs.repeat_lane import INDEX_VERSION_KEY, selection_hash
 from common.platform.settings import Settings
 
 log = logging.getLogger(__name__)
-INDEX_VERSION_KEY = "bookchat:index:version"
 _PREFIX = "bookchat:answer-cache:"
 _PENDING = ":pending"
 # A bucket's vectors are read in one round trip; more than this many candidates are never tried.
@@ -80,14 +80,6 @@ class BucketKey:
             self.embedder,
         )
         return _PREFIX + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
-
-
-def selection_hash(selected_text: str | None, page_url: str | None) -> str:
-    """The selection a question is about (with its page: the citation names it); '' for none."""
-    if not selected_text:
-        return ""
-    raw = f"{selected_text}\x1f{page_url or ''}"
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def bucket_key(
