@@ -14,11 +14,13 @@ import pytest
 from common.book.ingest.chunking import chunk_document
 from common.book.ingest.documents import parse_markdown
 from common.book.retrieval.store import TextbookIndex, make_qdrant
-from common.jobs.queue import CHAT_QUEUE, waiting_job_ids
+from common.jobs.queue import CHAT_QUEUE, CHAT_REPEATS_QUEUE, waiting_job_ids
+from common.jobs.repeat_lane import repeat_hint_key, write_repeat_hint
 from common.platform.models import JobKind
 from tests.support.faults import FaultStack, start_fault_stack, wait_until
 from tests.support.sse import read_events
 from tests.support.stack import SAMPLE_TEXTBOOK
+from workers.answer_cache import index_version
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 QUESTION = "What is a ROS 2 node?"
@@ -36,18 +38,32 @@ def faults(tmp_path: Path) -> Iterator[FaultStack]:
     stack.stop()
 
 
-def submit_many(faults: FaultStack, headers: dict[str, str], count: int) -> list[str]:
-    """Submit questions about a selection (answered without an index) and return their ids."""
+def submit_many(
+    faults: FaultStack, headers: dict[str, str], count: int, queue: str = CHAT_QUEUE
+) -> list[str]:
+    """Submit questions about a selection (answered without an index) and return their ids.
+
+    `queue`: CHAT_REPEATS_QUEUE sends them through the fast lane, as if each were a repeat
+    whose answer is stored (its hint is written first).
+    """
+    if queue == CHAT_REPEATS_QUEUE:
+        client = faults.stack.resources.redis
+        for n in range(count):
+            hint = repeat_hint_key(f"{QUESTION} ({n})", SELECTION, None)
+            write_repeat_hint(client, hint, index_version(client), 600)
     return [
         faults.stack.submit(headers, message=f"{QUESTION} ({n})", selected_text=SELECTION)["id"]
         for n in range(count)
     ]
 
 
-def test_a_worker_killed_mid_answer_hands_its_jobs_to_another(faults: FaultStack) -> None:
+@pytest.mark.parametrize("queue", [CHAT_QUEUE, CHAT_REPEATS_QUEUE])
+def test_a_worker_killed_mid_answer_hands_its_jobs_to_another(
+    faults: FaultStack, queue: str
+) -> None:
     headers = faults.stack.signup()
     faults.start_worker("doomed", concurrency=4)
-    jobs = submit_many(faults, headers, 4)
+    jobs = submit_many(faults, headers, 4, queue)
     wait_until(
         lambda: (
             all(faults.job_row(j).status == "in_progress" for j in jobs)
@@ -279,11 +295,14 @@ def test_a_worker_killed_mid_ingest_leaves_one_complete_index(faults: FaultStack
     assert sorted(set(sources)) == [f"page-{page:02d}.md" for page in range(20)]
 
 
-def test_a_job_whose_message_vanished_from_the_broker_is_sent_again(faults: FaultStack) -> None:
+@pytest.mark.parametrize("queue", [CHAT_QUEUE, CHAT_REPEATS_QUEUE])
+def test_a_job_whose_message_vanished_from_the_broker_is_sent_again(
+    faults: FaultStack, queue: str
+) -> None:
     headers = faults.stack.signup()
-    jobs = submit_many(faults, headers, 2)  # no worker yet: they wait in the broker
-    assert waiting_job_ids(faults.stack.resources.celery, CHAT_QUEUE) == set(jobs)
-    faults.stack.resources.redis.delete(CHAT_QUEUE)  # as if Redis lost them in a crash
+    jobs = submit_many(faults, headers, 2, queue)  # no worker yet: they wait in the broker
+    assert waiting_job_ids(faults.stack.resources.celery, queue) == set(jobs)
+    faults.stack.resources.redis.delete(queue)  # as if Redis lost them in a crash
 
     faults.start_worker("finder", concurrency=2)
 
