@@ -24,7 +24,8 @@ QUEUE_KINDS = {
 QUEUE_LISTS = {CHAT_QUEUE: (CHAT_QUEUE, CHAT_REPEATS_QUEUE)}
 
 
-def _depth(client: redis.Redis, name: str) -> int:
+def queue_depth(client: redis.Redis, name: str) -> int:
+    """Messages waiting in a queue: the chat queue's include its fast lane's."""
     lengths: Any = [client.llen(key) for key in QUEUE_LISTS.get(name, (name,))]
     return sum(int(length) for length in lengths)
 
@@ -69,7 +70,7 @@ def queue_overview(session: Session, client: redis.Redis) -> dict[str, Any]:
         queues.append(
             {
                 "name": name,
-                "depth": _depth(client, name),
+                "depth": queue_depth(client, name),
                 **counts,
                 "workers": [
                     {
