@@ -1,9 +1,10 @@
 """The fast lane end to end: a repeat skips a chat queue full of new questions.
 
-Real API, Redis, Celery worker process, database and SDK + simulator. The model's limit is 6
-calls a minute, so a backlog of new questions keeps going back to the queue; a repeat of a
-stored answer, sent after the backlog, is answered from the cache while most of the backlog
-has not even been claimed once (in the chat queue alone it would come after all of them).
+Real API, Redis, Celery worker process (two threads), database and SDK + simulator. The model
+takes 3 s to its first token, so a backlog of new questions holds both threads for a while; a
+repeat of a stored answer, sent after the backlog, is answered from the cache while nearly all
+of the backlog is still waiting. In the chat queue alone it would be claimed after every job of
+the backlog, so only after all but the last two had completed.
 """
 
 from __future__ import annotations
@@ -20,36 +21,35 @@ from common.platform.models import ChatJob, JobStatus
 from tests.support.stack import NewStack, Stack, simulator_settings
 
 pytestmark = pytest.mark.slow  # real processes: `make test` runs it, `make test-fast` not
-BACKLOG = 12
-LIMITS = {"llm_rpm": 6, "llm_headroom": 1.0, "llm_burst_seconds": 10.0}
+BACKLOG = 10
 
 
 @pytest.fixture
 def lane_stack(
     new_stack: NewStack, simulator: SimulatorHandle, database_url: str
 ) -> Iterator[Stack]:
-    """The cache on, a slow model limit, and one worker (two threads)."""
+    """The cache on, and one worker (two threads)."""
     name = "lane-" + database_url.partition(":")[0]
-    settings = {**simulator_settings(simulator), "answer_cache_enabled": True, **LIMITS}
+    settings = {**simulator_settings(simulator), "answer_cache_enabled": True}
     with new_stack(name, database_url=database_url, **settings) as running:
         yield running
 
 
-def _rows(stack: Stack, ids: list[str]) -> list[tuple[str, int]]:
-    """(status, attempts) of these jobs."""
+def _statuses(stack: Stack, ids: list[str]) -> list[str]:
+    """The status of each of these jobs."""
     with session_scope(stack.resources.sessions) as session:
         wanted = [uuid.UUID(i) for i in ids]
-        rows = session.execute(
-            select(ChatJob.status, ChatJob.attempts).where(ChatJob.id.in_(wanted))
-        ).all()
-        return [(status, attempts) for status, attempts in rows]
+        return list(session.scalars(select(ChatJob.status).where(ChatJob.id.in_(wanted))))
 
 
-def test_a_repeat_is_answered_before_a_backlog_of_new_questions(lane_stack: Stack) -> None:
+def test_a_repeat_is_answered_before_a_backlog_of_new_questions(
+    lane_stack: Stack, sim: SimulatorHandle
+) -> None:
     reader = lane_stack.signup()
     source_id = lane_stack.submit(reader, message="What is a ROS 2 node?")["id"]
     source = lane_stack.wait(reader, source_id)
     assert source["status"] == "completed" and source["label"] == "answered", source
+    sim.update_config(ttft_s=3.0)
 
     headers = lane_stack.signup("class")
     backlog = [
@@ -62,9 +62,8 @@ def test_a_repeat_is_answered_before_a_backlog_of_new_questions(lane_stack: Stac
 
     assert repeat["status"] == "completed" and repeat["cached"] is True, repeat
     assert repeat["cached_from"] == source["id"]
-    rows = _rows(lane_stack, backlog)
-    not_done = [r for r in rows if r[0] != JobStatus.COMPLETED.value]
-    never_claimed = [r for r in rows if r[1] == 0]
-    # In the chat queue alone, every job of the backlog is claimed once before the repeat.
-    assert len(not_done) >= BACKLOG - 2, rows
-    assert len(never_claimed) >= BACKLOG // 2, rows
+    statuses = _statuses(lane_stack, backlog)
+    completed = statuses.count(JobStatus.COMPLETED.value)
+    # The fast lane: claimed when one of the two first jobs ends. The chat queue alone: after
+    # the last job of the backlog was claimed, so with at least BACKLOG - 2 completed.
+    assert completed <= 3, statuses
