@@ -309,3 +309,24 @@ def test_a_job_whose_message_vanished_from_the_broker_is_sent_again(
     for job in faults.wait_for(headers, jobs, timeout=60):
         assert job["status"] == "completed"
         assert job["attempts"] == 1
+
+
+def test_a_job_waiting_in_the_fast_lane_is_not_taken_for_lost(faults: FaultStack) -> None:
+    """The watchdog's broker scan reads both chat lists: it re-sends only the message lost."""
+    headers = faults.stack.signup()
+    waiting = submit_many(faults, headers, 2, CHAT_REPEATS_QUEUE)
+    lost = faults.stack.submit(headers, message="A question whose message is lost")["id"]
+    celery = faults.stack.resources.celery
+    assert waiting_job_ids(celery, CHAT_REPEATS_QUEUE) == set(waiting)
+    faults.stack.resources.redis.delete(CHAT_QUEUE)  # only the chat queue's message is lost
+
+    faults.start_worker("watcher", queues="ingest")  # runs the watchdog, takes no chat job
+    wait_until(
+        lambda: lost in waiting_job_ids(celery, CHAT_QUEUE),
+        60,
+        f"the lost job was not sent again\n{faults.logs()}",
+    )
+
+    # The same scan saw the older fast-lane jobs waiting and left them where they were.
+    assert waiting_job_ids(celery, CHAT_QUEUE) == {lost}
+    assert waiting_job_ids(celery, CHAT_REPEATS_QUEUE) == set(waiting)
