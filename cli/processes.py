@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.jobs.queue import with_fast_lane
 from common.platform.observability import MULTIPROC_ENV, default_metrics_dir
 from common.platform.redis_client import redis_url
 from common.platform.settings import Settings
@@ -73,11 +74,14 @@ def worker_command(
 def celery_worker_argv(
     queues: Sequence[str], concurrency: int, pool: str, loglevel: str, hostname: str
 ) -> list[str]:
-    """Arguments for `Celery.worker_main`: bookchat's workers skip gossip and mingle."""
+    """Arguments for `Celery.worker_main`: bookchat's workers skip gossip and mingle.
+
+    A worker of the chat queue consumes the fast lane of repeats too (common/jobs/repeat_lane.py).
+    """
     return [
         "worker",
         "--queues",
-        ",".join(queues),
+        ",".join(with_fast_lane(queues)),
         "--concurrency",
         str(concurrency),
         "--pool",

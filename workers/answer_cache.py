@@ -1,12 +1,12 @@
-"""The answer cache's store: question vectors in Redis, one hash per exact key, scanned by numpy.
+"""The answer cache's store: question vectors in Redis, one list per exact key, scanned by numpy.
 
-An entry is (source job id -> the question's float32 vector) in the hash of its bucket: the
-book's index version, the selection, the reader's profile and the model, hashed together. Only
-a question in the same bucket can match, so a scan reads a few hundred vectors for a class's
-questions (thousands cost a few milliseconds). Every worker process shares the store;
-a new index version starts new buckets and the old ones expire (ANSWER_CACHE_TTL_SECONDS). A
-full bucket (ANSWER_CACHE_MAX_ENTRIES) takes no more entries until it expires: a scan reads the
-whole hash, about 2 ms for 100 entries and 20 ms for 1,000 (measured on 2 busy cores).
+An entry is (source job id, the question's float32 vector) appended to the list of its bucket:
+the book's index version, the selection, the reader's profile and the model, hashed together.
+Only a question in the same bucket can match. Every worker process shares the store and keeps a
+copy of the buckets it reads, fetching only the entries appended since (workers/answer_mirror.py),
+so a lookup costs one small round trip and a matrix product however full the bucket is. A new
+index version starts new buckets and the old ones expire (ANSWER_CACHE_TTL_SECONDS). A full
+bucket (ANSWER_CACHE_MAX_ENTRIES) takes no more entries until it expires.
 
 While a question is being answered, its job is also in the bucket's pending hash: a twin that
 arrives meanwhile waits for that answer instead of calling the model too (single flight).
@@ -30,10 +30,11 @@ import redis
 from redis.lock import Lock
 
 from common.accounts.profiles import ReaderProfileIn, profile_hash
+from common.jobs.repeat_lane import INDEX_VERSION_KEY, selection_hash
 from common.platform.settings import Settings
+from workers.answer_mirror import BucketMirror, added, dropped
 
 log = logging.getLogger(__name__)
-INDEX_VERSION_KEY = "bookchat:index:version"
 _PREFIX = "bookchat:answer-cache:"
 _PENDING = ":pending"
 # A bucket's vectors are read in one round trip; more than this many candidates are never tried.
@@ -83,14 +84,6 @@ class BucketKey:
         return _PREFIX + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-def selection_hash(selected_text: str | None, page_url: str | None) -> str:
-    """The selection a question is about (with its page: the citation names it); '' for none."""
-    if not selected_text:
-        return ""
-    raw = f"{selected_text}\x1f{page_url or ''}"
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 def bucket_key(
     version: int,
     collection: str | None,
@@ -118,12 +111,13 @@ class AnswerCache:
         self.client = client
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
+        self.mirror = BucketMirror(client)
 
     def nearest(
         self, key: BucketKey, vector: list[float], min_similarity: float
     ) -> list[tuple[uuid.UUID, float]]:
         """Stored questions at least `min_similarity` from `vector`, nearest first."""
-        return self._nearest(key.redis_key(), vector, min_similarity)
+        return self.mirror.nearest(key.redis_key(), vector, min_similarity, MAX_CANDIDATES)
 
     def nearest_pending(
         self, key: BucketKey, vector: list[float], min_similarity: float
@@ -168,13 +162,11 @@ class AnswerCache:
         return [(uuid.UUID(ids[i]), float(scores[i])) for i in order if scores[i] >= min_similarity]
 
     def store(self, key: BucketKey, job_id: uuid.UUID, vector: list[float]) -> None:
-        """Remember an answered question (a full bucket takes no more until entries expire)."""
-        name = key.redis_key()
-        if not self._full(name):
-            self._put(name, job_id, vector, self.ttl_seconds)
+        """Remember an answered question (a full bucket takes no more until it expires)."""
+        entry = added(job_id, vector)
+        self.mirror.append(key.redis_key(), entry, self.ttl_seconds, self.max_entries)
 
     def _full(self, name: str) -> bool:
-        # A scan reads the whole hash: ~2 ms for 100 entries, ~20 ms for 1,000 on 2 busy cores.
         size: Any = self.client.hlen(name)
         return int(size or 0) >= self.max_entries
 
@@ -187,5 +179,5 @@ class AnswerCache:
         pipe.execute()
 
     def forget(self, key: BucketKey, job_id: uuid.UUID) -> None:
-        """Drop an entry whose source may no longer be served."""
-        self.client.hdel(key.redis_key(), str(job_id))
+        """Drop an entry whose source may no longer be served (in every process's copy)."""
+        self.mirror.append(key.redis_key(), dropped(job_id), self.ttl_seconds)

@@ -34,6 +34,7 @@ from common.jobs.cached_answers import (
 )
 from common.jobs.job_endings import ending_events
 from common.jobs.question_match import veto
+from common.jobs.repeat_lane import repeat_hint_key, write_repeat_hint
 from common.llm.base import Answer
 from common.llm.citations import CitedAnswer
 from common.platform.models import JobStatus, utcnow
@@ -179,10 +180,15 @@ def remember(attempt: Attempt, probe: CacheProbe, answer: Answer, cited: CitedAn
     label = label_answer(attempt.coverage, cited.text, len(cited.citations))
     if label.value not in attempt.res.settings.answer_cache_labels:
         return
+    job, res = attempt.job, attempt.res
     try:
-        cache = attempt.res.answer_cache
-        cache.store(probe.key, attempt.job.id, probe.vector)
-        cache.clear_pending(probe.key, attempt.job.id)
+        cache = res.answer_cache
+        cache.store(probe.key, job.id, probe.vector)
+        cache.clear_pending(probe.key, job.id)
+        # Its repeats skip the chat queue's backlog from now on (common/jobs/repeat_lane.py).
+        hint = repeat_hint_key(job.message, job.selected_text, job.page_url)
+        ttl = res.settings.answer_cache_ttl_seconds
+        write_repeat_hint(res.redis, hint, probe.key.index_version, ttl)
     except RedisError:
         log.warning("could not store chat job %s in the answer cache", attempt.job.id)
 

@@ -28,7 +28,7 @@ from common.accounts.guest_retention import BATCH as GUEST_BATCH
 from common.accounts.guest_retention import purge_old_guests
 from common.jobs.lifecycle import mark_enqueued
 from common.jobs.queue import (
-    CHAT_QUEUE,
+    CHAT_QUEUES,
     INGEST_QUEUE,
     REPROCESS_QUEUE,
     enqueue_chat_job,
@@ -51,10 +51,11 @@ from workers.resources import WorkerResources
 log = logging.getLogger(__name__)
 LEADER_KEY = "bookchat:watchdog:leader"
 GUEST_BATCHES_PER_PASS = 4
-QUEUES = {
-    JobKind.CHAT: CHAT_QUEUE,
-    JobKind.INGEST: INGEST_QUEUE,
-    JobKind.REPROCESS: REPROCESS_QUEUE,
+# Where each kind's messages wait: chat jobs in the chat queue or the fast lane of repeats.
+QUEUES: dict[JobKind, tuple[str, ...]] = {
+    JobKind.CHAT: CHAT_QUEUES,
+    JobKind.INGEST: (INGEST_QUEUE,),
+    JobKind.REPROCESS: (REPROCESS_QUEUE,),
 }
 
 
@@ -204,7 +205,7 @@ class Watchdog:
             candidates = long_enqueued_jobs(session, kind, utcnow(), self.policy.missing_grace_s)
             if not candidates:
                 return
-            waiting = waiting_job_ids(self.celery, QUEUES[kind])
+            waiting = waiting_job_ids(self.celery, *QUEUES[kind])
             missing = [job_id for job_id in candidates if str(job_id) not in waiting]
             if missing:
                 log.warning("%d %s jobs missing from the broker; sending again", len(missing), kind)

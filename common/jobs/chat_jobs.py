@@ -20,6 +20,7 @@ from common.accounts.token_reservations import Reservation
 from common.jobs.events import JobEvents
 from common.jobs.lifecycle import claim_job, finish_attempt
 from common.jobs.queue import enqueue_chat_job
+from common.jobs.repeat_lane import repeat_hint_key
 from common.jobs.schemas import ChatJobCreate
 from common.platform.after_commit import enqueue_after_commit
 from common.platform.errors import (
@@ -226,7 +227,11 @@ def queue_chat_job(
         return job, True
     if reservation is not None and job.id != job_id:
         reservation.move(job_id, job.id)  # a retried submit runs the job its key first made
-    send_after_commit(session, celery, events, job.id, reservation)
+    # A first turn may be a repeat whose answer is stored: its hint routes it to the fast lane.
+    hint = None
+    if request.conversation_id is None:
+        hint = repeat_hint_key(request.message, request.selected_text, request.page_url)
+    send_after_commit(session, celery, events, job.id, reservation, hint)
     return job, False
 
 
@@ -236,8 +241,9 @@ def send_after_commit(
     events: JobEvents,
     job_id: uuid.UUID,
     reservation: Reservation | None = None,
+    hint_key: str | None = None,
 ) -> None:
-    """Send a job (chat or chapter) to the chat queue once `session` commits, never before.
+    """Send a job (chat or chapter) to a chat queue once `session` commits, never before.
 
     A refused send marks the row failed (the watchdog leaves it) and gives the reservation
     back; so does a unit of work that never commits, which sends nothing.
@@ -250,7 +256,7 @@ def send_after_commit(
 
     def send() -> None:
         try:
-            send_committed_job(bind, celery, events, job_id)
+            send_committed_job(bind, celery, events, job_id, hint_key)
         except ServiceUnavailable:
             give_back()
             raise
@@ -259,7 +265,11 @@ def send_after_commit(
 
 
 def send_committed_job(
-    bind: Engine | Connection, celery: Celery, events: JobEvents, job_id: uuid.UUID
+    bind: Engine | Connection,
+    celery: Celery,
+    events: JobEvents,
+    job_id: uuid.UUID,
+    hint_key: str | None = None,
 ) -> None:
     """Enqueue a committed job (chat or chapter) and announce it; on failure mark it failed.
 
@@ -267,7 +277,7 @@ def send_committed_job(
     ServiceUnavailable is raised.
     """
     try:
-        enqueue_chat_job(celery, job_id)
+        enqueue_chat_job(celery, job_id, hint_key)
     except Exception as exc:
         log.exception("could not enqueue job %s", job_id)
         with Session(bind) as session:

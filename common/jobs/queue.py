@@ -9,6 +9,7 @@ import secrets
 import threading
 import uuid
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -16,15 +17,19 @@ from celery import Celery
 from kombu import Exchange, Queue
 from kombu.utils import json as kombu_json
 
+from common.jobs.repeat_lane import INDEX_VERSION_KEY
 from common.platform.logging_setup import REQUEST_ID_HEADER, current_request_id
 from common.platform.redis_client import redis_url
 from common.platform.retry_policy import retry_policy
 from common.platform.settings import Settings
 
 CHAT_QUEUE = "chat"
+# Repeats whose answer is stored (common/jobs/repeat_lane.py): every chat worker consumes it too.
+CHAT_REPEATS_QUEUE = "chat-repeats"
+CHAT_QUEUES = (CHAT_QUEUE, CHAT_REPEATS_QUEUE)
 INGEST_QUEUE = "ingest"
 REPROCESS_QUEUE = "reprocess"
-ALL_QUEUES = (CHAT_QUEUE, INGEST_QUEUE, REPROCESS_QUEUE)
+ALL_QUEUES = (CHAT_QUEUE, CHAT_REPEATS_QUEUE, INGEST_QUEUE, REPROCESS_QUEUE)
 
 CHAT_ANSWER_TASK = "chat.answer"
 INGEST_TREE_TASK = "ingest.tree"
@@ -76,6 +81,14 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def with_fast_lane(queues: Sequence[str]) -> list[str]:
+    """The queues a worker consumes: whoever consumes `chat` consumes `chat-repeats` too."""
+    names = list(queues)
+    if CHAT_QUEUE in names and CHAT_REPEATS_QUEUE not in names:
+        names.insert(names.index(CHAT_QUEUE) + 1, CHAT_REPEATS_QUEUE)
+    return names
+
+
 def task_id(job_id: uuid.UUID | str) -> str:
     """A fresh task id that names its job, so the broker's contents can be matched to rows."""
     return f"{job_id}.{secrets.token_hex(4)}"
@@ -97,6 +110,12 @@ class ChatTaskPublisher:
     tests/common/jobs/test_queue_messages.py sends the same task through `send_task` on a real Redis
     and compares the two messages field by field, so a Celery or kombu upgrade that changes the
     format fails there.
+
+    A first-turn question comes with its repeat hint's key (common/jobs/repeat_lane.py): then one
+    Lua script pushes it to `chat-repeats` if the hint names the current index version, else to
+    `chat`, in the same single round trip. The message names its queue (the routing key kombu
+    uses to put an unacknowledged message back after a worker died), so the script receives it
+    in two halves around that name.
     """
 
     def __init__(self, celery: Celery) -> None:
@@ -116,15 +135,18 @@ class ChatTaskPublisher:
             socket_connect_timeout=options.get("socket_connect_timeout", 5),
             socket_timeout=options.get("socket_timeout", 5),
         )
+        # EVALSHA: one round trip (redis-py loads the script once if the server lacks it).
+        self._route = self._client.register_script(_ROUTE)
 
-    def message(self, job_id: uuid.UUID | str) -> bytes:
-        """The serialized broker message that runs `chat.answer(job_id)`."""
+    def message(self, job_id: uuid.UUID | str, queue: str = CHAT_QUEUE) -> bytes:
+        """The serialized broker message that runs `chat.answer(job_id)` from `queue`."""
         tid, arg = task_id(job_id), str(job_id)
         headers = {**self._headers, "id": tid, "root_id": tid, "argsrepr": repr([arg])}
         headers.update(request_headers())
         body = json.dumps([[arg], {}, _EMBED]).encode()
         properties = {
             **self._properties,
+            "delivery_info": {"exchange": "", "routing_key": queue},
             "correlation_id": tid,
             "reply_to": str(uuid.uuid4()),
             "delivery_tag": str(uuid.uuid4()),
@@ -138,11 +160,30 @@ class ChatTaskPublisher:
         }
         return json.dumps(message).encode()
 
-    def send(self, job_id: uuid.UUID | str) -> None:
-        """Push the job's message (raises redis' errors when the broker is unreachable)."""
-        self._client.lpush(CHAT_QUEUE, self.message(job_id))
+    def send(self, job_id: uuid.UUID | str, hint_key: str | None = None) -> str:
+        """Push the job's message; the queue it went to (raises redis' errors when unreachable).
+
+        With a hint's key, to `chat-repeats` when the hint names the current index version.
+        """
+        if hint_key is None:
+            self._client.lpush(CHAT_QUEUE, self.message(job_id))
+            return CHAT_QUEUE
+        head, _, tail = self.message(job_id, _QUEUE_SLOT).partition(_QUEUE_SLOT.encode())
+        keys = [hint_key, INDEX_VERSION_KEY, CHAT_QUEUE, CHAT_REPEATS_QUEUE]
+        queue: Any = self._route(keys=keys, args=[head, tail], client=self._client)
+        return queue.decode() if isinstance(queue, bytes) else str(queue)
 
 
+# KEYS: the hint, the index version, the chat queue, the fast lane; ARGV: the message's halves.
+_ROUTE = """
+local version = redis.call('GET', KEYS[2]) or '0'
+local queue = KEYS[3]
+if redis.call('GET', KEYS[1]) == version then queue = KEYS[4] end
+redis.call('LPUSH', queue, ARGV[1] .. queue .. ARGV[2])
+return queue
+"""
+# Stands for the queue's name in a message built for the script (never a queue's own name).
+_QUEUE_SLOT = "@@bookchat-queue@@"
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 _publishers: weakref.WeakKeyDictionary[Celery, ChatTaskPublisher] = weakref.WeakKeyDictionary()
 _publishers_lock = threading.Lock()
@@ -164,15 +205,19 @@ def request_headers() -> dict[str, str]:
     return {REQUEST_ID_HEADER: current} if current else {}
 
 
-def enqueue_chat_job(celery: Celery, job_id: uuid.UUID) -> None:
-    """Send the chat job's id to the chat queue (call only after the row is committed)."""
+def enqueue_chat_job(celery: Celery, job_id: uuid.UUID, hint_key: str | None = None) -> str:
+    """Send the chat job's id to a chat queue (only after the row is committed); which one.
+
+    `hint_key`: the repeat hint of a first-turn question (common/jobs/repeat_lane.py), which
+    sends it to the fast lane when its answer is stored.
+    """
     publisher = chat_publisher(celery)
     try:
-        publisher.send(job_id)
+        return publisher.send(job_id, hint_key)
     except (redis.ConnectionError, redis.TimeoutError):
         # One more try on a fresh connection (a pooled one may have gone stale), as Celery's
         # publish retry would; then the caller compensates.
-        publisher.send(job_id)
+        return publisher.send(job_id, hint_key)
 
 
 def enqueue_ingest(celery: Celery, path: str, *, full: bool = False, run_id: str = "") -> None:
@@ -198,8 +243,8 @@ def enqueue_reprocess(celery: Celery, job_id: uuid.UUID) -> None:
     )
 
 
-def waiting_job_ids(celery: Celery, queue: str) -> set[str]:
-    """Ids of the jobs whose tasks wait in `queue` (sent, not yet delivered), left in place.
+def waiting_job_ids(celery: Celery, *queues: str) -> set[str]:
+    """Ids of the jobs whose tasks wait in `queues` (sent, not yet delivered), left in place.
 
     Read through kombu, which owns the broker's layout and envelopes: its Redis transport keeps
     a queue as one list per priority step, and it decodes each message; Celery names the task
@@ -208,8 +253,9 @@ def waiting_job_ids(celery: Celery, queue: str) -> set[str]:
     ids: set[str] = set()
     with celery.connection_or_acquire() as connection, connection.channel() as channel:
         with channel.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
-            for priority in channel.priority_steps:
-                pipe.lrange(channel._q_for_pri(queue, priority), 0, -1)
+            for queue in queues:
+                for priority in channel.priority_steps:
+                    pipe.lrange(channel._q_for_pri(queue, priority), 0, -1)
             lists = pipe.execute()
         for raw in itertools.chain.from_iterable(lists):
             try:

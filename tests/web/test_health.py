@@ -25,6 +25,7 @@ def test_readyz_is_ready_with_a_live_chat_worker(stack: Stack) -> None:
     assert workers["live"], workers
     assert any("chat" in worker["queues"] for worker in workers["live"])
     assert workers["queues"]["chat"] and workers["queues"]["ingest"]
+    assert workers["queues"]["chat-repeats"] == workers["queues"]["chat"]  # the fast lane too
     assert workers["queues"]["reprocess"] == []
     index = body["checks"]["index"]
     assert index["ok"] is True and index["collection"] and index["documents"] > 0
@@ -42,7 +43,7 @@ def test_readyz_is_not_ready_without_a_chat_worker(idle_stack: Stack) -> None:
     assert body["checks"]["workers"] == {
         "ok": False,
         "live": [],
-        "queues": {"chat": [], "ingest": [], "reprocess": []},
+        "queues": {"chat": [], "chat-repeats": [], "ingest": [], "reprocess": []},
     }
     assert body["checks"]["index"]["ok"] is False
 

@@ -33,7 +33,7 @@ def test_the_nearest_entries_of_the_same_bucket_only(private_redis_url: str) -> 
     assert cache.nearest(key, unit(1.0, 0.0, 0.0), min_similarity=0.999) == []
     cache.forget(key, near)
     assert cache.nearest(key, unit(1.0, 0.0, 0.0), min_similarity=0.5) == []
-    ttl: Any = client.ttl(key.redis_key())
+    ttl: Any = client.ttl(key.redis_key() + ":log")
     assert 0 < ttl <= 60
 
 
@@ -43,7 +43,42 @@ def test_a_full_bucket_takes_no_more(private_redis_url: str) -> None:
     key = bucket_key(0, "", "selected", "/page", None, "extractive", "minilm")
     for _ in range(3):
         cache.store(key, uuid.uuid4(), unit(1.0, 0.0))
-    assert client.hlen(key.redis_key()) == 2
+    assert client.llen(key.redis_key() + ":log") == 2
+    assert len(cache.nearest(key, unit(1.0, 0.0), min_similarity=0.5)) == 2
+
+
+def test_every_process_sees_what_another_stored_or_dropped(private_redis_url: str) -> None:
+    """Two caches stand for two worker processes: each reads only what was appended since."""
+    client = redis.Redis.from_url(private_redis_url, decode_responses=True)
+    mine, theirs = (AnswerCache(client, ttl_seconds=60, max_entries=10) for _ in range(2))
+    key = bucket_key(0, "", None, None, None, "extractive", "minilm")
+    first, second = uuid.uuid4(), uuid.uuid4()
+    mine.store(key, first, unit(1.0, 0.0))
+    assert [job for job, _ in theirs.nearest(key, unit(1.0, 0.0), 0.9)] == [first]
+
+    mine.store(key, second, unit(1.0, 0.05))
+    assert {job for job, _ in theirs.nearest(key, unit(1.0, 0.0), 0.9)} == {first, second}
+    mine.forget(key, first)
+    assert [job for job, _ in theirs.nearest(key, unit(1.0, 0.0), 0.9)] == [second]
+
+
+def test_a_bucket_that_expired_and_was_made_again_is_read_from_its_start(
+    private_redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(private_redis_url, decode_responses=True)
+    writer, reader = (AnswerCache(client, ttl_seconds=60, max_entries=10) for _ in range(2))
+    key = bucket_key(0, "", None, None, None, "extractive", "minilm")
+    old = [uuid.uuid4() for _ in range(3)]
+    for job in old:
+        writer.store(key, job, unit(1.0, 0.0))
+    assert len(reader.nearest(key, unit(1.0, 0.0), 0.9)) == 3
+    client.delete(key.redis_key() + ":log", key.redis_key() + ":epoch")  # as if it expired
+    new = [uuid.uuid4() for _ in range(4)]  # longer than the reader's offset
+    for job in new:
+        writer.store(key, job, unit(1.0, 0.0))
+
+    found = {job for job, _ in reader.nearest(key, unit(1.0, 0.0), 0.9)}
+    assert found <= set(new) and len(found) == 3  # the 3 best of the new bucket, none old
 
 
 def test_keys_differ_by_every_part_and_the_version_moves(private_redis_url: str) -> None:

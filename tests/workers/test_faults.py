@@ -14,11 +14,13 @@ import pytest
 from common.book.ingest.chunking import chunk_document
 from common.book.ingest.documents import parse_markdown
 from common.book.retrieval.store import TextbookIndex, make_qdrant
-from common.jobs.queue import CHAT_QUEUE, waiting_job_ids
+from common.jobs.queue import CHAT_QUEUE, CHAT_REPEATS_QUEUE, waiting_job_ids
+from common.jobs.repeat_lane import repeat_hint_key, write_repeat_hint
 from common.platform.models import JobKind
 from tests.support.faults import FaultStack, start_fault_stack, wait_until
 from tests.support.sse import read_events
 from tests.support.stack import SAMPLE_TEXTBOOK
+from workers.answer_cache import index_version
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 QUESTION = "What is a ROS 2 node?"
@@ -36,18 +38,32 @@ def faults(tmp_path: Path) -> Iterator[FaultStack]:
     stack.stop()
 
 
-def submit_many(faults: FaultStack, headers: dict[str, str], count: int) -> list[str]:
-    """Submit questions about a selection (answered without an index) and return their ids."""
+def submit_many(
+    faults: FaultStack, headers: dict[str, str], count: int, queue: str = CHAT_QUEUE
+) -> list[str]:
+    """Submit questions about a selection (answered without an index) and return their ids.
+
+    `queue`: CHAT_REPEATS_QUEUE sends them through the fast lane, as if each were a repeat
+    whose answer is stored (its hint is written first).
+    """
+    if queue == CHAT_REPEATS_QUEUE:
+        client = faults.stack.resources.redis
+        for n in range(count):
+            hint = repeat_hint_key(f"{QUESTION} ({n})", SELECTION, None)
+            write_repeat_hint(client, hint, index_version(client), 600)
     return [
         faults.stack.submit(headers, message=f"{QUESTION} ({n})", selected_text=SELECTION)["id"]
         for n in range(count)
     ]
 
 
-def test_a_worker_killed_mid_answer_hands_its_jobs_to_another(faults: FaultStack) -> None:
+@pytest.mark.parametrize("queue", [CHAT_QUEUE, CHAT_REPEATS_QUEUE])
+def test_a_worker_killed_mid_answer_hands_its_jobs_to_another(
+    faults: FaultStack, queue: str
+) -> None:
     headers = faults.stack.signup()
     faults.start_worker("doomed", concurrency=4)
-    jobs = submit_many(faults, headers, 4)
+    jobs = submit_many(faults, headers, 4, queue)
     wait_until(
         lambda: (
             all(faults.job_row(j).status == "in_progress" for j in jobs)
@@ -279,14 +295,38 @@ def test_a_worker_killed_mid_ingest_leaves_one_complete_index(faults: FaultStack
     assert sorted(set(sources)) == [f"page-{page:02d}.md" for page in range(20)]
 
 
-def test_a_job_whose_message_vanished_from_the_broker_is_sent_again(faults: FaultStack) -> None:
+@pytest.mark.parametrize("queue", [CHAT_QUEUE, CHAT_REPEATS_QUEUE])
+def test_a_job_whose_message_vanished_from_the_broker_is_sent_again(
+    faults: FaultStack, queue: str
+) -> None:
     headers = faults.stack.signup()
-    jobs = submit_many(faults, headers, 2)  # no worker yet: they wait in the broker
-    assert waiting_job_ids(faults.stack.resources.celery, CHAT_QUEUE) == set(jobs)
-    faults.stack.resources.redis.delete(CHAT_QUEUE)  # as if Redis lost them in a crash
+    jobs = submit_many(faults, headers, 2, queue)  # no worker yet: they wait in the broker
+    assert waiting_job_ids(faults.stack.resources.celery, queue) == set(jobs)
+    faults.stack.resources.redis.delete(queue)  # as if Redis lost them in a crash
 
     faults.start_worker("finder", concurrency=2)
 
     for job in faults.wait_for(headers, jobs, timeout=60):
         assert job["status"] == "completed"
         assert job["attempts"] == 1
+
+
+def test_a_job_waiting_in_the_fast_lane_is_not_taken_for_lost(faults: FaultStack) -> None:
+    """The watchdog's broker scan reads both chat lists: it re-sends only the message lost."""
+    headers = faults.stack.signup()
+    waiting = submit_many(faults, headers, 2, CHAT_REPEATS_QUEUE)
+    lost = faults.stack.submit(headers, message="A question whose message is lost")["id"]
+    celery = faults.stack.resources.celery
+    assert waiting_job_ids(celery, CHAT_REPEATS_QUEUE) == set(waiting)
+    faults.stack.resources.redis.delete(CHAT_QUEUE)  # only the chat queue's message is lost
+
+    faults.start_worker("watcher", queues="ingest")  # runs the watchdog, takes no chat job
+    wait_until(
+        lambda: lost in waiting_job_ids(celery, CHAT_QUEUE),
+        60,
+        f"the lost job was not sent again\n{faults.logs()}",
+    )
+
+    # The same scan saw the older fast-lane jobs waiting and left them where they were.
+    assert waiting_job_ids(celery, CHAT_QUEUE) == {lost}
+    assert waiting_job_ids(celery, CHAT_REPEATS_QUEUE) == set(waiting)

@@ -22,7 +22,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common.admin.queue_overview import QUEUE_KINDS
+from common.admin.queue_overview import QUEUE_KINDS, queue_depth
 from common.jobs.lifecycle import model_of
 from common.platform.models import JobStatus, utcnow
 from common.platform.observability import scrape_registry
@@ -83,7 +83,7 @@ def read_job_gauges(session: Session, client: redis.Redis) -> JobGauges:
             select(func.min(model.enqueued_at)).where(model.status == JobStatus.QUEUED.value)
         )
         oldest[queue] = max((now - sent).total_seconds(), 0.0) if sent else 0.0
-        depth[queue] = int(client.llen(queue))  # type: ignore[arg-type]
+        depth[queue] = queue_depth(client, queue)
     return JobGauges(jobs, depth, oldest)
 
 

@@ -21,6 +21,7 @@ from celery import Celery
 from common.jobs.queue import (
     CHAT_ANSWER_TASK,
     CHAT_QUEUE,
+    CHAT_REPEATS_QUEUE,
     chat_publisher,
     enqueue_chat_job,
     job_id_of,
@@ -29,6 +30,7 @@ from common.jobs.queue import (
     task_id,
     waiting_job_ids,
 )
+from common.jobs.repeat_lane import repeat_hint_key, write_repeat_hint
 from common.platform.logging_setup import REQUEST_ID_HEADER, request_id_bound
 from tests.support.redis_server import RedisServer
 from tests.support.stack import make_settings
@@ -58,10 +60,10 @@ def celery(tmp_path: Path, broker: RedisServer) -> Celery:
     return make_celery(make_settings(tmp_path, broker.url))
 
 
-def _pop_one(client: redis.Redis) -> dict[str, Any]:
-    raw: Any = client.lrange(CHAT_QUEUE, 0, -1)
+def _pop_one(client: redis.Redis, queue: str = CHAT_QUEUE) -> dict[str, Any]:
+    raw: Any = client.lrange(queue, 0, -1)
     assert len(raw) == 1, raw
-    client.delete(CHAT_QUEUE)
+    client.delete(queue)
     message: dict[str, Any] = json.loads(raw[0])
     return message
 
@@ -73,20 +75,28 @@ def _split(message: dict[str, Any]) -> tuple[dict[str, Any], bytes, dict[tuple[s
     return message, body, varying
 
 
-def test_the_prebuilt_chat_message_is_celerys_own(celery: Celery, broker: RedisServer) -> None:
+@pytest.mark.parametrize("queue", [CHAT_QUEUE, CHAT_REPEATS_QUEUE])
+def test_the_prebuilt_chat_message_is_celerys_own(
+    celery: Celery, broker: RedisServer, queue: str
+) -> None:
+    """In the chat queue (plain LPUSH) and in the fast lane (the routing script)."""
     client = redis.Redis.from_url(broker.url)
     job_id = uuid.uuid4()
+    hint = None
+    if queue == CHAT_REPEATS_QUEUE:
+        hint = repeat_hint_key("What is a node?", None, None)
+        write_repeat_hint(client, hint, 0, 60)
     with request_id_bound("req-1234"):
         celery.send_task(
             CHAT_ANSWER_TASK,
             args=[str(job_id)],
-            queue=CHAT_QUEUE,
+            queue=queue,
             task_id=task_id(job_id),
             headers=request_headers(),
         )
-        celerys = _pop_one(client)
-        enqueue_chat_job(celery, job_id)
-        ours = _pop_one(client)
+        celerys = _pop_one(client, queue)
+        assert enqueue_chat_job(celery, job_id, hint) == queue
+        ours = _pop_one(client, queue)
 
     expected, expected_body, _ = _split(celerys)
     actual, actual_body, varying = _split(ours)
@@ -128,3 +138,11 @@ def test_waiting_jobs_are_read_through_kombu_without_taking_them(
 
     assert waiting_job_ids(celery, CHAT_QUEUE) == {str(job_id) for job_id in jobs}
     assert client.llen(CHAT_QUEUE) == 4  # read, not consumed
+
+    fast = uuid.uuid4()
+    hint = repeat_hint_key("What is a node?", None, None)
+    write_repeat_hint(client, hint, 0, 60)
+    assert enqueue_chat_job(celery, fast, hint) == CHAT_REPEATS_QUEUE
+    assert waiting_job_ids(celery, CHAT_QUEUE) == {str(job_id) for job_id in jobs}
+    both = waiting_job_ids(celery, CHAT_QUEUE, CHAT_REPEATS_QUEUE)
+    assert both == {str(job_id) for job_id in [*jobs, fast]}
