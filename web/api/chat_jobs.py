@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, abort, current_app, jsonify, request, stream_with_context
@@ -185,10 +186,19 @@ def events(path: JobPath) -> Response:
             reader.hangup.close()
         slot.release()
 
+    def frames() -> Iterator[str]:
+        # The slot is given back as the stream ends, before the open-streams gauge counts it
+        # closed: a client that sees the gauge drop may open another stream at once.
+        try:
+            yield from job_event_stream(
+                res.events, res.hub, job_id, after, snapshot, reload, reader
+            )
+        finally:
+            close()
+
     try:
-        stream = job_event_stream(res.events, res.hub, job_id, after, snapshot, reload, reader)
         response = Response(
-            stream_with_context(tracked_stream(stream)),
+            stream_with_context(tracked_stream(frames())),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
