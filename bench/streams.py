@@ -371,6 +371,7 @@ def run(count: int, var_dir: Path) -> Outcome:
         JWT_SECRET_KEY=SECRET,
         PORT=str(settings.port),
         RATE_LIMIT_SUBMIT="1000000/minute",  # one account submits ten times a second
+        USER_DAILY_TOKENS="0",  # ... and would spend its day's model tokens within the run
         # One account holds every stream: its fair share is all of them (caps: tests/web).
         STREAM_LIMIT_PER_USER=str(count),
     )

@@ -94,7 +94,9 @@ def two_apps(
     database = f"sqlite:///{tmp_path / 'bookchat.db'}"
     if request.param == "postgresql":
         database = request.getfixturevalue("postgres_url")
-    settings = make_settings(tmp_path, redis_url, database)
+    # No worker drains these apps' jobs, and the PostgreSQL schema holds other tests' queued
+    # jobs too: admission must not refuse a submit for a question queued minutes ago.
+    settings = make_settings(tmp_path, redis_url, database, admission_max_wait_seconds=86400)
     upgrade_database(settings)
     apps = (create_app(settings), create_app(settings))
     try:
