@@ -35,7 +35,7 @@ import httpx
 
 from bench.openai_sim import SimConfig, start_simulator
 from bench.spike_phases import burst, drain, open_loop, peak_rss_mb, run_baseline, summary
-from bench.support import REPO_ROOT, BenchStack, percentile
+from bench.support import REPO_ROOT, BenchStack, percentile, spike_env
 
 DATABASES = ("sqlite", "postgresql")
 
@@ -66,13 +66,7 @@ def run_database(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     """Floor, burst, drain and open loop against one stack on one (empty) database."""
     config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token, rpm=args.rpm, tpm=args.tpm)
     with start_simulator(config) as sim, tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": f"{sim.url}/v1",
-            "LLM_RPM": str(args.rpm),
-            "LLM_TPM": str(args.tpm),
-            "ADMISSION_MAX_QUEUED": str(args.jobs * 10),
-        }
+        env = spike_env(sim.url, args.rpm, args.tpm, args.jobs)
         if database_url:
             env["DATABASE_URL"] = database_url
         # Local-mode Qdrant admits one process per folder: one worker process, many threads.

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from bench.openai_sim import SimConfig, start_simulator
-from bench.support import REPO_ROOT, BenchStack, percentile
+from bench.support import REPO_ROOT, BenchStack, percentile, spike_env
 
 TERMINAL = ("completed", "incomplete", "failed", "cancelled")
 # First-turn questions the sample textbook (examples/textbook) answers.
@@ -102,11 +102,7 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
     config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token, rpm=args.rpm, tpm=args.tpm)
     with start_simulator(config) as sim, tempfile.TemporaryDirectory() as tmp:
         env = {
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": f"{sim.url}/v1",
-            "LLM_RPM": str(args.rpm),
-            "LLM_TPM": str(args.tpm),
-            "ADMISSION_MAX_QUEUED": str(args.jobs * 10),
+            **spike_env(sim.url, args.rpm, args.tpm, args.jobs),
             "ANSWER_CACHE_ENABLED": "true" if cache else "false",
             "ANSWER_CACHE_LABELS": json.dumps(args.labels),
         }

@@ -37,6 +37,18 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank]
 
 
+def spike_env(sim_url: str, rpm: int, tpm: int, jobs: int) -> dict[str, str]:
+    """A stack's environment for a spike: the simulator as the provider, its limits, and
+    admission wide enough for the whole spike."""
+    return {
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": f"{sim_url}/v1",
+        "LLM_RPM": str(rpm),
+        "LLM_TPM": str(tpm),
+        "ADMISSION_MAX_QUEUED": str(jobs * 10),
+    }
+
+
 def stop_processes(processes: Sequence[subprocess.Popen[bytes]], grace: float = 20) -> None:
     """Terminate the processes, killing any that outlive the grace period."""
     for process in processes:
