@@ -33,7 +33,9 @@ from typing import Any
 
 import httpx
 
-from bench.openai_sim import SimConfig, start_simulator
+from bench.cpu_budget import CpuMeter, budget_ms, per_submit_ms
+from bench.openai_sim import SimConfig
+from bench.sim_process import simulator_process
 from bench.spike_phases import burst, drain, open_loop, peak_rss_mb, run_baseline, summary
 from bench.support import REPO_ROOT, BenchStack, percentile, spike_env
 
@@ -65,8 +67,8 @@ def fresh_database(kind: str, postgres_url: str) -> Iterator[str]:
 def run_database(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     """Floor, burst, drain and open loop against one stack on one (empty) database."""
     config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token, rpm=args.rpm, tpm=args.tpm)
-    with start_simulator(config) as sim, tempfile.TemporaryDirectory() as tmp:
-        env = spike_env(sim.url, args.rpm, args.tpm, args.jobs)
+    with simulator_process(config) as (sim_url, sim_pid), tempfile.TemporaryDirectory() as tmp:
+        env = spike_env(sim_url, args.rpm, args.tpm, args.jobs)
         if database_url:
             env["DATABASE_URL"] = database_url
         # Local-mode Qdrant admits one process per folder: one worker process, many threads.
@@ -90,13 +92,26 @@ def run_database(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 "web": peak_rss_mb(stack.processes[-1].pid),
                 "workers": sum(peak_rss_mb(w.pid) for w in stack.workers()),
             }
-            loop: dict[str, dict[str, float]] = {}
+            loop: dict[str, dict[str, Any]] = {}
+            roots = {
+                "web": [stack.processes[-1].pid],
+                "worker": [w.pid for w in stack.workers()],
+                "simulator": [sim_pid],
+            }
             for rate in args.rates:
+                meter = CpuMeter(roots)
+                meter.start()
                 latencies, _, errors = asyncio.run(
                     open_loop(base, headers, rate, args.loop_seconds)
                 )
-                p99 = round(percentile(latencies, 99) * 1000, 1)
-                loop[f"{rate:g}"] = {"p99_ms": p99, "errors": errors}
+                cpu = per_submit_ms(meter.stop(), len(latencies))
+                loop[f"{rate:g}"] = {
+                    "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+                    "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+                    "errors": errors,
+                    "cpu_ms_per_submit": cpu,
+                    "cpu_budget_ms": budget_ms(rate),
+                }
         finally:
             stack.stop()
     return {**ours, "floor": summary(floor, 200), "open_loop": loop}
@@ -114,8 +129,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.baseline:
         config = SimConfig(ttft_s=args.ttft, per_token_s=args.per_token, rpm=args.rpm, tpm=args.tpm)
-        with start_simulator(config) as sim:
-            result["baseline"] = run_baseline(sim.url, args.jobs, args.clients)
+        with simulator_process(config) as (sim_url, _):
+            result["baseline"] = run_baseline(sim_url, args.jobs, args.clients)
     return result
 
 
@@ -160,9 +175,25 @@ def print_tables(result: dict[str, Any]) -> None:
             row = result["databases"][kind]["open_loop"][rate]
             cells.append(f"{row['p99_ms']} ({row['errors']})")
         print(f"| {rate} | " + " | ".join(cells) + " |")
+    print_cpu_budget(result)
     if "sqlite_over_postgresql" in result:
         print()
         print("SQLite p99 / PostgreSQL p99:", json.dumps(result["sqlite_over_postgresql"]))
+
+
+def print_cpu_budget(result: dict[str, Any]) -> None:
+    """Per open-loop rate: CPU ms per submit by process group against what the machine has."""
+    groups = ["web", "worker", "postgresql", "redis", "simulator", "load generator", "other"]
+    print()
+    print("| database | offered/s | budget ms | machine busy ms | "
+          + " | ".join(groups) + " |")  # fmt: skip
+    print("|---|---|---|---|" + "---|" * len(groups))
+    for kind, row in result["databases"].items():
+        for rate, figures in row["open_loop"].items():
+            cpu = figures["cpu_ms_per_submit"]
+            cells = " | ".join(f"{cpu.get(group, 0.0)}" for group in groups)
+            print(f"| {kind} | {rate} | {figures['cpu_budget_ms']} | "
+                  f"{cpu.get('machine (busy)', 0.0)} | {cells} |")  # fmt: skip
 
 
 def main() -> None:

@@ -1,11 +1,14 @@
-"""bench.spike's report: one row per database, and SQLite's p99 over PostgreSQL's."""
+"""bench.spike's report: one row per database, SQLite's p99 over PostgreSQL's, the CPU budget."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
+from bench.cpu_budget import CpuMeter, budget_ms, per_submit_ms
 from bench.spike import print_tables, ratios
 
 
@@ -19,7 +22,15 @@ def figures(submit_p99: float, loop_p99: dict[str, float]) -> dict[str, Any]:
         "drain_s": 145.0,
         "drain_floor_s": 140.0,
         "floor": {"submit_p50_ms": 1.0, "submit_p99_ms": 2.0, "errors": 0},
-        "open_loop": {rate: {"p99_ms": p99, "errors": 0} for rate, p99 in loop_p99.items()},
+        "open_loop": {
+            rate: {
+                "p99_ms": p99,
+                "errors": 0,
+                "cpu_ms_per_submit": {"web": 2.5, "worker": 4.0, "machine (busy)": 9.0},
+                "cpu_budget_ms": 2000 / float(rate),
+            }
+            for rate, p99 in loop_p99.items()
+        },
     }
 
 
@@ -47,4 +58,25 @@ def test_the_tables_name_each_database_and_the_ratio(capsys: pytest.CaptureFixtu
     assert "| bookchat | postgresql | 100.0 | 200.0 |" in out
     assert "| 50 | 40.0 (0) | 20.0 (0) |" in out
     assert '"submit_p99": 1.5' in out
+    # The CPU budget: what a submit at 50/s may spend on 2 cores, what each group spent.
+    assert "| sqlite | 50 | 40.0 | 9.0 | 2.5 | 4.0 | 0.0 |" in out
     assert "baseline" not in out  # --no-baseline: no row for it
+
+
+def test_the_cpu_meter_charges_a_busy_child_to_its_group() -> None:
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    busy = subprocess.Popen(
+        [sys.executable, "-c", spin + "print('spun', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        meter = CpuMeter({"busy": [busy.pid]})
+        meter.start()
+        assert busy.stdout is not None and busy.stdout.readline() == b"spun\n"
+        used = meter.stop()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert 0.25 <= used["busy"] <= used["machine (busy)"]
+    assert per_submit_ms({"busy": 0.5}, 100) == {"busy": 5.0}
+    assert budget_ms(200, cores=2) == 10.0
