@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import redis
 
-from common.platform.errors import ServiceUnavailable, TooManyRequests
+from common.platform.errors import ServiceBusy, TooManyRequests
 from common.platform.models import Role
 from common.platform.settings import Settings
 
@@ -36,19 +36,10 @@ class QuotaExceeded(TooManyRequests):
     code, title = "token_quota_exceeded", "Daily token quota exceeded"
 
 
-class BudgetExhausted(ServiceUnavailable):
+class BudgetExhausted(ServiceBusy):
     """503: the service's daily model-token budget is spent until `resets_at` (UTC midnight)."""
 
     code, title = BUDGET_EXHAUSTED, "Daily model budget exhausted"
-
-    def __init__(self, detail: str, retry_after: int, **extensions: Any) -> None:
-        super().__init__(detail, retry_after=retry_after, **extensions)
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Retry-After: seconds until the UTC day rolls over."""
-        return {"Retry-After": str(self.retry_after)}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import redis
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from common.platform.errors import ServiceUnavailable
+from common.platform.errors import ServiceBusy
 from common.platform.models import ChatJob, JobStatus, utcnow
 from common.platform.settings import Settings
 
@@ -29,19 +29,10 @@ _NO_DRAIN_RETRY_S = 60  # nothing finished for a minute: come back in a minute
 MAX_RETRY_AFTER_S = 600
 
 
-class Overloaded(ServiceUnavailable):
+class Overloaded(ServiceBusy):
     """503: the chat backlog is past its bounds; `retry_after` says when to come back."""
 
     code, title = "overloaded", "Too many queued questions"
-
-    def __init__(self, detail: str, retry_after: int, **extensions: Any) -> None:
-        super().__init__(detail, retry_after=retry_after, **extensions)
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Retry-After from the drain rate."""
-        return {"Retry-After": str(self.retry_after)}
 
 
 @dataclass(frozen=True)

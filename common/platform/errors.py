@@ -106,10 +106,9 @@ class IdempotencyKeyReused(BookchatError):
     status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
 
 
-class TooManyRequests(BookchatError):
-    """429; `retry_after` (seconds) is sent as the Retry-After header and in the body."""
-
-    status, code, title = 429, "too_many_requests", "Too many requests"
+class RetryLater(BookchatError):
+    """A refusal that says when to come back: `retry_after` (seconds) as Retry-After and in the
+    body."""
 
     def __init__(self, detail: str, retry_after: int, **extensions: Any) -> None:
         super().__init__(detail, retry_after=retry_after, **extensions)
@@ -119,6 +118,10 @@ class TooManyRequests(BookchatError):
     def headers(self) -> dict[str, str]:
         """Retry-After in seconds."""
         return {"Retry-After": str(self.retry_after)}
+
+
+class TooManyRequests(RetryLater):
+    status, code, title = 429, "too_many_requests", "Too many requests"
 
 
 class RateLimited(TooManyRequests):
@@ -133,6 +136,10 @@ class GuestLimitReached(RateLimited):
 
 class ServiceUnavailable(BookchatError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+class ServiceBusy(RetryLater, ServiceUnavailable):
+    """503 with a Retry-After: the service is up but cannot take this now."""
 
 
 class AuthProviderUnavailable(ServiceUnavailable):
