@@ -98,13 +98,17 @@ class BenchStack:
             **extra_env,
         )
         stack = cls(var_dir, env)
-        stack._run(["migrate"], wait=True)
-        for n in range(workers):
-            stack.start_worker(f"bench{n}", concurrency)
-        if web:
-            stack.env["PORT"] = str(stack.port)
-            stack._run(["web"])
-            stack.wait_ready(need_workers=workers > 0)
+        try:
+            stack._run(["migrate"], wait=True)
+            for n in range(workers):
+                stack.start_worker(f"bench{n}", concurrency)
+            if web:
+                stack.env["PORT"] = str(stack.port)
+                stack._run(["web"])
+                stack.wait_ready(need_workers=workers > 0)
+        except BaseException:
+            stack.stop()  # a stack that never came up leaves no process behind
+            raise
         return stack
 
     def start_worker(self, name: str, concurrency: int = 4) -> subprocess.Popen[bytes]:
