@@ -34,6 +34,7 @@ from cli.processes import (
     worker_command,
 )
 from cli.redis_keeper import RedisKeeper, RedisLost
+from cli.restart_budget import RestartBudget
 from common.jobs.ingest_jobs import queue_ingest_job, wait_for_ingest_job
 from common.jobs.queue import ALL_QUEUES, make_celery
 from common.platform.db import make_engine, make_session_factory, session_scope
@@ -117,6 +118,9 @@ class DevSupervisor:
         self.lifeline: Lifeline | None = None
         self.redis: RedisKeeper | None = None
         self.up = False
+        self.env: dict[str, str] = {}
+        self.commands: dict[str, list[str]] = {}
+        self.restarts = {WORKER: RestartBudget(), WEB: RestartBudget()}
 
     @property
     def children(self) -> list[Child]:
@@ -133,15 +137,16 @@ class DevSupervisor:
             # The children are given this URL: a restart must come back on the same port.
             self.redis = RedisKeeper(var_dir, url)
             self.settings = self.settings.model_copy(update={"redis_url": url})
-        env = child_env(self.settings)
-        reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # no samples of earlier runs
+        self.env = child_env(self.settings)
+        reset_metrics_dir(Path(self.env[MULTIPROC_ENV]))  # no samples of earlier runs
         upgrade_database(self.settings)
         self.check()
-        self.worker = start_child("worker", worker_command(ALL_QUEUES, concurrency), env)
-        record(var_dir, WORKER, self.worker.pid)
-        command = web_command(self.settings, graceful_timeout=WEB_GRACEFUL_TIMEOUT)
-        self.web = start_child("web", command, env)
-        record(var_dir, WEB, self.web.pid)
+        self.commands = {
+            WORKER: list(worker_command(ALL_QUEUES, concurrency)),
+            WEB: list(web_command(self.settings, graceful_timeout=WEB_GRACEFUL_TIMEOUT)),
+        }
+        self.worker = self.start(WORKER)
+        self.web = self.start(WEB)
         not_indexed = self.index_textbook()
         self.wait_until_ready(indexed=not not_indexed)
         if not_indexed:
@@ -156,9 +161,15 @@ class DevSupervisor:
             self.check()
             time.sleep(0.3)
 
+    def start(self, name: str) -> Child:
+        """Start the worker or the web server and record its pid for `bookchat stop`."""
+        child = start_child(name, self.commands[name], self.env)
+        record(self.settings.var_dir, name, child.pid)
+        return child
+
     def check(self) -> None:
-        """Raise DevExit on Ctrl-C (0), or (1) when a child or the lifeline exited or Redis
-        died for good; restart a dead embedded Redis."""
+        """Raise DevExit on Ctrl-C (0), or (1) when the lifeline exited, Redis died for good, a
+        child exited before bookchat was up or kept dying after; restart what died once up."""
         if self.stop.requested:
             raise DevExit(0)
         if self.lifeline is not None and self.lifeline.exited() is not None:
@@ -180,13 +191,31 @@ class DevSupervisor:
             code = child.process.poll()
             if code is None:
                 continue
-            when = "" if self.up else " before bookchat was up"
-            _say(
-                f"bookchat dev: the {child.name} process exited{when} with code {code} (see its "
-                "output above); stopping the others",
-                err=True,
-            )
-            raise DevExit(1)
+            exited = f"bookchat dev: the {child.name} process exited"
+            if not self.up:
+                _say(f"{exited} before bookchat was up with code {code} (see its output "
+                     "above); stopping the others", err=True)  # fmt: skip
+                raise DevExit(1)
+            budget = self.restarts[child.name]
+            if not budget.spend():
+                _say(f"{exited} with code {code}, {budget} (see its output above); "
+                     "stopping the others", err=True)  # fmt: skip
+                raise DevExit(1)
+            self.restart(child, code)
+
+    def restart(self, child: Child, code: int) -> None:
+        """Bring a dead child back: a class keeps its answers after a crash or an OOM kill.
+
+        What is left of its process group goes first (gunicorn workers holding the port); the
+        worker's unfinished jobs come back by the broker's redelivery and the watchdog."""
+        stop_children([child], grace=1.0)
+        replacement = self.start(child.name)
+        if child.name == WORKER:
+            self.worker = replacement
+        else:
+            self.web = replacement
+        _say(f"bookchat dev: the {child.name} process exited with code {code}; restarted it "
+             f"(pid {replacement.pid})", err=True)  # fmt: skip
 
     def index_textbook(self) -> str | None:
         """Ingest the textbook through the worker and wait; why it is not indexed, or None."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +10,8 @@ import redis
 
 from cli.embedded_redis import ensure_embedded_redis
 from cli.pidfiles import REDIS, alive, record
+from cli.restart_budget import RestartBudget
 from common.platform.errors import ServiceUnavailable
-
-# More deaths than this within the window is not a blip: `bookchat dev` stops instead.
-RESTARTS_ALLOWED = 3
-RESTART_WINDOW = 60.0
 
 
 class RedisLost(Exception):
@@ -45,23 +40,16 @@ class RedisKeeper:
         self.url = url
         self.port = int(url.rsplit(":", 1)[1].split("/")[0])
         self.pid = redis_pid(url)
-        self.deaths: deque[float] = deque()
+        self.restarts = RestartBudget()
         record(var_dir, REDIS, self.pid)
 
     def check(self) -> str | None:
         """If Redis died, restart it and say so (None if it runs); RedisLost if it cannot."""
         if alive(self.pid):
             return None
-        now = time.monotonic()
-        self.deaths.append(now)
-        while self.deaths and self.deaths[0] < now - RESTART_WINDOW:
-            self.deaths.popleft()
         gone = f"the embedded Redis (pid {self.pid}, port {self.port}) exited"
-        if len(self.deaths) > RESTARTS_ALLOWED:
-            raise RedisLost(
-                f"{gone} {len(self.deaths)} times within {RESTART_WINDOW:.0f}s; see "
-                f"{self.var_dir / 'redis' / 'redis.log'}"
-            )
+        if not self.restarts.spend():
+            raise RedisLost(f"{gone} {self.restarts}; see {self.var_dir / 'redis' / 'redis.log'}")
         try:
             url = ensure_embedded_redis(self.var_dir, port=self.port)
             self.pid = redis_pid(url)

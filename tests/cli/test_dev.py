@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -13,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.openai_sim import SimConfig, start_simulator
 from cli.embedded_redis import find_embedded_redis
+from cli.pidfiles import WORKER, alive, recorded
 from cli.processes import port_problem
 from tests.support.cli import DevRun, free_port
 
@@ -235,3 +238,62 @@ def test_a_second_dev_on_the_same_var_dir_is_refused(tmp_path: Path) -> None:
     assert code == 1
     assert f"bookchat dev is already running for {var_dir}" in dev.output()
     assert not (var_dir / "redis").exists()
+
+
+def _worker_pid(dev: DevRun, other_than: int = 0, timeout: float = 30) -> int:
+    """The worker's pid as var/run records it, once it is not `other_than`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = recorded(dev.var_dir, WORKER)
+        if found is not None and found.pid != other_than and alive(found.pid):
+            return found.pid
+        assert dev.process.poll() is None, dev.output()[-3000:]
+        time.sleep(0.05)
+    raise AssertionError(f"no new worker after {other_than}:\n{dev.output()[-3000:]}")
+
+
+@pytest.mark.timeout(300)
+def test_dev_restarts_a_worker_killed_mid_answer_and_stops_on_a_crash_loop(
+    tmp_path: Path,
+) -> None:
+    """A class keeps its answers after the worker is OOM-killed; a worker that keeps dying
+    stops dev with the reason instead of restarting forever."""
+    with start_simulator(SimConfig(ttft_s=3.0)) as sim:
+        dev = DevRun.start(
+            tmp_path / "var", tmp_path / "dev.log", cwd=tmp_path,
+            OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{sim.url}/v1",
+        )  # fmt: skip
+        try:
+            dev.wait_until_up()
+            with httpx.Client(base_url=dev.base_url, timeout=30) as http:
+                headers = _sign_up(http, "grace@example.com")
+                location = _submit(http, headers, "What is a ROS 2 node?")
+                deadline = time.monotonic() + 60
+                while not any(r["endpoint"] == "/v1/chat/completions" for r in sim.log()):
+                    assert time.monotonic() < deadline, "the model was never asked"
+                    time.sleep(0.05)
+                first = _worker_pid(dev)
+                os.kill(first, signal.SIGKILL)  # mid-answer: the model has not replied yet
+                second = _worker_pid(dev, other_than=first)
+                deadline = time.monotonic() + 180
+                job = http.get(location + "?wait=30", headers=headers).json()
+                while job["status"] in ("queued", "in_progress") and time.monotonic() < deadline:
+                    job = http.get(location + "?wait=30", headers=headers).json()
+            assert job["status"] == "completed", job
+            assert "the worker process exited with code -9; restarted it" in dev.output()
+            assert dev.process.poll() is None, "dev stopped after one crash"
+            # Three more deaths within the minute: not a blip, dev stops and says why.
+            killed = second
+            for _ in range(3):
+                os.kill(killed, signal.SIGKILL)
+                try:
+                    killed = _worker_pid(dev, other_than=killed, timeout=10)
+                except AssertionError:
+                    break  # dev stopped rather than restart it again
+            code = dev.process.wait(timeout=STOP_TIMEOUT)
+            output = dev.output()
+            assert code == 1, output[-3000:]
+            assert "4 times within 60s" in output and "stopping the others" in output, output
+            assert dev.leftovers() == [], output[-3000:]
+        finally:
+            dev.kill_leftovers()
