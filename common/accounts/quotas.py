@@ -78,6 +78,17 @@ def spender_of(
     return Spender(((_identity(settings, "account", who), settings.user_daily_tokens),))
 
 
+def reserves_tokens(settings: Settings, role: str | None) -> bool:
+    """Whether a question of this role has a counter to reserve on (its quota or the budget)."""
+    if settings.llm_daily_token_budget:
+        return True
+    if role == Role.ADMIN.value:
+        return False
+    if role == Role.GUEST.value:
+        return bool(settings.guest_daily_tokens or settings.guest_address_daily_tokens)
+    return bool(settings.user_daily_tokens)
+
+
 def next_reset(now: datetime | None = None) -> datetime:
     """The next UTC midnight, when every daily counter starts again."""
     now = now or datetime.now(UTC)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from common.accounts.token_reservations import Reservation
 from common.jobs.events import JobEvents
 from common.jobs.lifecycle import claim_job, finish_attempt
-from common.jobs.queue import enqueue_chat_job
+from common.jobs.queue import chat_publisher, enqueue_chat_job
 from common.jobs.repeat_lane import repeat_hint_key
 from common.jobs.schemas import ChatJobCreate
 from common.platform.after_commit import enqueue_after_commit
@@ -273,19 +273,24 @@ def send_committed_job(
 ) -> None:
     """Enqueue a committed job (chat or chapter) and announce it; on failure mark it failed.
 
-    If the broker cannot take it, the row is marked failed (in a unit of work of its own) and
-    ServiceUnavailable is raised.
+    One round trip when the events live on the broker's Redis (as `bookchat` runs them): the
+    `queued` event rides in the send's script. If the broker cannot take the job, the row is
+    marked failed (in a unit of work of its own) and ServiceUnavailable is raised.
     """
+    queued = events.entry(job_id, "status", {"status": JobStatus.QUEUED.value})
+    along = chat_publisher(celery).shares_database(events.client)
     try:
-        enqueue_chat_job(celery, job_id, hint_key)
+        enqueue_chat_job(celery, job_id, hint_key, queued if along else None)
     except Exception as exc:
         log.exception("could not enqueue job %s", job_id)
         with Session(bind) as session:
             fail_queued_chat_job(session, job_id, QUEUE_UNAVAILABLE, "the job could not be queued")
             session.commit()
         raise ServiceUnavailable("the job queue is unavailable; try again shortly") from exc
+    if along:
+        return
     try:
-        events.publish(job_id, "status", {"status": JobStatus.QUEUED.value})
+        events.publish(job_id, queued.event, {"status": JobStatus.QUEUED.value})
     except RedisError:
         log.warning("could not publish the queued event of %s", job_id, exc_info=True)
 

@@ -32,6 +32,17 @@ return id
 
 
 @dataclass(frozen=True)
+class StreamEntry:
+    """One event for a job's stream, appended by a script that also does other work."""
+
+    key: str
+    event: str
+    data: str  # JSON
+    max_events: int
+    retention_seconds: int
+
+
+@dataclass(frozen=True)
 class JobEvent:
     id: str
     event: str
@@ -69,6 +80,12 @@ class JobEvents:
         pipe.expire(key, self.retention_seconds)
         event_id, _ = pipe.execute()
         return str(event_id)
+
+    def entry(self, job_id: uuid.UUID, event: str, data: dict[str, Any]) -> StreamEntry:
+        """The event as `publish` would append it, for a script of another module to append."""
+        return StreamEntry(
+            stream_key(job_id), event, json.dumps(data), _MAX_EVENTS, self.retention_seconds
+        )
 
     def publish_many(
         self, job_id: uuid.UUID, events: list[tuple[str, dict[str, Any]]], check_cancel: bool

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
 import secrets
 import threading
 import uuid
@@ -17,11 +18,14 @@ from celery import Celery
 from kombu import Exchange, Queue
 from kombu.utils import json as kombu_json
 
+from common.jobs.events import StreamEntry
 from common.jobs.repeat_lane import INDEX_VERSION_KEY
 from common.platform.logging_setup import REQUEST_ID_HEADER, current_request_id
-from common.platform.redis_client import redis_url
+from common.platform.redis_client import redis_url, same_database
 from common.platform.retry_policy import retry_policy
 from common.platform.settings import Settings
+
+log = logging.getLogger(__name__)
 
 CHAT_QUEUE = "chat"
 # Repeats whose answer is stored (common/jobs/repeat_lane.py): every chat worker consumes it too.
@@ -115,7 +119,8 @@ class ChatTaskPublisher:
     Lua script pushes it to `chat-repeats` if the hint names the current index version, else to
     `chat`, in the same single round trip. The message names its queue (the routing key kombu
     uses to put an unacknowledged message back after a worker died), so the script receives it
-    in two halves around that name.
+    in two halves around that name. The same script appends the job's `queued` event when its
+    stream is on the broker's Redis (`shares_database`), so a submit sends in one round trip.
     """
 
     def __init__(self, celery: Celery) -> None:
@@ -136,7 +141,7 @@ class ChatTaskPublisher:
             socket_timeout=options.get("socket_timeout", 5),
         )
         # EVALSHA: one round trip (redis-py loads the script once if the server lacks it).
-        self._route = self._client.register_script(_ROUTE)
+        self._send = self._client.register_script(_SEND)
 
     def message(self, job_id: uuid.UUID | str, queue: str = CHAT_QUEUE) -> bytes:
         """The serialized broker message that runs `chat.answer(job_id)` from `queue`."""
@@ -160,27 +165,57 @@ class ChatTaskPublisher:
         }
         return json.dumps(message).encode()
 
-    def send(self, job_id: uuid.UUID | str, hint_key: str | None = None) -> str:
+    def shares_database(self, client: redis.Redis) -> bool:
+        """Whether `client` reaches the broker's Redis database (then events can ride along)."""
+        return same_database(self._client, client)
+
+    def send(
+        self,
+        job_id: uuid.UUID | str,
+        hint_key: str | None = None,
+        event: StreamEntry | None = None,
+    ) -> str:
         """Push the job's message; the queue it went to (raises redis' errors when unreachable).
 
         With a hint's key, to `chat-repeats` when the hint names the current index version.
+        With an `event` (its stream on this Redis), the script appends it after the push; an
+        append the server refuses is logged, and the job stays sent.
         """
-        if hint_key is None:
+        if hint_key is None and event is None:
             self._client.lpush(CHAT_QUEUE, self.message(job_id))
             return CHAT_QUEUE
         head, _, tail = self.message(job_id, _QUEUE_SLOT).partition(_QUEUE_SLOT.encode())
-        keys = [hint_key, INDEX_VERSION_KEY, CHAT_QUEUE, CHAT_REPEATS_QUEUE]
-        queue: Any = self._route(keys=keys, args=[head, tail], client=self._client)
+        keys = [CHAT_QUEUE, CHAT_REPEATS_QUEUE]
+        args: list[bytes | str] = [head, tail, "1" if hint_key else "0"]
+        if hint_key is not None:
+            keys += [hint_key, INDEX_VERSION_KEY]
+        if event is not None:
+            keys.append(event.key)
+            args += [event.event, event.data, str(event.max_events), str(event.retention_seconds)]
+        reply: Any = self._send(keys=keys, args=args, client=self._client)
+        queue, appended = reply
+        if event is not None and not appended:
+            log.warning("could not append the %s event of job %s", event.event, job_id)
         return queue.decode() if isinstance(queue, bytes) else str(queue)
 
 
-# KEYS: the hint, the index version, the chat queue, the fast lane; ARGV: the message's halves.
-_ROUTE = """
-local version = redis.call('GET', KEYS[2]) or '0'
-local queue = KEYS[3]
-if redis.call('GET', KEYS[1]) == version then queue = KEYS[4] end
+# KEYS: the chat queue, the fast lane, [the hint, the index version], [the job's event stream].
+# ARGV: the message's halves around its queue's name, whether a hint routes it (1/0), [the
+# event, its data, the stream's max length, its time to live]. The push comes first: an event
+# the server refuses (redis.pcall) leaves the job sent, as a separate XADD failing would.
+_SEND = """
+local queue = KEYS[1]
+if ARGV[3] == '1' and redis.call('GET', KEYS[3]) == (redis.call('GET', KEYS[4]) or '0') then
+  queue = KEYS[2]
+end
 redis.call('LPUSH', queue, ARGV[1] .. queue .. ARGV[2])
-return queue
+if #ARGV == 3 then return {queue, 0} end
+local stream = KEYS[#KEYS]
+local added = redis.pcall(
+  'XADD', stream, 'MAXLEN', '~', ARGV[6], '*', 'event', ARGV[4], 'data', ARGV[5])
+if type(added) == 'table' and added.err then return {queue, 0} end
+redis.call('EXPIRE', stream, ARGV[7])
+return {queue, 1}
 """
 # Stands for the queue's name in a message built for the script (never a queue's own name).
 _QUEUE_SLOT = "@@bookchat-queue@@"
@@ -205,19 +240,25 @@ def request_headers() -> dict[str, str]:
     return {REQUEST_ID_HEADER: current} if current else {}
 
 
-def enqueue_chat_job(celery: Celery, job_id: uuid.UUID, hint_key: str | None = None) -> str:
+def enqueue_chat_job(
+    celery: Celery,
+    job_id: uuid.UUID,
+    hint_key: str | None = None,
+    event: StreamEntry | None = None,
+) -> str:
     """Send the chat job's id to a chat queue (only after the row is committed); which one.
 
     `hint_key`: the repeat hint of a first-turn question (common/jobs/repeat_lane.py), which
-    sends it to the fast lane when its answer is stored.
+    sends it to the fast lane when its answer is stored. `event`: appended in the same round
+    trip (its stream must be on the broker's Redis: `ChatTaskPublisher.shares_database`).
     """
     publisher = chat_publisher(celery)
     try:
-        return publisher.send(job_id, hint_key)
+        return publisher.send(job_id, hint_key, event)
     except (redis.ConnectionError, redis.TimeoutError):
         # One more try on a fresh connection (a pooled one may have gone stale), as Celery's
         # publish retry would; then the caller compensates.
-        return publisher.send(job_id, hint_key)
+        return publisher.send(job_id, hint_key, event)
 
 
 def enqueue_ingest(celery: Celery, path: str, *, full: bool = False, run_id: str = "") -> None:

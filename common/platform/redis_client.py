@@ -47,3 +47,21 @@ def make_redis(settings: Settings, pool_wait_seconds: float | None = None) -> re
         return redis.Redis.from_url(url, **options)
     pool = redis.BlockingConnectionPool.from_url(url, timeout=pool_wait_seconds, **options)
     return redis.Redis.from_pool(pool)  # closing the client closes its pool
+
+
+# What names a database, with redis-py's defaults for what a URL may leave out.
+_SERVER_FIELDS = {"host": "localhost", "port": 6379, "path": None, "db": 0, "username": None}
+
+
+def same_database(first: redis.Redis, second: redis.Redis) -> bool:
+    """Whether two clients reach the same Redis database (address, database and credentials)."""
+    a, b = first.connection_pool, second.connection_pool
+    if a is b:
+        return True
+    if a.connection_class is not b.connection_class:
+        return False
+    kwargs_a, kwargs_b = a.connection_kwargs, b.connection_kwargs
+    return all(
+        kwargs_a.get(name, default) == kwargs_b.get(name, default)
+        for name, default in _SERVER_FIELDS.items()
+    )

@@ -14,6 +14,7 @@ import pytest
 import redis.connection
 from sqlalchemy import event
 
+from common.jobs.queue import CHAT_QUEUE, waiting_job_ids
 from common.platform.migrate import upgrade_database
 from tests.support.stack import TEST_PASSWORD, Stack, make_settings
 from tests.web.assertions import assert_problem
@@ -238,3 +239,54 @@ def test_the_limit_follows_the_account_not_the_token_claim(
 
     assert counted.status_code == 202, counted.get_json()
     assert "X-RateLimit-Limit" in counted.headers  # the users' limit, from the account's role
+
+
+def test_a_submit_makes_two_redis_round_trips_the_checks_and_the_send_with_its_event(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token's checks before the view, then one script that queues the job and appends its
+    `queued` event (the broker and the events share the Redis, as `bookchat` runs them)."""
+    settings = make_settings(  # quotas off, as bench.submit_cost runs: no reservation trip
+        tmp_path,
+        redis_url,
+        f"sqlite:///{tmp_path / 'bookchat.db'}",
+        user_daily_tokens=0,
+        llm_daily_token_budget=0,
+    )
+    upgrade_database(settings)
+    app = create_app(settings)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    sent: list[bytes] = []
+    real_send = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        real_send(self, command, check_health)
+
+    try:
+        signup = {"email": f"t-{uuid.uuid4().hex[:8]}@example.com", "password": TEST_PASSWORD}
+        token = app.test_client().post("/v1/auth/signup", json=signup).get_json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        warm = app.test_client().post("/v1/chat/jobs", json={"message": "Hi?"}, headers=headers)
+        conversation = warm.get_json()["conversation_id"]
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+        first_turn = {"message": "What is a node?"}  # routed by its repeat hint
+        follow_up = {"message": "And a topic?", "conversation_id": conversation}
+        jobs = []
+        for body in (first_turn, follow_up):
+            sent.clear()
+            response = app.test_client().post("/v1/chat/jobs", json=body, headers=headers)
+            assert response.status_code == 202, response.get_json()
+            assert len(sent) == 2, sent  # was 3: the push, then MULTI/XADD/EXPIRE/EXEC
+            assert b"EVALSHA" in sent[1] and b"XADD" not in sent[1], sent[1]
+            jobs.append(response.get_json()["id"])
+        monkeypatch.undo()
+        for job_id in jobs:
+            events: Any = client.xrange(f"bookchat:job:{job_id}:events")
+            assert [fields["data"] for _, fields in events] == ['{"status": "queued"}']
+            ttl: Any = client.ttl(f"bookchat:job:{job_id}:events")
+            assert ttl > 0
+        assert set(jobs) <= waiting_job_ids(app.extensions["bookchat"].celery, CHAT_QUEUE)
+    finally:
+        client.close()
+        app.extensions["bookchat"].close()

@@ -13,7 +13,7 @@ from flask_openapi3.types import ResponseDict
 from pydantic import ValidationError
 from redis import Redis, RedisError
 
-from common.accounts.quotas import Spender, spender_of
+from common.accounts.quotas import Spender, reserves_tokens, spender_of
 from common.accounts.token_reservations import Reservation, release_tokens
 from common.book.token_estimates import estimate_answer_tokens
 from common.jobs.admission import Admission
@@ -98,8 +98,12 @@ def current_spender(settings: Settings) -> Spender:
     return spender_of(settings, user.id, user.role, user.email, user.external_id, client_address())
 
 
-def answer_reservation(client: Redis, body: ChatJobCreate, settings: Settings) -> Reservation:
-    """The tokens a question reserves on the caller's quotas and the daily budget."""
+def answer_reservation(
+    client: Redis, body: ChatJobCreate, settings: Settings
+) -> Reservation | None:
+    """The tokens a question reserves on the caller's quotas and the daily budget (None: off)."""
+    if not reserves_tokens(settings, current_account().role):
+        return None
     tokens = estimate_answer_tokens(
         body.message,
         body.selected_text,

@@ -18,6 +18,7 @@ import pytest
 import redis
 from celery import Celery
 
+from common.jobs.events import JobEvents, stream_key
 from common.jobs.queue import (
     CHAT_ANSWER_TASK,
     CHAT_QUEUE,
@@ -146,3 +147,27 @@ def test_waiting_jobs_are_read_through_kombu_without_taking_them(
     assert waiting_job_ids(celery, CHAT_QUEUE) == {str(job_id) for job_id in jobs}
     both = waiting_job_ids(celery, CHAT_QUEUE, CHAT_REPEATS_QUEUE)
     assert both == {str(job_id) for job_id in [*jobs, fast]}
+
+
+@pytest.mark.parametrize("first_turn", [True, False])
+def test_the_queued_event_rides_in_the_send_and_a_refused_one_leaves_the_job_sent(
+    celery: Celery, broker: RedisServer, first_turn: bool
+) -> None:
+    client = redis.Redis.from_url(broker.url, decode_responses=True)
+    events = JobEvents(client, retention_seconds=300)
+    hint = repeat_hint_key("What is a node?", None, None) if first_turn else None
+    sent, refused = uuid.uuid4(), uuid.uuid4()
+    assert chat_publisher(celery).shares_database(client)
+
+    queued = events.entry(sent, "status", {"status": "queued"})
+    assert enqueue_chat_job(celery, sent, hint, queued) == CHAT_QUEUE
+    assert [(e.event, e.data) for e in events.read(sent)] == [("status", {"status": "queued"})]
+    ttl: Any = client.ttl(stream_key(sent))
+    assert 0 < ttl <= 300
+
+    client.set(stream_key(refused), "not a stream")  # XADD fails: WRONGTYPE
+    refused_event = events.entry(refused, "status", {})
+    assert enqueue_chat_job(celery, refused, hint, refused_event) == CHAT_QUEUE
+    assert waiting_job_ids(celery, CHAT_QUEUE) == {str(sent), str(refused)}
+    other_database = redis.Redis.from_url(broker.url[:-1] + "1")
+    assert chat_publisher(celery).shares_database(other_database) is False

@@ -21,7 +21,13 @@ from common.admin.insights.runs import start_run
 from common.jobs.chat_jobs import queue_chat_job
 from common.jobs.events import JobEvents
 from common.jobs.ingest_jobs import queue_ingest_job
-from common.jobs.queue import CHAT_QUEUE, INGEST_QUEUE, REPROCESS_QUEUE, make_celery
+from common.jobs.queue import (
+    CHAT_QUEUE,
+    INGEST_QUEUE,
+    REPROCESS_QUEUE,
+    chat_publisher,
+    make_celery,
+)
 from common.jobs.schemas import ChatJobCreate
 from common.platform.after_commit import commit
 from common.platform.errors import ServiceUnavailable
@@ -168,3 +174,23 @@ def test_an_insights_run_is_sent_after_the_commit_and_failed_if_the_broker_refus
         row = other.get(ReprocessJob, refused.id)
         assert row is not None and (row.status, row.error_code) == ("failed", "queue_unavailable")
         assert other.get(ReprocessJob, run.id) is not None
+
+
+def test_a_refused_send_carrying_its_event_fails_the_committed_row_too(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    """Broker and events on one Redis, as `bookchat` runs them: one script carries both."""
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    unreachable = make_celery(down)
+    events = JobEvents(redis.Redis.from_url("redis://127.0.0.1:1/0"))
+    assert chat_publisher(unreachable).shares_database(events.client)
+    job, _ = queue_chat_job(
+        session, unreachable, events, new_user(session).id, ChatJobCreate(message="A node?")
+    )
+
+    with pytest.raises(ServiceUnavailable):
+        commit(session)
+
+    with Session(engine) as other:
+        row = other.get(ChatJob, job.id)
+        assert row is not None and (row.status, row.error_code) == ("failed", "queue_unavailable")
