@@ -37,14 +37,15 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM)
 
+# Every test, on TEST_WORKERS processes (pytest-xdist; a test file stays on one process, so its
+# module fixtures are shared). TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-# The quick lane: no browser, no real-process fault suites, no site builds, on FAST_WORKERS
-# processes (pytest-xdist; a test file stays on one process, so its module fixtures are shared).
-FAST_WORKERS ?= 2
+# The quick lane: no browser, no real-process fault suites, no site builds.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(FAST_WORKERS) --dist loadfile -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
