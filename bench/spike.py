@@ -90,13 +90,19 @@ def run_database(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 "web": peak_rss_mb(stack.processes[-1].pid),
                 "workers": sum(peak_rss_mb(w.pid) for w in stack.workers()),
             }
-            loop: dict[str, dict[str, float]] = {}
+            loop: dict[str, dict[str, Any]] = {}
             for rate in args.rates:
                 latencies, _, errors = asyncio.run(
                     open_loop(base, headers, rate, args.loop_seconds)
                 )
+                p50 = round(percentile(latencies, 50) * 1000, 1)
                 p99 = round(percentile(latencies, 99) * 1000, 1)
-                loop[f"{rate:g}"] = {"p99_ms": p99, "errors": errors}
+                loop[f"{rate:g}"] = {
+                    "p50_ms": p50,
+                    "p99_ms": p99,
+                    "errors": sum(errors.values()),
+                    "error_kinds": dict(errors),
+                }
         finally:
             stack.stop()
     return {**ours, "floor": summary(floor, 200), "open_loop": loop}
@@ -141,6 +147,8 @@ def print_tables(result: dict[str, Any]) -> None:
         print(f"| bookchat | {kind} | {row['submit_p50_ms']} | {row['submit_p99_ms']} | "
               f"{row['errors']} | {row['lost_jobs']} | {row['drain_s']} "
               f"(floor {row['drain_floor_s']}) |")  # fmt: skip
+        if row.get("exceptions"):
+            print(f"|  | {kind}: client-side errors | {json.dumps(row['exceptions'])} | | | | |")
         floor = row["floor"]
         print(f"| floor (/healthz) | {kind} | {floor['submit_p50_ms']} | "
               f"{floor['submit_p99_ms']} | {floor['errors']} | - | - |")  # fmt: skip
