@@ -108,7 +108,8 @@ def run_database(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 loop[f"{rate:g}"] = {
                     "p50_ms": round(percentile(latencies, 50) * 1000, 1),
                     "p99_ms": round(percentile(latencies, 99) * 1000, 1),
-                    "errors": errors,
+                    "errors": sum(errors.values()),
+                    "error_kinds": dict(errors),
                     "cpu_ms_per_submit": cpu,
                     "cpu_budget_ms": budget_ms(rate),
                 }
@@ -156,6 +157,8 @@ def print_tables(result: dict[str, Any]) -> None:
         print(f"| bookchat | {kind} | {row['submit_p50_ms']} | {row['submit_p99_ms']} | "
               f"{row['errors']} | {row['lost_jobs']} | {row['drain_s']} "
               f"(floor {row['drain_floor_s']}) |")  # fmt: skip
+        if row.get("exceptions"):
+            print(f"|  | {kind}: client-side errors | {json.dumps(row['exceptions'])} | | | | |")
         floor = row["floor"]
         print(f"| floor (/healthz) | {kind} | {floor['submit_p50_ms']} | "
               f"{floor['submit_p99_ms']} | {floor['errors']} | - | - |")  # fmt: skip

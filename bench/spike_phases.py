@@ -43,7 +43,7 @@ async def burst(
                 status = response.status_code
                 data = response.json() if response.content else {}
             except httpx.HTTPError as exc:
-                status, data = 0, {"error": type(exc).__name__}
+                status, data = 0, {"error": _described(exc)}
             results.append((time.perf_counter() - started, status, data))
 
     async with httpx.AsyncClient(base_url=base_url, timeout=300, limits=limits) as http:
@@ -51,30 +51,42 @@ async def burst(
     return results
 
 
+def _refusal(status: int, body: dict[str, Any]) -> str:
+    """A refused request as its status and problem code ("503 overloaded")."""
+    code = body.get("code") if isinstance(body, dict) else None
+    return f"{status} {code}" if code else str(status)
+
+
+def _described(exc: httpx.HTTPError) -> str:
+    """A client-side failure as its type and message (which says where the connection broke)."""
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
 async def open_loop(
     base_url: str, headers: dict[str, str], rate: float, seconds: float
-) -> tuple[list[float], list[str], int]:
-    """Submits offered at a fixed rate whatever the answers' speed; latencies, job ids, errors."""
+) -> tuple[list[float], list[str], Counter[str]]:
+    """Submits offered at a fixed rate whatever the answers' speed; latencies, job ids, and the
+    errors by status (or exception)."""
     latencies: list[float] = []
     ids: list[str] = []
-    errors = 0
+    errors: Counter[str] = Counter()
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
 
         async def one(n: int) -> None:
-            nonlocal errors
             started = time.perf_counter()
             body = {"message": f"What is a topic? (open loop {rate}/{n})"}
             try:
                 response = await http.post("/v1/chat/jobs", json=body, headers=headers)
-            except httpx.HTTPError:
-                errors += 1
+            except httpx.HTTPError as exc:
+                errors[_described(exc)] += 1
                 latencies.append(time.perf_counter() - started)
                 return
             latencies.append(time.perf_counter() - started)
             if response.status_code == 202:
                 ids.append(response.json()["id"])
             else:
-                errors += 1
+                body = response.json() if "json" in response.headers.get("content-type", "") else {}
+                errors[_refusal(response.status_code, body)] += 1
 
         tasks = []
         begin = time.perf_counter()
@@ -86,13 +98,15 @@ async def open_loop(
 
 
 def summary(results: list[tuple[float, int, dict[str, Any]]], ok: int) -> dict[str, Any]:
-    """p50/p99 and errors of a burst."""
+    """p50/p99 and errors of a burst (by status; status 0, no answer, by client exception)."""
     latencies = [latency for latency, _, _ in results]
+    failed = [(status, data) for _, status, data in results if status != ok]
     return {
         "submit_p50_ms": round(percentile(latencies, 50) * 1000, 1),
         "submit_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "errors": sum(1 for _, status, _ in results if status != ok),
-        "error_statuses": dict(Counter(str(status) for _, status, _ in results if status != ok)),
+        "errors": len(failed),
+        "error_statuses": dict(Counter(_refusal(status, data) for status, data in failed)),
+        "exceptions": dict(Counter(data["error"] for status, data in failed if status == 0)),
     }
 
 

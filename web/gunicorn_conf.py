@@ -16,7 +16,12 @@ worker_connections = 4000
 # The gevent worker's heartbeat runs in a greenlet of its own; a worker silent this long is stuck.
 timeout = 120
 graceful_timeout = 30
-keepalive = 5
+# gunicorn's async workers bound the wait for a keep-alive connection's next request *and* its
+# parsing by this one timer, so it runs on the event loop's time: under a spike the loop is
+# seconds late (the burst's /healthz p99 was 5-6 s), the timer fired with the next request
+# already received, and the close reset it (a client-side ReadError in bench.spike). An idle
+# connection costs a greenlet and a socket, not a thread; 75 s is nginx's default.
+keepalive = 75
 # Oversize requests: gunicorn answers these itself (400/414/431, in HTML). The same numbers are
 # in web/input_limits.py, which refuses anything bigger reaching the app as problem+json; plain
 # literals here because importing the app's package in the master would bypass gevent's patching.

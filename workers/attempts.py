@@ -20,7 +20,7 @@ from common.accounts.profiles import ReaderProfileIn, user_and_profile
 from common.accounts.quotas import Spender, spender_of
 from common.book.retrieval.guardrail import Coverage
 from common.book.retrieval.passages import Passage
-from common.jobs.chat_jobs import claim_chat_job, conversation_history
+from common.jobs.chat_jobs import claim_chat_job, conversation_history, runnable_chat_job
 from common.llm.base import GenerationStopped
 from common.llm.metrics import CallStats
 from common.platform.db import run_unit
@@ -58,12 +58,17 @@ def claim(res: WorkerResources, job_id: uuid.UUID) -> JobInput | None:
 
 
 def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> JobInput | None:
-    job = claim_chat_job(session, job_id, res.retry_policy.job_lease_s, res.worker_name)
+    # Every read first, the claim's two writes last: on SQLite the write lock is taken at the
+    # first write and held to the commit, and the web's submits wait for it meanwhile.
+    job = runnable_chat_job(session, job_id)
     if job is None:
         return None
     chat = job.task == "chat"  # chapter jobs have no conversation
     history = conversation_history(session, job, res.settings.history_turns) if chat else []
     user, profile = user_and_profile(session, job.user_id)
+    job = claim_chat_job(session, job_id, res.retry_policy.job_lease_s, res.worker_name)
+    if job is None:  # another worker claimed it since the read
+        return None
     spender = (
         spender_of(res.settings, user.id, user.role, user.email, user.external_id)
         if user is not None

@@ -14,7 +14,7 @@ import uuid
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.jobs.lifecycle import renew_lease
+from common.jobs.lifecycle import renew_leases
 from common.platform.db import session_scope
 from common.platform.models import JobKind
 
@@ -60,12 +60,16 @@ class LeaseKeeper:
             held = dict(self._held)
         if not held:
             return
+        by_kind: dict[JobKind, dict[uuid.UUID, int]] = {}
+        for (kind, job_id), attempt in held.items():
+            by_kind.setdefault(kind, {})[job_id] = attempt
         try:
             with session_scope(self.sessions) as session:
                 gone = [
-                    key
-                    for key, attempt in held.items()
-                    if not renew_lease(session, key[0], key[1], attempt, self.lease_seconds)
+                    (kind, job_id)
+                    for kind, attempts in by_kind.items()
+                    for job_id in attempts.keys()
+                    - renew_leases(session, kind, attempts, self.lease_seconds)
                 ]
         except SQLAlchemyError:
             # The lease runs on; if the outage outlasts it, the watchdog re-runs the job.

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC
 from typing import Any
 
 from redis import RedisError
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from common.accounts.quotas import usage_tokens
@@ -22,7 +20,7 @@ from common.llm.base import Answer
 from common.llm.citations import CitedAnswer
 from common.llm.errors import RetryLater
 from common.llm.metrics import CallStats
-from common.platform.models import AttemptOutcome, ChatJob, JobKind, JobStatus, utcnow
+from common.platform.models import AttemptOutcome, JobKind, JobStatus, utcnow
 from workers.attempts import Attempt, JobInput, WaitForIndex
 from workers.resources import WorkerResources
 
@@ -60,48 +58,41 @@ def finish(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> bool:
 def _record_answer(attempt: Attempt, answer: Answer, cited: CitedAnswer) -> bool:
     metrics = attempt.metrics()
     job_id = attempt.job.id
+    # Worked out before the transaction, and written by its one UPDATE of the job: on SQLite
+    # the write lock is held from the first write to the commit.
+    columns = {**_label_columns(attempt, cited), **_profile_columns(answer.profile_applied)}
     return attempt.record(
-        lambda s: (
-            complete_chat_job(
-                s,
-                job_id,
-                cited.text,
-                cited.citations,
-                answer.model,
-                answer.usage,
-                metrics,
-                attempt=attempt.number,
-                sources=cited.sources,
-                incomplete_reason=answer.incomplete_reason,
-            )
-            and _store_profile_applied(s, job_id, answer.profile_applied)
-            and _store_label(s, attempt, cited)
+        lambda s: complete_chat_job(
+            s,
+            job_id,
+            cited.text,
+            cited.citations,
+            answer.model,
+            answer.usage,
+            metrics,
+            attempt=attempt.number,
+            sources=cited.sources,
+            incomplete_reason=answer.incomplete_reason,
+            columns=columns,
         ),
     )
 
 
-def _store_label(session: Session, attempt: Attempt, cited: CitedAnswer) -> bool:
-    """Label a chat answer for the author (common/jobs/answer_labels.py), in the same commit."""
+def _label_columns(attempt: Attempt, cited: CitedAnswer) -> dict[str, Any]:
+    """A chat answer's label for the author (common/jobs/answer_labels.py)."""
     if attempt.job.task != "chat":
-        return True
+        return {}
     coverage = attempt.coverage
     label = label_answer(coverage, cited.text, len(cited.citations))
-    values = {
+    return {
         "label": label.value,
         "top_similarity": round(coverage.top_similarity, 4) if coverage is not None else None,
     }
-    session.execute(update(ChatJob).where(ChatJob.id == attempt.job.id).values(values))
-    return True
 
 
-def _store_profile_applied(
-    session: Session, job_id: uuid.UUID, applied: tuple[str, ...] | None
-) -> bool:
-    """Record which profile fields shaped the answer, in the completing transaction."""
-    if applied is not None:
-        values = {"profile_applied": list(applied)}
-        session.execute(update(ChatJob).where(ChatJob.id == job_id).values(values))
-    return True
+def _profile_columns(applied: tuple[str, ...] | None) -> dict[str, Any]:
+    """Which profile fields shaped the answer, if a profile applied."""
+    return {"profile_applied": list(applied)} if applied is not None else {}
 
 
 def cancel(attempt: Attempt) -> None:

@@ -328,6 +328,16 @@ def claim_chat_job(
     return job
 
 
+def runnable_chat_job(session: Session, job_id: uuid.UUID) -> ChatJob | None:
+    """The job if a claim could take it now (queued and due), read without writing anything."""
+    job = session.get(ChatJob, job_id)
+    if job is None or job.status != JobStatus.QUEUED.value:
+        return None
+    if job.due_at is not None and job.due_at > utcnow():
+        return None
+    return job
+
+
 def complete_chat_job(
     session: Session,
     job_id: uuid.UUID,
@@ -340,11 +350,12 @@ def complete_chat_job(
     attempt: int,
     sources: list[dict[str, Any]] | None = None,
     incomplete_reason: str | None = None,
+    columns: dict[str, Any] | None = None,
 ) -> bool:
     """Mark the attempt's job finished with its answer; False if it is no longer that attempt's.
 
     With an `incomplete_reason` (the model stopped early) the job ends `incomplete`, its text
-    kept; otherwise `completed`.
+    kept; otherwise `completed`. `columns`: more of the job's columns, set by the same UPDATE.
     """
     status = JobStatus.INCOMPLETE if incomplete_reason else JobStatus.COMPLETED
     return finish_attempt(
@@ -362,6 +373,7 @@ def complete_chat_job(
         metrics=metrics,
         error_code=None,
         error_message=None,
+        **(columns or {}),
     )
 
 

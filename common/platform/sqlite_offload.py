@@ -10,11 +10,12 @@ So, in a gevent-patched process only, every connection of a SQLite engine is an
 
 - SELECT, INSERT, UPDATE, DELETE, COMMIT and ROLLBACK run inline, and SQLite cannot wait there:
   a statement that finds the lock taken (another process writes) fails at once with
-  SQLITE_BUSY, having done nothing. It is then tried again in gevent's pool of OS threads
-  (`hub.threadpool`) every `RETRY_SECONDS` until it gets the lock or the busy timeout passes
-  (SQLite's own busy handler sleeps up to 100 ms between tries); the empty transaction sqlite3
-  began for each failed try is rolled back. The sqlite3 module releases the GIL while SQLite
-  works, so the event loop goes on meanwhile.
+  SQLITE_BUSY, having done nothing. A thread of gevent's pool (`hub.threadpool`) then polls
+  for the lock every `RETRY_SECONDS` (SQLite's own busy handler sleeps up to 100 ms between
+  tries) by taking it and letting go at once, until it is free or the busy timeout passes;
+  the statement is then tried again inline (and waits again if another writer came first).
+  The empty transaction sqlite3 began for each failed try is rolled back. The sqlite3 module
+  releases the GIL while SQLite works, so the event loop goes on meanwhile.
 - Everything else (PRAGMAs, DDL, connect and close) runs in a thread with SQLite's busy timeout.
 - In WAL mode, with synchronous=NORMAL, a COMMIT appends to the log without an fsync; the
   checkpoint that copies the log into the database (with fsyncs) is what may take long. These
@@ -31,8 +32,11 @@ and gevent's DNS. A writer that finds the lock free takes no turn: its transacti
 INSERTs and a COMMIT for a submit) runs inline without yielding, so it never holds the lock
 across a switch. (A gate held for the whole transaction was tried first: each turn then ended
 only when the committing greenlet was scheduled again, and under a burst writers queued at it
-for hundreds of milliseconds.) A turn not given within the busy timeout raises the
-`OperationalError` SQLite raises ("database is locked", SQLITE_BUSY).
+for hundreds of milliseconds. Next, the waiting statement itself ran in the thread: the
+waiter then held the lock from there until its greenlet was scheduled again to commit, the
+loop's lag under a spike, and every other writer queued behind it.) A turn not given within
+the busy timeout raises the `OperationalError` SQLite raises ("database is locked",
+SQLITE_BUSY).
 
 Processes without gevent's patching (Celery workers, the CLI, tests) keep plain sqlite3.
 """
@@ -83,9 +87,11 @@ class WriteGate:
         self.timeout = timeout
         self.commits = 0
 
-    def enter(self) -> None:
-        """Wait for the gate; SQLite's own "database is locked" after the busy timeout."""
-        if not self._lock.acquire(timeout=self.timeout):
+    def enter(self, timeout: float | None = None) -> None:
+        """Wait for the gate (up to `timeout`, else the busy timeout); SQLite's own "database is
+        locked" after that."""
+        wait = self.timeout if timeout is None else max(0.0, timeout)
+        if not self._lock.acquire(timeout=wait):
             raise _locked()
 
     def leave(self) -> None:
@@ -173,13 +179,23 @@ class OffloadedConnection:
         except sqlite3.OperationalError as exc:
             if not (fresh and _busy(exc)):
                 raise
-        # The lock is taken: wait for it in a thread, behind this process's other waiters.
+        # The lock is taken: wait in a thread, behind this process's other waiters, until it is
+        # free; then write here, on the loop. A write done in the thread would hold the lock
+        # until this greenlet is scheduled again to commit, and under load that is the loop's
+        # lag: every other writer of the process would queue behind it meanwhile.
         deadline = time.monotonic() + self._gate.timeout
-        self._gate.enter()
-        try:
-            return _in_thread(self._retry, call, statement, parameters, deadline)
-        finally:
-            self._gate.leave()
+        while True:
+            self._connection.rollback()  # the empty transaction sqlite3 began for the try
+            self._gate.enter(deadline - time.monotonic())
+            try:
+                _in_thread(self._wait_until_free, deadline)
+            finally:
+                self._gate.leave()
+            try:
+                return call(statement, parameters)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
 
     def commit(self) -> None:
         """Commit inline (no fsync in WAL mode), then checkpoint in a thread when due."""
@@ -196,22 +212,24 @@ class OffloadedConnection:
         """Close in a thread: the last connection to close checkpoints."""
         _in_thread(self._connection.close)
 
-    def _retry(self, call: Callable[..., T], statement: str, parameters: Any, deadline: float) -> T:
-        """In a thread: run a statement that found the lock taken until it gets it.
+    def _wait_until_free(self, deadline: float) -> None:
+        """In a thread: return once SQLite's write lock is free, without keeping it.
 
-        Every `RETRY_SECONDS` rather than with SQLite's busy handler, whose sleeps grow to
-        100 ms: the lock is taken the moment it is free. Each try that finds it busy did
-        nothing; the empty transaction sqlite3 began for it is rolled back first.
+        Tried every `RETRY_SECONDS` rather than with SQLite's busy handler, whose sleeps grow to
+        100 ms: the wait ends the moment the lock is free. Each try takes the lock and lets go
+        at once (BEGIN IMMEDIATE, ROLLBACK); "database is locked" once the deadline passes.
         """
+        raw = self._connection
         while True:
-            if self._connection.in_transaction:
-                self._connection.rollback()
             _sleep(RETRY_SECONDS)
             try:
-                return call(statement, parameters)
+                raw.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 if not _busy(exc) or time.monotonic() > deadline:
                     raise
+                continue
+            raw.rollback()
+            return
 
     def _checkpoint(self) -> None:
         # Read its one row: a statement left stepping would refuse the next COMMIT.

@@ -163,6 +163,42 @@ def waiters_queue_until_the_lock_is_free(url: str, path: str, writers: int) -> d
     return out
 
 
+def a_waiter_keeps_no_lock_while_unscheduled(url: str, path: str) -> dict[str, Any]:
+    """A writer waits for another connection's lock; the lock is let go while the loop is busy.
+
+    Until the busy loop ends, the waiting greenlet cannot run: the lock must be free meanwhile
+    (another connection can take it), and the write lands once the greenlet runs.
+    """
+    engine = make_sqlite_engine(url, busy_seconds=10)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE waits (who TEXT)"))
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    def write() -> None:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO waits VALUES ('waiter')"))
+
+    waiter = gevent.spawn(write)
+    gevent.sleep(0.2)  # the waiter found the lock taken and waits in a thread
+    holder.execute("COMMIT")
+    monkey.get_original("time", "sleep")(0.3)  # the loop is late: the thread sees the lock free
+    probe = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        free = True
+    except sqlite3.OperationalError:
+        free = False
+    probe.close()
+    waiter.join(timeout=10)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT count(*) FROM waits")).scalar()
+    holder.close()
+    engine.dispose()
+    return {"free_while_unscheduled": free, "rows": rows, "waiter_ok": waiter.successful()}
+
+
 def greenlets_take_turns(url: str, hold: float, busy_seconds: float) -> dict[str, Any]:
     """Greenlet A writes, then waits `hold` s before its COMMIT; greenlet B writes meanwhile."""
     engine = make_sqlite_engine(url, busy_seconds=busy_seconds)
@@ -233,6 +269,9 @@ def main(folder: Path) -> dict[str, Any]:
         "turn_too_long": greenlets_take_turns(f"sqlite:///{folder / 'long.db'}", 2.0, 0.5),
         "waiters": waiters_queue_until_the_lock_is_free(
             f"sqlite:///{folder / 'waiters.db'}", str(folder / "waiters.db"), 5
+        ),
+        "unscheduled": a_waiter_keeps_no_lock_while_unscheduled(
+            f"sqlite:///{folder / 'unscheduled.db'}", str(folder / "unscheduled.db")
         ),
         "many_commits": many_commits(f"sqlite:///{folder / 'many.db'}", folder / "many.db", 450),
     }

@@ -113,3 +113,12 @@ def test_writers_wait_for_another_process_lock_then_all_land(seen: dict[str, Any
     assert waiters["done_while_held"] == [], waiters  # nobody wrote past the held lock
     assert waiters["ticks_while_held"] > 1, waiters  # while five writers waited, the loop ran
     assert waiters["rows"] == 5, waiters  # and each landed once the lock was free
+
+
+def test_a_waiting_writer_holds_no_lock_until_it_runs_again(seen: dict[str, Any]) -> None:
+    # The lock came free while the loop was busy: the waiter's thread saw it free, but the
+    # waiter writes only once it runs. Writing from the thread held the lock for the whole
+    # lag, and every other writer of the process queued behind it.
+    unscheduled = seen["unscheduled"]
+    assert unscheduled["free_while_unscheduled"] is True, unscheduled
+    assert unscheduled["waiter_ok"] is True and unscheduled["rows"] == 1, unscheduled
