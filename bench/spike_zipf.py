@@ -7,7 +7,10 @@ questions from many readers at once, drawn from `--questions` distinct questions
 weights 1/rank^s, then polls every job to its end. Reported per run: drain time, jobs answered
 from the cache, model calls and tokens (the simulator's own count), and the time from submit
 to completion of cached and model-answered jobs; with the cache on, then `--warm` repeats
-asked one at a time after the drain (what a repeat costs once its answer is stored).
+asked one at a time after the drain (what a repeat costs once its answer is stored), `--behind`
+new questions with repeats mixed in, and `--inside` new questions followed by repeats of stored
+answers asked one at a time while those wait (a cached repeat inside a backlog). A backlog
+repeat's time is split at the submit's answer and at the worker's claim.
 
     python -m bench.spike_zipf [--jobs 1000] [--questions 40] [--zipf-s 1.0]
 """
@@ -130,6 +133,8 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
             calls = [r for r in sim.log() if r["endpoint"] == "/v1/chat/completions"]
             warm = _warm(base, tokens, mix, args.warm) if cache and args.warm else []
             behind = _behind(base, tokens, mix, args.behind) if cache and args.behind else []
+            stored = sorted({j["message"] for j in jobs if j.get("cached")})
+            inside = _inside(base, tokens, stored, args.inside) if cache and args.inside else []
         finally:
             stack.stop()
     cached = [j for j in jobs if j.get("cached")]
@@ -168,6 +173,12 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
         "behind_cached_queue_p50_ms": _p50_ms(queue_s, behind_cached),
         "behind_cached_worker_p50_ms": _p50_ms(worker_s, behind_cached),
         "behind_uncached_labels": dict(Counter(str(j.get("label")) for j in behind_fresh)),
+        # Repeats of stored answers asked one at a time while a burst of new questions waits.
+        "inside_repeats_cached": f"{sum(1 for j in inside if j.get('cached'))}/{len(inside)}",
+        "inside_e2e_p50_ms": _p50_ms(e2e_s, inside),
+        "inside_e2e_p99_ms": round(percentile([e2e_s(j) for j in inside], 99) * 1000, 1),
+        "inside_worker_p50_ms": _p50_ms(worker_s, inside),
+        "inside_backlog_left": inside[-1]["backlog_left"] if inside else 0,
     }
 
 
@@ -216,6 +227,27 @@ def _behind(base: str, tokens: list[str], mix: list[str], count: int) -> list[di
     return jobs
 
 
+def _inside(base: str, tokens: list[str], stored: list[str], count: int) -> list[dict[str, Any]]:
+    """`count` new questions at once, then a tenth as many repeats of stored answers, each
+    asked once the one before ended, while the new ones still wait for the rate limiter."""
+    burst = [f"What is a ROS 2 node? (inside {n})" for n in range(count)]
+    submitted = asyncio.run(submit_all(base, tokens, burst, clients=20))
+    repeats = _warm(base, tokens, [stored[n % len(stored)] for n in range(count // 10)], count)
+    left = sum(1 for job in _bodies(base, submitted) if job["status"] not in TERMINAL)
+    for job in repeats:
+        job["backlog_left"] = left
+    return repeats
+
+
+def _bodies(base: str, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The current body of each job."""
+    with httpx.Client(base_url=base, timeout=30) as http:
+        return [
+            http.get(f"/v1/chat/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}).json()
+            for job_id, token in jobs
+        ]
+
+
 def _message_of(base: str, job_id: str, token: str) -> bool:
     """Whether the job asks a question of the warm mix (not a numbered new one)."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -262,6 +294,9 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=100, help="repeats after the drain (cache on)")
     parser.add_argument(
         "--behind", type=int, default=300, help="new questions with repeats mixed in (cache on)"
+    )
+    parser.add_argument(
+        "--inside", type=int, default=0, help="new questions, then repeats asked one at a time"
     )
     parser.add_argument("--only", choices=["on", "off"], help="run one side only")
     parser.add_argument(
