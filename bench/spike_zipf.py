@@ -7,7 +7,10 @@ questions from many readers at once, drawn from `--questions` distinct questions
 weights 1/rank^s, then polls every job to its end. Reported per run: drain time, jobs answered
 from the cache, model calls and tokens (the simulator's own count), and the time from submit
 to completion of cached and model-answered jobs; with the cache on, then `--warm` repeats
-asked one at a time after the drain (what a repeat costs once its answer is stored).
+asked one at a time after the drain (what a repeat costs once its answer is stored), `--behind`
+new questions with repeats mixed in, and `--inside` new questions followed by repeats of stored
+answers asked one at a time while those wait (a cached repeat inside a backlog). A backlog
+repeat's time is split at the submit's answer and at the worker's claim.
 
     python -m bench.spike_zipf [--jobs 1000] [--questions 40] [--zipf-s 1.0]
 """
@@ -21,7 +24,7 @@ import random
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +57,16 @@ def zipf_mix(pool: list[str], jobs: int, s: float, seed: int = 7) -> list[str]:
 
 
 async def submit_all(
-    base: str, tokens: list[str], mix: list[str], clients: int
+    base: str,
+    tokens: list[str],
+    mix: list[str],
+    clients: int,
+    accepted: dict[str, datetime] | None = None,
 ) -> list[tuple[str, str]]:
-    """Submit the mix from `clients` concurrent clients, readers in turn; (job id, token)."""
+    """Submit the mix from `clients` concurrent clients, readers in turn; (job id, token).
+
+    `accepted`, if given, receives when each submit's answer came back (this machine's clock).
+    """
     submitted: list[tuple[str, str]] = []
     order = iter(enumerate(mix))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -68,6 +78,8 @@ async def submit_all(
             response = await http.post("/v1/chat/jobs", json={"message": message}, headers=headers)
             if response.status_code == 202:
                 submitted.append((response.json()["id"], token))
+                if accepted is not None:
+                    accepted[response.json()["id"]] = datetime.now(UTC)
 
     async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
@@ -121,10 +133,14 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
             calls = [r for r in sim.log() if r["endpoint"] == "/v1/chat/completions"]
             warm = _warm(base, tokens, mix, args.warm) if cache and args.warm else []
             behind = _behind(base, tokens, mix, args.behind) if cache and args.behind else []
+            stored = sorted({j["message"] for j in jobs if j.get("cached")})
+            inside = _inside(base, tokens, stored, args.inside) if cache and args.inside else []
         finally:
             stack.stop()
     cached = [j for j in jobs if j.get("cached")]
     fresh = [j for j in jobs if j["status"] == "completed" and not j.get("cached")]
+    behind_cached = [j for j in behind if j.get("cached")]
+    behind_fresh = [j for j in behind if not j.get("cached")]
     return {
         "cache": "on" if cache else "off",
         "jobs": len(mix),
@@ -151,7 +167,40 @@ def one_run(args: argparse.Namespace, cache: bool, mix: list[str]) -> dict[str, 
         "behind_repeats_cached": f"{sum(1 for j in behind if j.get('cached'))}/{len(behind)}",
         "behind_e2e_p50_ms": round(percentile([e2e_s(j) for j in behind], 50) * 1000, 1),
         "behind_e2e_p99_ms": round(percentile([e2e_s(j) for j in behind], 99) * 1000, 1),
+        # The cached ones alone, split at the claim: waiting for a thread, then the worker.
+        "behind_cached_e2e_p50_ms": _p50_ms(e2e_s, behind_cached),
+        "behind_cached_submit_p50_ms": _p50_ms(submit_s, behind_cached),
+        "behind_cached_queue_p50_ms": _p50_ms(queue_s, behind_cached),
+        "behind_cached_worker_p50_ms": _p50_ms(worker_s, behind_cached),
+        "behind_uncached_labels": dict(Counter(str(j.get("label")) for j in behind_fresh)),
+        # Repeats of stored answers asked one at a time while a burst of new questions waits.
+        "inside_repeats_cached": f"{sum(1 for j in inside if j.get('cached'))}/{len(inside)}",
+        "inside_e2e_p50_ms": _p50_ms(e2e_s, inside),
+        "inside_e2e_p99_ms": round(percentile([e2e_s(j) for j in inside], 99) * 1000, 1),
+        "inside_worker_p50_ms": _p50_ms(worker_s, inside),
+        "inside_backlog_left": inside[-1]["backlog_left"] if inside else 0,
     }
+
+
+def _p50_ms(measure: Any, jobs: list[dict[str, Any]]) -> float:
+    return round(percentile([measure(j) for j in jobs], 50) * 1000, 1)
+
+
+def submit_s(job: dict[str, Any]) -> float:
+    """Seconds from the job's row to the submit's answer (the web's part, commit included)."""
+    accepted = datetime.fromisoformat(job["accepted_at"])
+    return (accepted - _aware(job["created_at"])).total_seconds()
+
+
+def queue_s(job: dict[str, Any]) -> float:
+    """Seconds from the submit's answer to the worker's claim (of the attempt that finished)."""
+    accepted = datetime.fromisoformat(job["accepted_at"])
+    return (_aware(job["started_at"]) - accepted).total_seconds()
+
+
+def _aware(stamp: str) -> datetime:
+    moment = datetime.fromisoformat(stamp)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def worker_s(job: dict[str, Any]) -> float:
@@ -169,9 +218,34 @@ def _behind(base: str, tokens: list[str], mix: list[str], count: int) -> list[di
     burst = [f"What is a ROS 2 node? (question {n})" for n in range(count)]
     for n in range(0, count, 10):
         burst[n] = mix[n % len(mix)]
-    submitted = asyncio.run(submit_all(base, tokens, burst, clients=20))
+    accepted: dict[str, datetime] = {}
+    submitted = asyncio.run(submit_all(base, tokens, burst, clients=20, accepted=accepted))
     wanted = [(job_id, token) for job_id, token in submitted if _message_of(base, job_id, token)]
-    return poll(base, wanted, timeout=120)
+    jobs = poll(base, wanted, timeout=120)
+    for job in jobs:
+        job["accepted_at"] = accepted[job["id"]].isoformat()
+    return jobs
+
+
+def _inside(base: str, tokens: list[str], stored: list[str], count: int) -> list[dict[str, Any]]:
+    """`count` new questions at once, then a tenth as many repeats of stored answers, each
+    asked once the one before ended, while the new ones still wait for the rate limiter."""
+    burst = [f"What is a ROS 2 node? (inside {n})" for n in range(count)]
+    submitted = asyncio.run(submit_all(base, tokens, burst, clients=20))
+    repeats = _warm(base, tokens, [stored[n % len(stored)] for n in range(count // 10)], count)
+    left = sum(1 for job in _bodies(base, submitted) if job["status"] not in TERMINAL)
+    for job in repeats:
+        job["backlog_left"] = left
+    return repeats
+
+
+def _bodies(base: str, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The current body of each job."""
+    with httpx.Client(base_url=base, timeout=30) as http:
+        return [
+            http.get(f"/v1/chat/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}).json()
+            for job_id, token in jobs
+        ]
 
 
 def _message_of(base: str, job_id: str, token: str) -> bool:
@@ -220,6 +294,9 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=100, help="repeats after the drain (cache on)")
     parser.add_argument(
         "--behind", type=int, default=300, help="new questions with repeats mixed in (cache on)"
+    )
+    parser.add_argument(
+        "--inside", type=int, default=0, help="new questions, then repeats asked one at a time"
     )
     parser.add_argument("--only", choices=["on", "off"], help="run one side only")
     parser.add_argument(

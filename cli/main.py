@@ -54,7 +54,14 @@ def _worker(args: argparse.Namespace) -> int:
     app = create_worker_app(settings)
     queues = args.queues.split(",")
     app.worker_main(
-        celery_worker_argv(queues, args.concurrency, pool, args.loglevel, args.hostname)
+        celery_worker_argv(
+            queues,
+            args.concurrency,
+            pool,
+            args.loglevel,
+            args.hostname,
+            lane_threads=settings.chat_fast_lane_threads,
+        )
     )
     return 0
 

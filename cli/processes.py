@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.jobs.queue import with_fast_lane
+from common.jobs.queue import pool_queues
 from common.platform.observability import MULTIPROC_ENV, default_metrics_dir
 from common.platform.redis_client import redis_url
 from common.platform.settings import Settings
@@ -72,16 +72,23 @@ def worker_command(
 
 
 def celery_worker_argv(
-    queues: Sequence[str], concurrency: int, pool: str, loglevel: str, hostname: str
+    queues: Sequence[str],
+    concurrency: int,
+    pool: str,
+    loglevel: str,
+    hostname: str,
+    lane_threads: int = 0,
 ) -> list[str]:
     """Arguments for `Celery.worker_main`: bookchat's workers skip gossip and mingle.
 
-    A worker of the chat queue consumes the fast lane of repeats too (common/jobs/repeat_lane.py).
+    A worker of the chat queue answers the fast lane of repeats too (common/jobs/repeat_lane.py):
+    on `lane_threads` threads of its own with the thread pool (workers/fast_lane.py), else in
+    its pool.
     """
     return [
         "worker",
         "--queues",
-        ",".join(with_fast_lane(queues)),
+        ",".join(pool_queues(queues, pool, lane_threads)),
         "--concurrency",
         str(concurrency),
         "--pool",

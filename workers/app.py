@@ -9,9 +9,10 @@ from typing import Any
 
 from celery import Celery, bootsteps, signals
 
-from common.jobs.queue import make_celery
+from common.jobs.queue import make_celery, with_fast_lane
 from common.jobs.worker_heartbeats import start_heartbeat
 from common.platform.settings import Settings, get_settings
+from workers.fast_lane import fast_lane_step
 from workers.observability import connect_observability, serve_worker_metrics
 from workers.resources import WorkerResources
 from workers.tasks import register_tasks
@@ -27,6 +28,8 @@ def create_worker_app(
     resources = resources or WorkerResources(settings)
     register_tasks(app, resources)
     app.steps["worker"].add(_heartbeat_step(resources, settings))
+    if settings.chat_fast_lane_threads:
+        app.steps["consumer"].add(fast_lane_step(settings.chat_fast_lane_threads))
     _connect_signals(resources)
     connect_observability(settings, resources)
     return app
@@ -60,7 +63,9 @@ def _heartbeat_step(
             self.watchdog: Watchdog | None = None
 
         def start(self, worker: Any) -> None:
-            queues = sorted(q.name for q in worker.app.amqp.queues.consume_from.values())
+            # Every chat worker answers the fast lane: in its pool or on its lane's threads.
+            consumed = [q.name for q in worker.app.amqp.queues.consume_from.values()]
+            queues = sorted(set(with_fast_lane(consumed)))
             name = worker.hostname or socket.gethostname()
             resources.worker_name = f"{name}:{os.getpid()}"
             start_heartbeat(resources.redis, name, queues, self.stop_event)

@@ -39,14 +39,16 @@ from workers.outcomes import cancel, fail, finish, release, requeue, settle, spe
 from workers.resources import WorkerResources
 
 log = logging.getLogger(__name__)
+LEFT_FAST_LANE = "not in the answer cache: it leaves the fast lane"
 
 
-def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
+def answer_chat_job(res: WorkerResources, job_id: uuid.UUID, fast_lane: bool = False) -> None:
     """Run one chat job to completion; safe to call again for the same job.
 
     A job that must wait (model capacity, the first index) goes back to `queued` with a due
     time; a worker shutting down hands it back at once; the watchdog re-runs it if this
-    worker dies. Database writes ride out short outages.
+    worker dies. Database writes ride out short outages. A job taken from the fast lane
+    (`fast_lane`) that the cache does not answer goes back to the chat queue.
     """
     job = claim(res, job_id)
     if job is None:
@@ -62,18 +64,23 @@ def answer_chat_job(res: WorkerResources, job_id: uuid.UUID) -> None:
     )
     res.leases.hold(JobKind.CHAT, job_id, job.attempt)
     try:
-        _run_attempt(Attempt(res, job, stream))
+        _run_attempt(Attempt(res, job, stream), fast_lane)
     finally:
         res.leases.release(JobKind.CHAT, job_id)
         stream.drain(res.retry_policy.outage_bound_s)
 
 
-def _run_attempt(attempt: Attempt) -> None:
+def _run_attempt(attempt: Attempt, fast_lane: bool) -> None:
     served, probe = _from_cache(attempt)
     if served:
         return
     if isinstance(probe, RetryLater):
         requeue(attempt, probe)
+        return
+    if fast_lane:
+        # The fast lane's threads (workers/fast_lane.py) never wait for the model: the
+        # watchdog sends the job to the chat queue now (a wait, not an attempt).
+        release(attempt, AttemptOutcome.REQUEUED, 0.0, LEFT_FAST_LANE, wait=True)
         return
     attempt.publish("status", {"status": JobStatus.IN_PROGRESS.value, "attempt": attempt.number})
     if attempt.number > 1:

@@ -9,10 +9,16 @@ from __future__ import annotations
 import logging
 import uuid
 
-from celery import Celery
+from celery import Celery, Task
 
 from common.book.retrieval.passages import search_result
-from common.jobs.queue import CHAT_ANSWER_TASK, INGEST_TREE_TASK, REPROCESS_TASK, SEARCH_TASK
+from common.jobs.queue import (
+    CHAT_ANSWER_TASK,
+    CHAT_REPEATS_QUEUE,
+    INGEST_TREE_TASK,
+    REPROCESS_TASK,
+    SEARCH_TASK,
+)
 from common.jobs.search_rpc import send_reply
 from workers.chat import answer_chat_job
 from workers.ingest_job import run_ingest_job
@@ -25,9 +31,11 @@ log = logging.getLogger(__name__)
 def register_tasks(app: Celery, res: WorkerResources) -> None:
     """Define bookchat's tasks on the app, bound to this process's resources."""
 
-    @app.task(name=CHAT_ANSWER_TASK, acks_late=True, reject_on_worker_lost=True)
-    def answer(job_id: str) -> None:
-        answer_chat_job(res, uuid.UUID(job_id))
+    @app.task(name=CHAT_ANSWER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def answer(self: Task, job_id: str) -> None:
+        delivery = self.request.delivery_info or {}
+        fast_lane = delivery.get("routing_key") == CHAT_REPEATS_QUEUE
+        answer_chat_job(res, uuid.UUID(job_id), fast_lane=fast_lane)
 
     @app.task(
         name=INGEST_TREE_TASK,

@@ -93,6 +93,24 @@ def with_fast_lane(queues: Sequence[str]) -> list[str]:
     return names
 
 
+def pool_queues(queues: Sequence[str], pool: str, lane_threads: int) -> list[str]:
+    """The queues a worker's pool takes tasks from; `chat-repeats` left to its lane, if any.
+
+    A thread-pool worker of `chat` with lane threads consumes `chat-repeats` on a consumer of
+    its own (workers/fast_lane.py), so repeats never wait for a pool thread held by a backlog
+    job. A prefork worker's pool takes both: its parent process runs no task.
+    """
+    names = with_fast_lane(queues)
+    if fast_lane_apart(names, pool, lane_threads):
+        names.remove(CHAT_REPEATS_QUEUE)
+    return names
+
+
+def fast_lane_apart(queues: Sequence[str], pool: str, lane_threads: int) -> bool:
+    """Whether a worker of these queues and pool answers repeats on threads of their own."""
+    return pool == "threads" and lane_threads > 0 and CHAT_QUEUE in queues
+
+
 def task_id(job_id: uuid.UUID | str) -> str:
     """A fresh task id that names its job, so the broker's contents can be matched to rows."""
     return f"{job_id}.{secrets.token_hex(4)}"

@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     answer_cache_max_entries: int = Field(default=1000, ge=1)
     # The answer labels (common/jobs/answer_labels.py) whose answers are served again.
     answer_cache_labels: list[CacheableLabel] = Field(default_factory=_answered_only)
+    # Threads of each thread-pool chat worker kept for the fast lane of repeats
+    # (workers/fast_lane.py): busy chat jobs never hold them. 0: repeats share the chat threads.
+    chat_fast_lane_threads: int = Field(default=2, ge=0, le=16)
     # Admission: refuse new chat jobs (503 overloaded) while the backlog is past either bound.
     admission_max_queued: int = Field(default=5000, ge=1)
     admission_max_wait_seconds: float = Field(default=300.0, gt=0)

@@ -9,8 +9,10 @@ the backlog, so only after all but the last two had completed.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -18,6 +20,7 @@ from sqlalchemy import select
 from bench.openai_sim import SimulatorHandle
 from common.platform.db import session_scope
 from common.platform.models import ChatJob, JobStatus
+from tests.support.faults import wait_until
 from tests.support.stack import NewStack, Stack, simulator_settings
 
 pytestmark = pytest.mark.slow  # real processes: `make test` runs it, `make test-fast` not
@@ -67,3 +70,37 @@ def test_a_repeat_is_answered_before_a_backlog_of_new_questions(
     # The fast lane: claimed when one of the two first jobs ends. The chat queue alone: after
     # the last job of the backlog was claimed, so with at least BACKLOG - 2 completed.
     assert completed <= 3, statuses
+
+
+def test_a_repeat_does_not_wait_for_a_thread_held_by_the_backlog(
+    lane_stack: Stack, sim: SimulatorHandle
+) -> None:
+    reader = lane_stack.signup()
+    source = lane_stack.wait(
+        reader, lane_stack.submit(reader, message="What is a ROS 2 node?")["id"]
+    )
+    assert source["status"] == "completed" and source["label"] == "answered", source
+    sim.update_config(ttft_s=15.0)  # each backlog job holds its thread for 15 s
+
+    headers = lane_stack.signup("class")
+    backlog = [
+        lane_stack.submit(headers, message=f"How do ROS 2 nodes use topic number {n}?")["id"]
+        for n in range(BACKLOG)
+    ]
+    wait_until(
+        lambda: _statuses(lane_stack, backlog).count(JobStatus.IN_PROGRESS.value) == 2,
+        30,
+        f"the backlog did not take both threads\n{lane_stack.worker_log()}",
+    )
+    classmate = lane_stack.signup("classmate")
+    started = time.monotonic()
+    repeat_id = lane_stack.submit(classmate, message="What is a ROS 2 node?")["id"]
+    repeat = lane_stack.wait(classmate, repeat_id)
+    waited = time.monotonic() - started
+
+    assert repeat["status"] == "completed" and repeat["cached"] is True, repeat
+    # Both pool threads still wait for their first token: the lane's own thread answered.
+    assert JobStatus.COMPLETED.value not in _statuses(lane_stack, backlog)
+    created = datetime.fromisoformat(repeat["created_at"])
+    assert (datetime.fromisoformat(repeat["completed_at"]) - created).total_seconds() < 5
+    assert waited < 10, waited

@@ -18,6 +18,7 @@ from common.jobs.queue import (
     CHAT_REPEATS_QUEUE,
     enqueue_chat_job,
     make_celery,
+    pool_queues,
     waiting_job_ids,
     with_fast_lane,
 )
@@ -115,3 +116,11 @@ def test_a_chat_worker_consumes_the_fast_lane_too() -> None:
     ]
     assert with_fast_lane(["ingest"]) == ["ingest"]
     assert with_fast_lane(["chat-repeats", "chat"]) == ["chat-repeats", "chat"]
+
+
+def test_a_thread_pool_leaves_the_fast_lane_to_its_own_threads() -> None:
+    assert pool_queues(["chat", "ingest"], "threads", 2) == ["chat", "ingest"]
+    assert pool_queues(["chat"], "threads", 0) == ["chat", "chat-repeats"]
+    assert pool_queues(["chat"], "prefork", 2) == ["chat", "chat-repeats"]
+    assert pool_queues(["chat-repeats"], "threads", 2) == ["chat-repeats"]
+    assert pool_queues(["ingest"], "threads", 2) == ["ingest"]
