@@ -97,6 +97,11 @@ class FastLane(bootsteps.StartStopStep):
             except connection_errors(c) as exc:
                 log.warning("fast lane: broker connection lost (%s); reconnecting", exc)
                 self.stopping.wait(POLL_S)
+            except Exception:
+                # The pool leaves `chat-repeats` to these threads: one that ended would leave
+                # repeats queued for good, so any other failure is logged and the thread goes on.
+                log.exception("fast lane: unexpected error; starting over")
+                self.stopping.wait(POLL_S)
 
     def _drain(self, connection: Any) -> None:
         while not self.stopping.is_set():
