@@ -98,13 +98,17 @@ class BenchStack:
             **extra_env,
         )
         stack = cls(var_dir, env)
-        stack._run(["migrate"], wait=True)
-        for n in range(workers):
-            stack.start_worker(f"bench{n}", concurrency)
-        if web:
-            stack.env["PORT"] = str(stack.port)
-            stack._run(["web"])
-            stack.wait_ready(need_workers=workers > 0)
+        try:
+            stack._run(["migrate"], wait=True)
+            for n in range(workers):
+                stack.start_worker(f"bench{n}", concurrency)
+            if web:
+                stack.env["PORT"] = str(stack.port)
+                stack._run(["web"])
+                stack.wait_ready(need_workers=workers > 0)
+        except BaseException:
+            stack.stop()  # a stack that never got ready must not outlive the bench
+            raise
         return stack
 
     def start_worker(self, name: str, concurrency: int = 4) -> subprocess.Popen[bytes]:
@@ -147,7 +151,7 @@ class BenchStack:
         """Ingest a textbook folder through the stack's worker (`bookchat ingest`)."""
         self._run(["ingest", str(folder), "--timeout", "600"], wait=True)
 
-    def wait_ready(self, timeout: float = 60, need_workers: bool = True) -> None:
+    def wait_ready(self, timeout: float = 180, need_workers: bool = True) -> None:
         """Wait until /readyz says a worker consumes the chat queue (the index may come later)."""
         needed = ("database", "redis", "workers") if need_workers else ("database", "redis")
         deadline = time.monotonic() + timeout
