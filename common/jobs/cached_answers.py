@@ -64,12 +64,13 @@ def is_cacheable(
 
 
 def _rated_down() -> Exists:
-    # A reader rated the job's answer, or a copy of it, down (correlated to the outer job).
-    copy = aliased(ChatJob)
-    copies = select(copy.id).where(copy.cached_from_job_id == ChatJob.id)
+    # A reader rated the job's answer, or a copy of it, down. One level below the outer job,
+    # so that it correlates (a nested IN would read every job's copies).
+    rated = aliased(ChatJob)
     return exists().where(
         AnswerFeedback.rating == FeedbackRating.DOWN.value,
-        or_(AnswerFeedback.job_id == ChatJob.id, AnswerFeedback.job_id.in_(copies)),
+        AnswerFeedback.job_id == rated.id,
+        or_(rated.id == ChatJob.id, rated.cached_from_job_id == ChatJob.id),
     )
 
 

@@ -10,9 +10,10 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import Engine, event, update
 
+from common.jobs.cached_answers import cache_sources
 from common.jobs.chat_jobs import complete_chat_job
 from common.platform.db import session_scope
-from common.platform.models import ChatJob, JobStatus
+from common.platform.models import AnswerFeedback, ChatJob, FeedbackRating, JobStatus
 from tests.support.stack import NewStack, Stack
 from workers.attempts import Attempt, claim
 from workers.cached_answers import cache_probe, serve_cached, wait_for_twin
@@ -131,3 +132,25 @@ def test_near_cached_answers_are_read_in_one_query(
 
     assert served is False
     assert len([s for s in sent if s.startswith("SELECT")]) == 1, sent
+
+
+def test_a_copy_rated_down_retires_only_its_own_source(
+    claim_stack: Stack, res: WorkerResources
+) -> None:
+    """The one query's rated-down check looks at each source's own copies, no one else's."""
+    headers = claim_stack.signup()
+    ids = [uuid.UUID(claim_stack.submit(headers, message=f"Q{n}?")["id"]) for n in range(3)]
+    kept, retired, copy = ids
+    with session_scope(res.sessions) as session:
+        done = {"status": JobStatus.COMPLETED.value, "answer": "A.", "model": "m"}
+        session.execute(update(ChatJob).where(ChatJob.id.in_(ids)).values(label="answered", **done))
+        session.execute(
+            update(ChatJob).where(ChatJob.id == copy).values(cached_from_job_id=retired)
+        )
+        user_id = session.get(ChatJob, copy).user_id  # type: ignore[union-attr]
+        session.add(AnswerFeedback(job_id=copy, user_id=user_id, rating=FeedbackRating.DOWN.value))
+
+    with session_scope(res.sessions) as session:
+        found = cache_sources(session, [kept, retired])
+
+    assert set(found) == {kept}
