@@ -10,9 +10,12 @@ question and the same simulator settings, side by side:
   to the first content delta.
 
 Both at idle (questions one after another) and while a separate process submits other
-questions at `--load` a second (open loop). Each question is split where its time goes, from
-the clocks of one machine: the client's, Redis' stream ids (the time each event was appended)
-and the simulator's arrival time of the model call:
+questions at `--load` a second (open loop): by default repeats that the answer cache answers
+without a model call, so the loaded figure is the queue's and not the worker's capacity to
+answer that many new questions (`--load-mix new` for those; see bench/first_word_load.py).
+Each question is split where its time goes, from the clocks of one machine: the client's,
+Redis' stream ids (the time each event was appended) and the simulator's arrival time of the
+model call:
 
     submit -> queued event (web) -> in_progress (broker, worker, claim)
     -> model call arrives (retrieval, limiter) -> first delta appended (model, SDK, publish)
@@ -28,8 +31,6 @@ Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import multiprocessing
 import os
@@ -45,6 +46,7 @@ from typing import Any
 import httpx
 from openai import OpenAI
 
+from bench.first_word_load import MIXES, background_load, load_summary, prime
 from bench.support import REPO_ROOT, BenchStack, free_port, percentile
 
 QUESTION = "What is a ROS 2 node?"
@@ -86,6 +88,7 @@ class Phase:
     ours: list[FirstWord] = field(default_factory=list)
     floor_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # questions that got no first word
+    load: dict[str, Any] | None = None  # the background load, when there was one
 
     def summary(self) -> dict[str, Any]:
         """p50/p99 of both, of the per-question overhead, and p50 of each stage."""
@@ -105,6 +108,7 @@ class Phase:
             "stages_p50_ms": {
                 name: _ms(percentile([s[name] for s in stages], 50)) for name in STAGES
             },
+            **({"background": self.load} if self.load is not None else {}),
         }
 
 
@@ -211,33 +215,6 @@ def model_arrivals(sim_url: str, since: float) -> dict[str, float]:
     return found
 
 
-def background_load(base_url: str, token: str, rate: float, stop: Any, ready: Any) -> None:
-    """In a process of its own: submit other questions at `rate` a second until told to stop."""
-
-    async def offer() -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
-
-            async def one(n: int) -> None:
-                body = {"message": f"What is a topic? (load {n})"}
-                with contextlib.suppress(httpx.HTTPError):  # the submit's cost is not measured
-                    await http.post("/v1/chat/jobs", json=body, headers=headers)
-
-            tasks: set[asyncio.Task[None]] = set()
-            begin, n = time.perf_counter(), 0
-            ready.set()
-            while not stop.is_set():
-                await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
-                task = asyncio.create_task(one(n))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                n += 1
-            await asyncio.gather(*tasks)
-
-    asyncio.run(offer())
-
-
 def _time_searches(env: dict[str, str], count: int) -> list[float]:
     # In a child process: the worker's settings come from its environment.
     os.environ.clear()
@@ -288,26 +265,30 @@ def run_phase(
     token: str,
     name: str,
     count: int,
-    rate: float,
+    rate: float = 0.0,
     patience: float = 30.0,
+    mix: list[str] | None = None,
 ) -> Phase:
-    """One phase, under a background load of `rate` submits a second if not 0."""
+    """One phase, under a background load of `rate` submits a second if not 0: repeats of
+    `mix`, or new questions when it is empty (bench/first_word_load.py)."""
     since = time.time() - 1
     context = multiprocessing.get_context("spawn")
-    stop, ready = context.Event(), context.Event()
+    stop, ready, out = context.Event(), context.Event(), context.Queue()
     loader = None
     if rate:
-        target = background_load
-        loader = context.Process(target=target, args=(stack.base_url, token, rate, stop, ready))
+        args = (stack.base_url, token, rate, mix or [], stop, ready, out)
+        loader = context.Process(target=background_load, args=args)
         loader.start()
         ready.wait(60)
         time.sleep(2)  # the load reaches its steady state
+    began = time.monotonic()
     try:
         phase = measure(stack.base_url, sim_url, token, name, count, patience)
     finally:
         stop.set()
-        if loader is not None:
-            loader.join(timeout=120)
+    if loader is not None:
+        phase.load = load_summary(stack.base_url, token, out, time.monotonic() - began + 2)
+        loader.join(timeout=120)
     arrivals = model_arrivals(sim_url, since)
     for question in phase.ours:
         question.model_called = arrivals.get(question.tag, 0.0)
@@ -343,8 +324,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 idle = run_phase(stack, sim_url, token, "idle", args.questions, 0)
                 result["idle"] = idle.summary()
                 if args.load:
+                    mix = (
+                        prime(stack.base_url, token, args.primed)
+                        if args.load_mix == "cached"
+                        else []
+                    )
+                    result["load_mix"] = args.load_mix
+                    result["load_questions"] = len(mix)
+                    if args.load_mix == "cached" and not mix:
+                        raise RuntimeError("no primed question was answered from the cache")
                     loaded = run_phase(
-                        stack, sim_url, token, "loaded", args.questions, args.load, args.patience
+                        stack,
+                        sim_url,
+                        token,
+                        "loaded",
+                        args.questions,
+                        args.load,
+                        args.patience,
+                        mix,
                     )
                     result[f"load_{args.load:g}_per_s"] = loaded.summary()
                 # The worker holds the local index: time the same searches once it has stopped.
@@ -376,6 +373,14 @@ def report(result: dict[str, Any]) -> None:
     for name, row in phases:
         stages = row["stages_p50_ms"]
         print(f"| {name} | " + " | ".join(str(stages[stage]) for stage in STAGES) + " |")
+    for name, row in phases:
+        if "background" in row:
+            load = row["background"]
+            print(f"\n{name}: background load ({result.get('load_mix')} mix, "
+                  f"{result.get('load_questions')} questions repeated): {load['submitted']} "
+                  f"submits, {load['submits_per_s']}/s, {load['refused']} refused; of "
+                  f"{load['sampled']} sampled: {load['sampled_statuses']}, "
+                  f"{load['sampled_cached']} from the cache")  # fmt: skip
     if "retrieval_p50_ms" in result:
         print()
         print(f"retrieval alone (inside before_model): p50 {result['retrieval_p50_ms']} ms, "
@@ -393,6 +398,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--patience", type=float, default=30, help="seconds a question may wait for its word"
     )
+    parser.add_argument(
+        "--load-mix",
+        choices=MIXES,
+        default="cached",
+        help="the load's questions: repeats the answer cache answers, or new ones (model calls)",
+    )
+    parser.add_argument("--primed", type=int, default=10, help="questions the cached mix repeats")
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads")
     parser.add_argument("--ttft", type=float, default=0.2, help="the simulator's first token, s")
     parser.add_argument("--per-token", type=float, default=0.0)

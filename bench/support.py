@@ -151,7 +151,7 @@ class BenchStack:
         """Ingest a textbook folder through the stack's worker (`bookchat ingest`)."""
         self._run(["ingest", str(folder), "--timeout", "600"], wait=True)
 
-    def wait_ready(self, timeout: float = 60, need_workers: bool = True) -> None:
+    def wait_ready(self, timeout: float = 180, need_workers: bool = True) -> None:
         """Wait until /readyz says a worker consumes the chat queue (the index may come later)."""
         needed = ("database", "redis", "workers") if need_workers else ("database", "redis")
         deadline = time.monotonic() + timeout

@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from common.accounts.profiles import ReaderProfileIn, user_and_profile
+from common.accounts.profiles import ReaderProfileIn
 from common.accounts.quotas import Spender, spender_of
 from common.book.retrieval.guardrail import Coverage
 from common.book.retrieval.passages import Passage
-from common.jobs.chat_jobs import claim_chat_job, conversation_history, runnable_chat_job
+from common.jobs.chat_jobs import claim_chat_job, job_context, runnable_chat_job
 from common.llm.base import GenerationStopped
 from common.llm.metrics import CallStats
 from common.platform.db import run_unit
@@ -64,8 +64,8 @@ def _claim_in(session: Session, res: WorkerResources, job_id: uuid.UUID) -> JobI
     if job is None:
         return None
     chat = job.task == "chat"  # chapter jobs have no conversation
-    history = conversation_history(session, job, res.settings.history_turns) if chat else []
-    user, profile = user_and_profile(session, job.user_id)
+    turns = res.settings.history_turns if chat else 0
+    user, profile, history = job_context(session, job, turns)
     job = claim_chat_job(session, job_id, res.retry_policy.job_lease_s, res.worker_name)
     if job is None:  # another worker claimed it since the read
         return None

@@ -28,9 +28,9 @@ from common.jobs.cached_answers import (
     ZERO_USAGE,
     CachedAnswer,
     Twin,
-    cache_source,
+    cache_sources,
     complete_from_cache,
-    twin_of,
+    twins_of,
 )
 from common.jobs.job_endings import ending_events
 from common.jobs.question_match import veto
@@ -80,11 +80,20 @@ def serve_cached(attempt: Attempt, probe: CacheProbe) -> bool:
     """Answer the job from the cache; False when nothing stored may answer it."""
     res, job = attempt.res, attempt.job
     bound = res.settings.answer_cache_min_similarity
-    for source_id, similarity in res.answer_cache.nearest(probe.key, probe.vector, bound):
-        if source_id == job.id:
-            continue
-        labels = res.settings.answer_cache_labels
-        source = attempt.record(partial(cache_source, job_id=source_id, labels=labels))
+    near = [
+        (source_id, similarity)
+        for source_id, similarity in res.answer_cache.nearest(probe.key, probe.vector, bound)
+        if source_id != job.id
+    ]
+    if not near:
+        return False
+    labels = res.settings.answer_cache_labels
+    # One read for all candidates: the veto below needs each one's text, which the row holds.
+    sources = attempt.record(
+        partial(cache_sources, job_ids=[source_id for source_id, _ in near], labels=labels)
+    )
+    for source_id, similarity in near:
+        source = sources.get(source_id)
         if source is None:
             _forget(attempt, probe.key, source_id)
             continue
@@ -119,10 +128,12 @@ def _find_twin_or_mark(attempt: Attempt, probe: CacheProbe) -> float | None:
     res, job = attempt.res, attempt.job
     bound = res.settings.answer_cache_min_similarity
     ended = False
-    for twin_id, _ in res.answer_cache.nearest_pending(probe.key, probe.vector, bound):
-        if twin_id == job.id:
-            continue
-        twin = attempt.record(partial(twin_of, job_id=twin_id))
+    pending = res.answer_cache.nearest_pending(probe.key, probe.vector, bound)
+    near = [twin_id for twin_id, _ in pending if twin_id != job.id]
+    # One read for all of them: a question asked often has many near twins marked pending.
+    twins = attempt.record(partial(twins_of, job_ids=near)) if near else {}
+    for twin_id in near:
+        twin = twins.get(twin_id)
         if twin is None or not (twin.active or twin.answered):
             # Gone, failed or cancelled: it says nothing about the question; this job takes over.
             res.answer_cache.clear_pending(probe.key, twin_id)

@@ -10,10 +10,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.platform.models import ReaderProfile, User, utcnow
+from common.platform.models import ReaderProfile, utcnow
 
 SoftwareLevel = Literal["beginner", "intermediate", "advanced"]
 # none: never worked with robots; some: robotics projects, little or no ROS 2; ros2: uses ROS 2.
@@ -114,7 +113,8 @@ class ReaderProfileOut(ReaderProfileIn):
     updated_at: datetime | None
 
 
-def _as_input(row: ReaderProfile) -> ReaderProfileIn:
+def profile_input(row: ReaderProfile) -> ReaderProfileIn:
+    """A saved profile row as the profile a job is answered with."""
     return ReaderProfileIn.model_validate(
         {
             "software_level": row.software_level,
@@ -130,22 +130,7 @@ def _as_input(row: ReaderProfile) -> ReaderProfileIn:
 def get_profile(session: Session, user_id: uuid.UUID) -> ReaderProfileIn | None:
     """The user's saved profile, or None when they never saved one."""
     row = session.get(ReaderProfile, user_id)
-    return _as_input(row) if row is not None else None
-
-
-def user_and_profile(
-    session: Session, user_id: uuid.UUID
-) -> tuple[User | None, ReaderProfileIn | None]:
-    """The account and its saved profile in one query (a worker reads both for every job)."""
-    row = session.execute(
-        select(User, ReaderProfile)
-        .outerjoin(ReaderProfile, ReaderProfile.user_id == User.id)
-        .where(User.id == user_id)
-    ).first()
-    if row is None:
-        return None, None
-    user, profile = row
-    return user, _as_input(profile) if profile is not None else None
+    return profile_input(row) if row is not None else None
 
 
 def show_profile(session: Session, user_id: uuid.UUID) -> ReaderProfileOut:
@@ -153,7 +138,9 @@ def show_profile(session: Session, user_id: uuid.UUID) -> ReaderProfileOut:
     row = session.get(ReaderProfile, user_id)
     if row is None:
         return ReaderProfileOut(exists=False, updated_at=None)
-    return ReaderProfileOut(**_as_input(row).model_dump(), exists=True, updated_at=row.updated_at)
+    return ReaderProfileOut(
+        **profile_input(row).model_dump(), exists=True, updated_at=row.updated_at
+    )
 
 
 def save_profile(session: Session, user_id: uuid.UUID, data: ReaderProfileIn) -> ReaderProfileOut:

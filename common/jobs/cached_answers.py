@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Exists, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from common.jobs.chat_jobs import complete_chat_job
 from common.platform.models import (
@@ -63,38 +63,47 @@ def is_cacheable(
     )
 
 
-def rated_down(session: Session, job_id: uuid.UUID) -> bool:
-    """A reader rated this answer, or a copy of it, down."""
-    copies = select(ChatJob.id).where(ChatJob.cached_from_job_id == job_id)
-    down = exists().where(
+def _rated_down() -> Exists:
+    # A reader rated the job's answer, or a copy of it, down. One level below the outer job,
+    # so that it correlates (a nested IN would read every job's copies).
+    rated = aliased(ChatJob)
+    return exists().where(
         AnswerFeedback.rating == FeedbackRating.DOWN.value,
-        or_(AnswerFeedback.job_id == job_id, AnswerFeedback.job_id.in_(copies)),
+        AnswerFeedback.job_id == rated.id,
+        or_(rated.id == ChatJob.id, rated.cached_from_job_id == ChatJob.id),
     )
-    return bool(session.scalar(select(down)))
 
 
-def cache_source(
-    session: Session, job_id: uuid.UUID, labels: Collection[str] = DEFAULT_LABELS
-) -> CachedAnswer | None:
-    """The job's answer if it may still be served again; None if not (or the job is gone)."""
-    job = session.get(ChatJob, job_id)
-    if job is None or not is_cacheable(
-        job.status, job.label, job.task, job.cached_from_job_id, labels
-    ):
-        return None
-    if job.answer is None or job.model is None or rated_down(session, job_id):
-        return None
-    return CachedAnswer(
-        job.id,
-        job.message,
-        job.answer,
-        list(job.citations or []),
-        list(job.sources or []),
-        job.model,
-        job.label,
-        job.top_similarity,
-        job.profile_applied,
+def cache_sources(
+    session: Session, job_ids: list[uuid.UUID], labels: Collection[str] = DEFAULT_LABELS
+) -> dict[uuid.UUID, CachedAnswer]:
+    """The answers of these jobs that may still be served again, in one query; a job gone, not
+    cacheable or rated down is left out."""
+    if not job_ids:
+        return {}
+    rows = session.execute(
+        select(ChatJob, _rated_down().correlate(ChatJob)).where(ChatJob.id.in_(job_ids))
     )
+    found = {}
+    for job, down in rows:
+        if down or not is_cacheable(
+            job.status, job.label, job.task, job.cached_from_job_id, labels
+        ):
+            continue
+        if job.answer is None or job.model is None:
+            continue
+        found[job.id] = CachedAnswer(
+            job.id,
+            job.message,
+            job.answer,
+            list(job.citations or []),
+            list(job.sources or []),
+            job.model,
+            job.label,
+            job.top_similarity,
+            job.profile_applied,
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -107,16 +116,23 @@ class Twin:
     due_at: datetime | None  # when a queued one runs again
 
 
-def twin_of(session: Session, job_id: uuid.UUID) -> Twin | None:
-    """What a waiting job needs to know of its twin; None if the twin is gone."""
-    row = session.execute(
-        select(ChatJob.message, ChatJob.status, ChatJob.due_at).where(ChatJob.id == job_id)
-    ).first()
-    if row is None:
-        return None
-    active = row.status in (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
-    answered = row.status in (JobStatus.COMPLETED.value, JobStatus.INCOMPLETE.value)
-    return Twin(row.message, active, answered, row.due_at)
+def twins_of(session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, Twin]:
+    """What a waiting job needs to know of its twins, in one query; a twin that is gone is
+    left out."""
+    if not job_ids:
+        return {}
+    rows = session.execute(
+        select(ChatJob.id, ChatJob.message, ChatJob.status, ChatJob.due_at).where(
+            ChatJob.id.in_(job_ids)
+        )
+    )
+    return {row.id: _twin(row.message, row.status, row.due_at) for row in rows}
+
+
+def _twin(message: str, status: str, due_at: datetime | None) -> Twin:
+    active = status in (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value)
+    answered = status in (JobStatus.COMPLETED.value, JobStatus.INCOMPLETE.value)
+    return Twin(message, active, answered, due_at)
 
 
 def complete_from_cache(

@@ -14,8 +14,9 @@ from celery import Celery
 from redis import RedisError
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 
+from common.accounts.profiles import ReaderProfileIn, profile_input
 from common.accounts.token_reservations import Reservation
 from common.jobs.events import JobEvents
 from common.jobs.lifecycle import claim_job, finish_attempt
@@ -29,7 +30,15 @@ from common.platform.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from common.platform.models import ChatJob, Conversation, JobKind, JobStatus, utcnow
+from common.platform.models import (
+    ChatJob,
+    Conversation,
+    JobKind,
+    JobStatus,
+    ReaderProfile,
+    User,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -417,21 +426,43 @@ def fail_queued_chat_job(session: Session, job_id: uuid.UUID, code: str, message
     )
 
 
-def conversation_history(session: Session, job: ChatJob, turns: int) -> list[tuple[str, str]]:
-    """The last answered (question, answer) turns before this job in its conversation.
+# Built once: an aliased statement costs more to build and key for the cache than to run.
+_PRIOR = aliased(ChatJob, name="prior")
+_JOB_CONTEXT = (
+    select(User, ReaderProfile, _PRIOR.message, _PRIOR.answer)
+    .outerjoin(ReaderProfile, ReaderProfile.user_id == User.id)
+    .outerjoin(
+        _PRIOR,
+        (_PRIOR.conversation_id == bindparam("conversation_id"))
+        & (_PRIOR.created_at < bindparam("created_at"))
+        & _PRIOR.status.in_(_ANSWERED),
+    )
+    .where(User.id == bindparam("user_id"))
+    .order_by(_PRIOR.created_at.desc())
+    .limit(bindparam("turns"))
+)
 
-    An `incomplete` answer counts: the reader saw its text.
+
+def job_context(
+    session: Session, job: ChatJob, turns: int
+) -> tuple[User | None, ReaderProfileIn | None, list[tuple[str, str]]]:
+    """The job's account, its saved profile and the last `turns` answered (question, answer)
+    turns before it in its conversation, oldest first, in one query: a worker reads all three
+    before every answer.
+
+    An `incomplete` answer counts: the reader saw its text. One row per earlier turn, each
+    carrying the account; a first turn is one row.
     """
-    if turns <= 0:
-        return []
-    rows = session.scalars(
-        select(ChatJob)
-        .where(
-            ChatJob.conversation_id == job.conversation_id,
-            ChatJob.created_at < job.created_at,
-            ChatJob.status.in_(_ANSWERED),
-        )
-        .order_by(ChatJob.created_at.desc())
-        .limit(turns)
-    ).all()
-    return [(row.message, row.answer or "") for row in reversed(rows)]
+    # Chapter jobs have no conversation: a NULL id matches no earlier turn.
+    params = {
+        "user_id": job.user_id,
+        "conversation_id": job.conversation_id if turns > 0 else None,
+        "created_at": job.created_at,
+        "turns": max(turns, 1),
+    }
+    rows = session.execute(_JOB_CONTEXT, params).all()
+    if not rows:
+        return None, None, []
+    user, profile = rows[0][0], rows[0][1]
+    history = [(row[2], row[3] or "") for row in reversed(rows) if row[2] is not None]
+    return user, profile_input(profile) if profile is not None else None, history

@@ -15,8 +15,8 @@ from common.jobs.chat_jobs import (
     cancel_chat_job,
     claim_chat_job,
     complete_chat_job,
-    conversation_history,
     fail_chat_job,
+    job_context,
     submit_chat_job,
 )
 from common.jobs.lifecycle import job_attempts, trace_summary
@@ -269,10 +269,11 @@ def test_history_is_the_last_completed_turns_in_order(session: Session, user: Us
     failed.created_at = base + timedelta(seconds=4)
     session.flush()
 
-    assert conversation_history(session, current, 2) == [("Q1", "A-Q1"), ("Q2", "A-Q2")]
-    everything = conversation_history(session, current, 10)
+    assert job_context(session, current, 2)[2] == [("Q1", "A-Q1"), ("Q2", "A-Q2")]
+    everything = job_context(session, current, 10)[2]
     assert everything == [("Q0", "A-Q0"), ("Q1", "A-Q1"), ("Q2", "A-Q2")]
-    assert conversation_history(session, current, 0) == []
+    assert job_context(session, current, 0)[2] == []
+    assert job_context(session, current, 2)[0] == user
 
 
 def test_timestamps_come_back_aware_in_utc(session: Session, user: User) -> None:
