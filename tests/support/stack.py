@@ -51,6 +51,10 @@ GENEROUS_LIMITS: dict[str, Any] = {
     "guest_daily_tokens": 0,
     "guest_address_daily_tokens": 0,
     "llm_daily_token_budget": 0,
+    # Stacks of one session share a database, and some leave jobs queued on purpose (no worker
+    # drains them): admission would refuse every later test's submit once the oldest waited
+    # past the default 300 s. tests/web/test_admission.py sets its own bounds.
+    "admission_max_wait_seconds": 86400,
 }
 
 
