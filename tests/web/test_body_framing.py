@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bench.streams import WebProcess, start_web
-from bench.support import free_port
-from common.platform.migrate import upgrade_database
-from tests.support.stack import make_settings, settings_env
+from bench.streams import WebProcess
+from tests.support.web_process import migrated_settings, serving
 
 HEAD = (
     b"POST /v1/auth/login HTTP/1.1\r\nHost: bookchat\r\nContent-Type: application/json\r\n"
@@ -23,12 +20,8 @@ HEAD = (
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[WebProcess]:
     """gunicorn as `bookchat web` runs it, with a database of its own."""
-    var_dir: Path = tmp_path_factory.mktemp("framing")
-    settings = make_settings(var_dir, f"{redis_base_url}/0", port=free_port())
-    upgrade_database(settings)
-    running = start_web(settings, settings_env(settings))
-    yield running
-    running.stop()
+    with serving(migrated_settings(tmp_path_factory.mktemp("framing"), redis_base_url)) as running:
+        yield running
 
 
 def _exchange(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:

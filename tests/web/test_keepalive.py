@@ -12,14 +12,11 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bench.streams import WebProcess, start_web
-from bench.support import free_port
-from common.platform.migrate import upgrade_database
-from tests.support.stack import make_settings, settings_env
+from bench.streams import WebProcess
+from tests.support.web_process import migrated_settings, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 LATE_S = 6.0  # longer than the 5 s the server used to allow, far below its keep-alive now
@@ -29,12 +26,10 @@ REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Iterator[WebProcess]:
     """gunicorn as `bookchat web` runs it, on the embedded default's SQLite."""
-    var_dir: Path = tmp_path_factory.mktemp("keepalive")
-    settings = make_settings(var_dir, f"{redis_base_url}/0", port=free_port())
-    upgrade_database(settings)
-    running = start_web(settings, settings_env(settings))
-    yield running
-    running.stop()
+    with serving(
+        migrated_settings(tmp_path_factory.mktemp("keepalive"), redis_base_url)
+    ) as running:
+        yield running
 
 
 def _response(conn: socket.socket) -> bytes:

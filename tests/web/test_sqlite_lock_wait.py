@@ -14,17 +14,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from bench.streams import WebProcess, start_web
-from bench.support import free_port
-from common.platform.migrate import upgrade_database
+from bench.streams import WebProcess
 from common.platform.settings import Settings
-from tests.support.stack import TEST_PASSWORD, make_settings, settings_env
+from tests.support.stack import TEST_PASSWORD
+from tests.support.web_process import migrated_settings, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 ROUNDS = 20  # requests answered while the submit waits for the lock
@@ -44,18 +42,14 @@ print("released", flush=True)
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> Settings:
     """The embedded default's SQLite in a folder of this module's own."""
-    var_dir: Path = tmp_path_factory.mktemp("sqlite-lock")
-    configured = make_settings(var_dir, f"{redis_base_url}/0", port=free_port())
-    upgrade_database(configured)
-    return configured
+    return migrated_settings(tmp_path_factory.mktemp("sqlite-lock"), redis_base_url)
 
 
 @pytest.fixture(scope="module")
 def web(settings: Settings) -> Iterator[WebProcess]:
     """gunicorn as `bookchat web` runs it."""
-    running = start_web(settings, settings_env(settings))
-    yield running
-    running.stop()
+    with serving(settings) as running:
+        yield running
 
 
 def test_the_api_answers_while_a_submit_waits_for_the_lock(

@@ -19,7 +19,6 @@ from bench.streams import (
     make_jobs,
     publish_to_all,
     raise_fd_limit,
-    start_web,
 )
 from bench.support import free_port
 from cli.processes import web_command
@@ -27,7 +26,8 @@ from common.jobs.events import JobEvents
 from common.platform.migrate import upgrade_database
 from common.platform.redis_client import make_redis
 from common.platform.settings import Settings
-from tests.support.stack import make_settings, settings_env
+from tests.support.stack import make_settings
+from tests.support.web_process import serving
 
 pytestmark = (
     pytest.mark.slow
@@ -55,9 +55,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> S
 @pytest.fixture(scope="module")
 def web(settings: Settings) -> Iterator[WebProcess]:
     """gunicorn as `bookchat web` runs it."""
-    running = start_web(settings, settings_env(settings))
-    yield running
-    running.stop()
+    with serving(settings) as running:
+        yield running
 
 
 def test_the_web_command_runs_gevent_from_the_shared_config(settings: Settings) -> None:

@@ -17,11 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.streams import WebProcess, raise_fd_limit, start_web
+from bench.streams import WebProcess, raise_fd_limit
 from bench.support import free_port
 from common.platform.migrate import upgrade_database
 from common.platform.settings import Settings
-from tests.support.stack import make_settings, settings_env
+from tests.support.stack import make_settings
+from tests.support.web_process import serving
 
 ATTEMPTS = 1000
 PATIENCE = 20.0  # seconds; a ping could not free a slot before 30 s
@@ -46,9 +47,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, redis_base_url: str) -> S
 @pytest.fixture(scope="module")
 def web(settings: Settings) -> Iterator[WebProcess]:
     """gunicorn as `bookchat web` runs it."""
-    running = start_web(settings, settings_env(settings))
-    yield running
-    running.stop()
+    with serving(settings) as running:
+        yield running
 
 
 @dataclass

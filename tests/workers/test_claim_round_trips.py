@@ -16,7 +16,7 @@ from common.platform.db import session_scope
 from common.platform.models import AnswerFeedback, ChatJob, FeedbackRating, JobStatus
 from tests.support.stack import NewStack, Stack
 from workers.attempts import Attempt, claim
-from workers.cached_answers import cache_probe, serve_cached, wait_for_twin
+from workers.cached_answers import CacheProbe, cache_probe, serve_cached, wait_for_twin
 from workers.job_stream import JobStream
 from workers.resources import WorkerResources
 
@@ -86,16 +86,22 @@ def test_a_follow_ups_claim_reads_its_history_in_the_same_statement(
     assert len(sent) == 4, sent  # as a first turn's: the history rides in the context's read
 
 
-def test_near_twins_are_read_in_one_query(claim_stack: Stack, res: WorkerResources) -> None:
-    """However many near questions are marked pending, the twin check reads them at once."""
-    headers = claim_stack.signup()
-    twins = [claim_stack.submit(headers, message=f"What is node {n}?")["id"] for n in (1, 2, 3)]
-    job_id = uuid.UUID(claim_stack.submit(headers, message="What is node 4?")["id"])
+def _claimed(res: WorkerResources, job_id: uuid.UUID) -> tuple[Attempt, CacheProbe]:
+    """The job claimed as a worker would, and its probe of the answer cache."""
     job = claim(res, job_id)
     assert job is not None
     attempt = Attempt(res, job, JobStream(res.events, job_id, job.attempt))
     probe = cache_probe(attempt)
     assert probe is not None
+    return attempt, probe
+
+
+def test_near_twins_are_read_in_one_query(claim_stack: Stack, res: WorkerResources) -> None:
+    """However many near questions are marked pending, the twin check reads them at once."""
+    headers = claim_stack.signup()
+    twins = [claim_stack.submit(headers, message=f"What is node {n}?")["id"] for n in (1, 2, 3)]
+    job_id = uuid.UUID(claim_stack.submit(headers, message="What is node 4?")["id"])
+    attempt, probe = _claimed(res, job_id)
     for twin in twins:  # as near as can be; their numbers tell them apart (`veto`)
         res.answer_cache.mark_pending(probe.key, uuid.UUID(twin), probe.vector)
 
@@ -120,11 +126,7 @@ def test_near_cached_answers_are_read_in_one_query(
             .values(status=JobStatus.COMPLETED.value, label="answered", answer="A.", model="m")
         )
     job_id = uuid.UUID(claim_stack.submit(headers, message="What is topic 4?")["id"])
-    job = claim(res, job_id)
-    assert job is not None
-    attempt = Attempt(res, job, JobStream(res.events, job_id, job.attempt))
-    probe = cache_probe(attempt)
-    assert probe is not None
+    attempt, probe = _claimed(res, job_id)
     for source in sources:  # as near as can be; their numbers tell them apart (`veto`)
         res.answer_cache.store(probe.key, uuid.UUID(source), probe.vector)
 

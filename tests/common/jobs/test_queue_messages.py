@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +24,6 @@ from common.jobs.queue import (
     chat_publisher,
     enqueue_chat_job,
     job_id_of,
-    make_celery,
     request_headers,
     task_id,
     waiting_job_ids,
@@ -34,7 +31,6 @@ from common.jobs.queue import (
 from common.jobs.repeat_lane import repeat_hint_key, write_repeat_hint
 from common.platform.logging_setup import REQUEST_ID_HEADER, request_id_bound
 from tests.support.redis_server import RedisServer
-from tests.support.stack import make_settings
 
 # What differs from one message to the next: the task's id (and what repeats it) and the
 # transport's per-message tags. Everything else must be byte for byte Celery's.
@@ -45,20 +41,6 @@ PER_MESSAGE = {
     ("properties", "reply_to"),
     ("properties", "delivery_tag"),
 }
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own: the chat queue's list is this test's alone."""
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def celery(tmp_path: Path, broker: RedisServer) -> Celery:
-    """The app as the API builds it."""
-    return make_celery(make_settings(tmp_path, broker.url))
 
 
 def _pop_one(client: redis.Redis, queue: str = CHAT_QUEUE) -> dict[str, Any]:

@@ -6,10 +6,7 @@ Real Redis; the script runs as the API runs it (`enqueue_chat_job` with the hint
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 from celery import Celery
 
@@ -17,28 +14,12 @@ from common.jobs.queue import (
     CHAT_QUEUE,
     CHAT_REPEATS_QUEUE,
     enqueue_chat_job,
-    make_celery,
     pool_queues,
     waiting_job_ids,
     with_fast_lane,
 )
 from common.jobs.repeat_lane import INDEX_VERSION_KEY, repeat_hint_key, write_repeat_hint
 from tests.support.redis_server import RedisServer
-from tests.support.stack import make_settings
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own."""
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def celery(tmp_path: Path, broker: RedisServer) -> Celery:
-    """The app as the API builds it."""
-    return make_celery(make_settings(tmp_path, broker.url))
 
 
 def _where(celery: Celery, job_id: uuid.UUID) -> str:
