@@ -109,9 +109,14 @@ def test_ctrl_c_stops_everything_five_times_in_a_row(tmp_path: Path) -> None:
         (False, True, True, False),
     ]
     for number, (whole_group, in_flight, traffic, twice) in enumerate(runs, 1):
-        # The traffic is many submits by one reader: past the default per-user limit.
+        # The traffic is many submits by one reader: past the default per-user limit and, on a
+        # slow machine, past the daily token quota (each waiting question holds some tokens).
         dev = DevRun.start(
-            var_dir, tmp_path / f"dev{number}.log", cwd=tmp_path, RATE_LIMIT_SUBMIT="10000/minute"
+            var_dir,
+            tmp_path / f"dev{number}.log",
+            cwd=tmp_path,
+            RATE_LIMIT_SUBMIT="10000/minute",
+            USER_DAILY_TOKENS="0",
         )
         clients: Traffic | None = None
         try:

@@ -9,10 +9,8 @@ the backlog, so only after all but the last two had completed.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -80,7 +78,7 @@ def test_a_repeat_does_not_wait_for_a_thread_held_by_the_backlog(
         reader, lane_stack.submit(reader, message="What is a ROS 2 node?")["id"]
     )
     assert source["status"] == "completed" and source["label"] == "answered", source
-    sim.update_config(ttft_s=15.0)  # each backlog job holds its thread for 15 s
+    sim.update_config(ttft_s=60.0)  # each backlog job holds its thread for a minute
 
     headers = lane_stack.signup("class")
     # Not the other test's backlog: its answers, stored in the same database and Redis by
@@ -95,14 +93,10 @@ def test_a_repeat_does_not_wait_for_a_thread_held_by_the_backlog(
         f"the backlog did not take both threads\n{lane_stack.worker_log()}",
     )
     classmate = lane_stack.signup("classmate")
-    started = time.monotonic()
     repeat_id = lane_stack.submit(classmate, message="What is a ROS 2 node?")["id"]
     repeat = lane_stack.wait(classmate, repeat_id)
-    waited = time.monotonic() - started
 
     assert repeat["status"] == "completed" and repeat["cached"] is True, repeat
     # Both pool threads still wait for their first token: the lane's own thread answered.
-    assert JobStatus.COMPLETED.value not in _statuses(lane_stack, backlog)
-    created = datetime.fromisoformat(repeat["created_at"])
-    assert (datetime.fromisoformat(repeat["completed_at"]) - created).total_seconds() < 5
-    assert waited < 10, waited
+    statuses = _statuses(lane_stack, backlog)
+    assert JobStatus.COMPLETED.value not in statuses, (statuses, lane_stack.worker_log())
