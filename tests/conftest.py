@@ -37,10 +37,21 @@ BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under tests/browser `browser`, so `make test-fast` can leave them out."""
+    """Mark every test under tests/browser `browser`, so `make test-fast` can leave them out;
+    then put the files of slow and browser tests first.
+
+    `make test` hands whole files to its processes in collection order: a minutes-long file
+    handed out last would leave the other process idle until it ends.
+    """
     for item in items:
         if BROWSER_TESTS in item.path.parents:
             item.add_marker(pytest.mark.browser)
+    heavy = {
+        item.path
+        for item in items
+        if item.get_closest_marker("slow") or item.get_closest_marker("browser")
+    }
+    items.sort(key=lambda item: item.path not in heavy)  # stable: a file's tests stay together
 
 
 @pytest.fixture(scope="session", autouse=True)
