@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.book.retrieval.embeddings import Embedder
 from common.book.retrieval.guardrail import Guardrail
+from common.book.retrieval.recent_queries import RecentQueries
 from common.book.retrieval.retriever import Retriever
 from common.book.retrieval.search import TextbookSearch
 from common.book.retrieval.store import TextbookIndex, make_qdrant
@@ -72,8 +73,9 @@ class WorkerResources:
 
     @cached_property
     def embedder(self) -> Embedder:
-        """The embedding model (offline MiniLM unless EMBEDDINGS=openai)."""
-        return make_embedder(self.settings, self.llm)
+        """The embedding model (offline MiniLM unless EMBEDDINGS=openai); a question asked
+        again, or claimed again after a wait, is embedded once."""
+        return RecentQueries(make_embedder(self.settings, self.llm))
 
     @cached_property
     def index(self) -> TextbookIndex:
