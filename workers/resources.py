@@ -75,7 +75,9 @@ class WorkerResources:
     def embedder(self) -> Embedder:
         """The embedding model (offline MiniLM unless EMBEDDINGS=openai); a question asked
         again, or claimed again after a wait, is embedded once."""
-        return RecentQueries(make_embedder(self.settings, self.llm))
+        embedder = make_embedder(self.settings, self.llm)
+        remembered = self.settings.query_vectors_remembered
+        return RecentQueries(embedder, remembered) if remembered else embedder
 
     @cached_property
     def index(self) -> TextbookIndex:

@@ -197,6 +197,9 @@ class Settings(BaseSettings):
     # burns CPU while it waits), and how streamed deltas are batched into Redis writes.
     embedding_threads: int | None = Field(default=None, ge=1, le=64)  # None: one per core
     embedding_spinning: bool = False
+    # Query vectors each worker process keeps (workers/resources.py): a job claimed again
+    # after its rate-limit wait, or a question asked again, is embedded once. 0: off.
+    query_vectors_remembered: int = Field(default=2048, ge=0, le=1_000_000)
     # CPU priority of worker processes (nice increment, 0-19): the API comes first.
     worker_nice: int = Field(default=10, ge=0, le=19)
     delta_flush_ms: float = Field(default=50.0, ge=0, le=1000)

@@ -20,13 +20,11 @@ import numpy as np
 
 from common.book.retrieval.embeddings import Embedder
 
-DEFAULT_SIZE = 2048
-
 
 class RecentQueries:
     """Wraps an embedder: `embed_query` of a recently seen text costs a dictionary lookup."""
 
-    def __init__(self, embedder: Embedder, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, embedder: Embedder, size: int) -> None:
         self.embedder = embedder
         self.name, self.dimension = embedder.name, embedder.dimension
         self.size = size

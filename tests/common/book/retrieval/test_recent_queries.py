@@ -33,7 +33,7 @@ class CountingEmbedder:
 
 def test_a_query_asked_again_is_embedded_once_with_the_same_vector() -> None:
     inner = CountingEmbedder()
-    memory = RecentQueries(inner)
+    memory = RecentQueries(inner, size=16)
 
     first = memory.embed_query("What is a ROS 2 node?")
     again = memory.embed_query("What is a ROS 2 node?")
@@ -47,7 +47,7 @@ def test_a_query_asked_again_is_embedded_once_with_the_same_vector() -> None:
 
 
 def test_changing_a_returned_vector_does_not_change_the_remembered_one() -> None:
-    memory = RecentQueries(CountingEmbedder())
+    memory = RecentQueries(CountingEmbedder(), size=16)
     memory.embed_query("nodes").append(99.0)
     memory.embed_query("nodes")[0] = -1.0
 
@@ -70,7 +70,7 @@ def test_the_least_recently_used_query_is_forgotten_first() -> None:
 
 def test_documents_are_embedded_every_time_and_not_remembered_as_queries() -> None:
     inner = CountingEmbedder()
-    memory = RecentQueries(inner)
+    memory = RecentQueries(inner, size=16)
 
     assert memory.embed_documents(["x", "yy"]) == [[1.0, 120.0, 0.5], [2.0, 121.0, 0.5]]
     memory.embed_documents(["x"])
@@ -100,7 +100,7 @@ def test_threads_asking_at_once_all_get_the_vector() -> None:
 
 def test_minilm_vectors_come_back_unchanged() -> None:
     model = LocalMiniLM()
-    memory = RecentQueries(model)
+    memory = RecentQueries(model, size=16)
 
     first = memory.embed_query("How does a ROS 2 node publish to a topic?")
 
